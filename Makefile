@@ -1,0 +1,32 @@
+# The two commands a newcomer needs: `make demo` and `make check`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo check lint test install clean
+
+$(BIN)/crmflow: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/crmflow
+
+## Run the end-to-end demo on loopback (starts a private Redis when none is reachable).
+demo: install
+	$(BIN)/crmflow demo
+
+## Everything CI runs: lint, format check, strict typing, the whole test suite.
+check: install lint test
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test:
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

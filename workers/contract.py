@@ -1,0 +1,52 @@
+"""The queue contract between receiver and workers: the ChangeEvent job, its name, its id and its codec. Pure."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+QUEUE_NAME = "crmflow:queue"
+PROCESS_CHANGE = "process_change"
+
+Source = Literal["zoho"]
+Operation = Literal["insert", "update", "delete"]
+
+# (source, module) pairs the workers know how to fetch and act on. Notifications for anything else are
+# acknowledged and counted by the receiver, never queued.
+SUPPORTED_MODULES: frozenset[tuple[str, str]] = frozenset({("zoho", "Appointments__s")})
+
+
+class ChangeEvent(BaseModel):
+    """One record changed in one CRM: the only message that crosses the queue."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: Source
+    module: str = Field(min_length=1, max_length=100)
+    record_id: str = Field(min_length=1, max_length=64)
+    operation: Operation
+    changed_fields: tuple[str, ...] = ()
+    # The sender's clock when it sent the notification (Zoho: server_time), epoch milliseconds.
+    notified_at_ms: int = Field(ge=0)
+    channel_id: str | None = None
+
+    def job_id(self) -> str:
+        """Deterministic arq job id: a redelivered notification maps to the same job and is not queued twice."""
+        return f"{self.source}:{self.module}:{self.record_id}:{self.operation}:{self.notified_at_ms}"
+
+
+def _fallback(obj: object) -> str:
+    # arq stores a failed job's exception in its result; keep that readable instead of dropping the result.
+    return repr(obj)
+
+
+def dumps(obj: Any) -> bytes:
+    """Serialize a job or a job result for Redis (JSON via orjson)."""
+    return orjson.dumps(obj, default=_fallback)
+
+
+def loads(data: bytes) -> Any:
+    """Deserialize what `dumps` wrote."""
+    return orjson.loads(data)
