@@ -1,0 +1,57 @@
+"""Zoho CRM Notification API callback body (what Zoho POSTs to a watch channel's notify_url). Pure.
+
+Format: https://www.zoho.com/crm/developer/docs/api/v7/notifications/enable.html (see
+../shared/reference/zoho-crm.md §1.4). Keys Zoho may add later are ignored, not rejected.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+
+
+def _id_as_text(value: object) -> object:
+    # Zoho record ids are 19-digit numbers sent as strings; accept a JSON integer too, never a float or bool.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+ZohoId = Annotated[str, BeforeValidator(_id_as_text), StringConstraints(pattern=r"^[0-9]{1,30}$")]
+
+
+class AffectedValues(BaseModel):
+    """New values of the changed fields of one record (only with return_affected_field_values)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    record_id: ZohoId
+    values: dict[str, Any]
+
+
+class ZohoNotification(BaseModel):
+    """One Zoho callback: an operation on one or more records of one module."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    server_time: int = Field(ge=0, description="Zoho's clock when it sent the callback, epoch ms")
+    module: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    ids: list[ZohoId] = Field(min_length=1)
+    operation: Literal["insert", "update", "delete"]
+    channel_id: ZohoId
+    token: str | None = None
+    affected_fields: list[dict[ZohoId, list[str]]] = Field(default_factory=list)
+    affected_values: list[AffectedValues] | None = None
+    query_params: dict[str, Any] = Field(default_factory=dict)
+    resource_uri: str | None = None
+
+    def changed_fields(self, record_id: str) -> tuple[str, ...]:
+        """The fields Zoho says changed on `record_id` (affected_fields and affected_values), sorted."""
+        names: set[str] = set()
+        for entry in self.affected_fields:
+            names.update(entry.get(record_id, ()))
+        for values in self.affected_values or ():
+            if values.record_id == record_id:
+                names.update(values.values)
+        return tuple(sorted(names))
