@@ -1,0 +1,111 @@
+"""ZohoClient over a MockTransport Zoho: auth header, 401 refresh-and-retry, error mapping."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+from arq.connections import ArqRedis
+from pydantic import SecretStr
+
+from workers.crm.zoho import ZohoClient
+from workers.crm.zoho_auth import ZohoTokens
+from workers.errors import CrmAuthError, CrmTransientError
+
+APPOINTMENT = {"id": "9", "Modified_Time": "2026-11-21T09:00:00+00:00", "Appointment_Name": "AC Repair"}
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def client(redis: ArqRedis, api: Handler, log: list[str]) -> ZohoClient:
+    issued = iter(range(1, 100))
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth/v2/token":
+            return httpx.Response(200, json={"access_token": f"t{next(issued)}", "expires_in": 3600})
+        log.append(f"{request.method} {request.url.path} {request.headers['authorization']}")
+        return api(request)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handle))
+    tokens = ZohoTokens(
+        redis,
+        http,
+        accounts_url="https://accounts.example",
+        client_id="c",
+        client_secret=SecretStr("s"),
+        refresh_token=SecretStr("r"),
+    )
+    return ZohoClient(http, api_domain="https://api.example", tokens=tokens)
+
+
+async def test_get_appointment_uses_the_shared_token(redis: ArqRedis) -> None:
+    log: list[str] = []
+    zoho = client(redis, lambda r: httpx.Response(200, json={"data": [APPOINTMENT]}), log)
+
+    record = await zoho.get_appointment("9")
+
+    assert record.fields["Appointment_Name"] == "AC Repair"
+    assert log == ["GET /crm/v7/Appointments__s/9 Zoho-oauthtoken t1"]
+
+
+async def test_expired_token_is_refreshed_and_the_call_retried_once(redis: ArqRedis) -> None:
+    log: list[str] = []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        if request.headers["authorization"].endswith("t1"):
+            return httpx.Response(401, json={"code": "INVALID_TOKEN", "details": {}, "message": "invalid oauth token"})
+        return httpx.Response(200, json={"data": [APPOINTMENT]})
+
+    record = await client(redis, api, log).get_appointment("9")
+
+    assert record.id == "9"
+    assert log == [
+        "GET /crm/v7/Appointments__s/9 Zoho-oauthtoken t1",
+        "GET /crm/v7/Appointments__s/9 Zoho-oauthtoken t2",
+    ]
+
+
+async def test_scope_mismatch_is_not_refreshed(redis: ArqRedis) -> None:
+    log: list[str] = []
+    zoho = client(redis, lambda r: httpx.Response(401, json={"code": "OAUTH_SCOPE_MISMATCH", "message": "m"}), log)
+
+    with pytest.raises(CrmAuthError) as raised:
+        await zoho.get_appointment("9")
+
+    assert raised.value.code == "OAUTH_SCOPE_MISMATCH"
+    assert len(log) == 1
+
+
+async def test_timeouts_and_connection_errors_are_transient(redis: ArqRedis) -> None:
+    def timeout(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("slow", request=request)
+
+    def refused(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    with pytest.raises(CrmTransientError) as slow:
+        await client(redis, timeout, []).get_appointment("9")
+    with pytest.raises(CrmTransientError) as down:
+        await client(redis, refused, []).get_appointment("9")
+
+    assert slow.value.code == "TIMEOUT"
+    assert down.value.code == "CONNECTION"
+
+
+async def test_history_read_and_write(redis: ArqRedis) -> None:
+    log: list[str] = []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            assert request.url.params["fields"].startswith("Appointment_Name,")
+            return httpx.Response(204)
+        return httpx.Response(201, json={"data": [{"code": "SUCCESS", "details": {"id": "55"}, "status": "success"}]})
+
+    zoho = client(redis, api, log)
+
+    assert await zoho.list_reschedule_history("9") == []
+    assert await zoho.add_reschedule_history({"Rescheduled_From": "x"}) == "55"
+    assert [line.split()[1] for line in log] == [
+        "/crm/v7/Appointments__s/9/Appointments_Rescheduled_History__s",
+        "/crm/v7/Appointments_Rescheduled_History__s",
+    ]

@@ -1,0 +1,47 @@
+"""Worker settings from the environment (and .env); built only by the entry point."""
+
+from __future__ import annotations
+
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class WorkerConfig(BaseSettings):
+    """What an arq worker needs: Redis, rules, Zoho credentials and the retry policy."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
+    rules_path: str = Field(default="rules/default.yaml", validation_alias="RULES_PATH")
+
+    zoho_api_domain: str = Field(default="https://www.zohoapis.com", validation_alias="ZOHO_API_DOMAIN")
+    zoho_accounts_url: str = Field(default="https://accounts.zoho.com", validation_alias="ZOHO_ACCOUNTS_URL")
+    zoho_client_id: str = Field(min_length=1, validation_alias="ZOHO_CLIENT_ID")
+    zoho_client_secret: SecretStr = Field(validation_alias="ZOHO_CLIENT_SECRET")
+    zoho_refresh_token: SecretStr = Field(validation_alias="ZOHO_REFRESH_TOKEN")
+    http_timeout_s: float = Field(default=10.0, gt=0, le=120, validation_alias="CRM_HTTP_TIMEOUT_S")
+
+    # arq tuning: a ~10 ms poll keeps pick-up latency in milliseconds; a job held by a killed worker is
+    # picked up again after job_timeout_s + 10 s (arq's in-progress key), so well within a minute.
+    max_jobs: int = Field(default=10, ge=1, le=500, validation_alias="WORKER_MAX_JOBS")
+    poll_delay_s: float = Field(default=0.01, gt=0, le=5, validation_alias="WORKER_POLL_DELAY_S")
+    job_timeout_s: float = Field(default=30.0, ge=5, le=300, validation_alias="WORKER_JOB_TIMEOUT_S")
+    keep_result_s: int = Field(default=86_400, ge=60, validation_alias="WORKER_KEEP_RESULT_S")
+
+    # Retries of transient failures: exponential backoff with full jitter, then a dead letter.
+    max_tries: int = Field(default=12, ge=1, le=100, validation_alias="WORKER_MAX_TRIES")
+    retry_base_s: float = Field(default=2.0, gt=0, validation_alias="WORKER_RETRY_BASE_S")
+    retry_cap_s: float = Field(default=300.0, gt=0, validation_alias="WORKER_RETRY_CAP_S")
+
+    @field_validator("zoho_api_domain", "zoho_accounts_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        AnyHttpUrl(value)  # raises a ValidationError naming the setting when it is not an http(s) URL
+        return value.rstrip("/")
+
+    @field_validator("zoho_client_secret", "zoho_refresh_token")
+    @classmethod
+    def _not_blank(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("must not be empty")
+        return value

@@ -1,0 +1,135 @@
+"""Zoho OAuth: one access token shared by every worker through Redis, refreshed under a lock.
+
+Zoho allows about 10 refreshes per 10 minutes per refresh token and at most 10 to 15 live access tokens
+(../shared/reference/zoho-crm.md §2.3), so workers never refresh on their own: the token lives in Redis,
+is refreshed only near expiry or after an INVALID_TOKEN answer, and only by the worker holding the lock.
+A local budget keeps refreshes below Zoho's throttle even if something keeps rejecting the token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import orjson
+from pydantic import SecretStr
+from redis.asyncio import Redis
+
+from workers.crm.zoho_models import body_of
+from workers.errors import CrmAuthError, CrmRateLimitedError, CrmTransientError
+
+logger = logging.getLogger("crmflow.zoho.auth")
+
+REFRESH_MARGIN_S = 120  # refresh this long before Zoho's expiry
+REFRESH_BUDGET = 8  # refreshes allowed per window (Zoho's limit is 10 per 10 minutes)
+REFRESH_WINDOW_S = 600
+DEFAULT_EXPIRES_IN_S = 3600  # Zoho sometimes omits expires_in; its tokens live one hour
+
+
+def token_lifetime_s(grant: dict[str, Any]) -> float:
+    """Seconds the granted token lives: expires_in_sec if given (then expires_in is in ms), else expires_in."""
+    for key in ("expires_in_sec", "expires_in"):
+        value = grant.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+            return float(value)
+    return float(DEFAULT_EXPIRES_IN_S)
+
+
+def grant_error(grant: Any) -> Exception | None:
+    """The error a token answer means, or None when it carries an access token."""
+    if isinstance(grant, dict) and isinstance(grant.get("access_token"), str) and grant["access_token"]:
+        return None
+    error = str(grant.get("error", "no access_token")) if isinstance(grant, dict) else "not a JSON object"
+    if error == "Access Denied":  # Zoho's throttle: "too many requests continuously"
+        return CrmRateLimitedError("Zoho refused to refresh the token: too many requests", retry_after_s=60)
+    return CrmAuthError(f"Zoho refused the refresh grant: {error}", code="OAUTH_REFRESH_FAILED")
+
+
+class ZohoTokens:
+    """Hands out the shared access token, refreshing it through Zoho's accounts server when needed."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        http: httpx.AsyncClient,
+        *,
+        accounts_url: str,
+        client_id: str,
+        client_secret: SecretStr,
+        refresh_token: SecretStr,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._redis = redis
+        self._http = http
+        self._accounts_url = accounts_url.rstrip("/")
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._refresh_token = refresh_token
+        self._clock = clock
+        scope = hashlib.sha256(f"{accounts_url}|{client_id}".encode()).hexdigest()[:12]
+        self._key = f"crmflow:zoho:token:{scope}"
+
+    async def _cached(self) -> tuple[str, float] | None:
+        raw = await self._redis.get(self._key)
+        if raw is None:
+            return None
+        data = orjson.loads(raw)
+        return str(data["access_token"]), float(data["expires_at"])
+
+    async def get(self) -> str:
+        """A token valid for at least REFRESH_MARGIN_S more seconds."""
+        cached = await self._cached()
+        if cached is not None and cached[1] - self._clock() > REFRESH_MARGIN_S:
+            return cached[0]
+        return await self.refresh(stale=cached[0] if cached else None)
+
+    async def refresh(self, *, stale: str | None) -> str:
+        """Replace `stale` with a new token, unless another worker already did while we waited for the lock."""
+        async with self._redis.lock(f"{self._key}:lock", timeout=30, blocking_timeout=25):
+            cached = await self._cached()
+            if cached is not None and cached[0] != stale and cached[1] - self._clock() > REFRESH_MARGIN_S:
+                return cached[0]
+            await self._spend_budget()
+            token, lifetime_s = await self._grant()
+            expires_at = self._clock() + lifetime_s
+            await self._redis.set(
+                self._key, orjson.dumps({"access_token": token, "expires_at": expires_at}), px=int(lifetime_s * 1000)
+            )
+            logger.info("zoho access token refreshed; valid for %ds", int(lifetime_s))
+            return token
+
+    async def _spend_budget(self) -> None:
+        budget_key = f"{self._key}:refreshes"
+        used = await self._redis.incr(budget_key)
+        if used == 1:
+            await self._redis.expire(budget_key, REFRESH_WINDOW_S)
+        if used > REFRESH_BUDGET:
+            wait_s = await self._redis.ttl(budget_key)
+            raise CrmRateLimitedError(
+                f"more than {REFRESH_BUDGET} token refreshes in {REFRESH_WINDOW_S}s; holding off",
+                code="REFRESH_BUDGET",
+                retry_after_s=float(max(wait_s, 1)),
+            )
+
+    async def _grant(self) -> tuple[str, float]:
+        form = {
+            "grant_type": "refresh_token",
+            "client_id": self._client_id,
+            "client_secret": self._client_secret.get_secret_value(),
+            "refresh_token": self._refresh_token.get_secret_value(),
+        }
+        try:
+            response = await self._http.post(f"{self._accounts_url}/oauth/v2/token", data=form)
+        except httpx.HTTPError as exc:
+            raise CrmTransientError(f"token request failed: {type(exc).__name__}", code="OAUTH_UNREACHABLE") from None
+        if response.status_code == 429 or response.status_code >= 500:
+            raise CrmTransientError(f"token request: HTTP {response.status_code}", code="OAUTH_UNAVAILABLE")
+        grant = body_of(response)
+        error = grant_error(grant)
+        if error is not None:
+            raise error
+        return str(grant["access_token"]), token_lifetime_s(grant)

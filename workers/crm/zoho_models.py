@@ -1,0 +1,130 @@
+"""Zoho CRM API response shapes and their translation into Records and our errors. Pure.
+
+Shapes: ../shared/reference/zoho-crm.md §3 (records are wrapped in {"data": [...]}; writes answer one
+{"code","details","message","status"} entry per record; request-level errors are unwrapped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import httpx
+import orjson
+
+from workers.errors import (
+    CrmAuthError,
+    CrmNotFoundError,
+    CrmRateLimitedError,
+    CrmRejectedError,
+    CrmTransientError,
+)
+from workers.record import Record, parse_datetime
+
+APPOINTMENTS = "Appointments__s"
+HISTORY = "Appointments_Rescheduled_History__s"
+
+
+def body_of(response: httpx.Response) -> Any:
+    """The JSON body, {} for an empty one (204), or CrmTransientError for anything unreadable."""
+    if not response.content:
+        return {}
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        raise CrmTransientError(f"unreadable body (HTTP {response.status_code})", code="BAD_RESPONSE") from None
+
+
+def _first_error(body: Any) -> Mapping[str, Any]:
+    """The error entry of a body: top level for request errors, data[] for per-record errors."""
+    if isinstance(body, dict) and isinstance(body.get("code"), str):
+        return body
+    data = body.get("data") if isinstance(body, dict) else None
+    if isinstance(data, list):
+        for entry in data:
+            if isinstance(entry, dict) and entry.get("status") == "error":
+                return entry
+    return {}
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    # Zoho documents no Retry-After (UNCONFIRMED); honour one if it ever appears.
+    value = response.headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def raise_for_zoho(response: httpx.Response) -> Any:
+    """Return the JSON body of a successful answer, or raise the CrmError the answer means."""
+    status = response.status_code
+    if status == 429:
+        raise CrmRateLimitedError("Zoho rate limit (HTTP 429)", retry_after_s=_retry_after(response))
+    if status >= 500:
+        raise CrmTransientError(f"Zoho server error (HTTP {status})", code=f"HTTP_{status}")
+    body = body_of(response)
+    if status < 400 and status != 207:
+        return body
+    error = _first_error(body)
+    code = str(error.get("code") or f"HTTP_{status}")
+    message = str(error.get("message") or f"HTTP {status}")
+    details = error.get("details")
+    if status == 401:
+        raise CrmAuthError(message, code=code, details=details)
+    if status == 404:
+        raise CrmNotFoundError(message, code=code, details=details)
+    raise CrmRejectedError(message, code=code, details=details)
+
+
+def appointment_record(body: Any, record_id: str) -> Record:
+    """The Record inside a GET Appointments__s/{id} answer."""
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list) or not data:
+        raise CrmNotFoundError(f"appointment {record_id} not found", code="NO_CONTENT")
+    fields = data[0]
+    if not isinstance(fields, dict):
+        raise CrmTransientError("appointment is not a JSON object", code="BAD_RESPONSE")
+    modified = parse_datetime(fields.get("Modified_Time"))
+    if modified is None:
+        raise CrmTransientError("appointment has no valid Modified_Time", code="BAD_RESPONSE")
+    record_id = str(fields.get("id", record_id))
+    return Record(source="zoho", module=APPOINTMENTS, id=record_id, modified_time=modified, fields=fields)
+
+
+def history_rows(body: Any) -> list[Mapping[str, Any]]:
+    """The rows of a GET rescheduled-history answer (none for 204)."""
+    data = body.get("data") if isinstance(body, dict) else None
+    return [row for row in data if isinstance(row, dict)] if isinstance(data, list) else []
+
+
+def created_id(body: Any) -> str:
+    """The id of the record a one-record POST created."""
+    data = body.get("data") if isinstance(body, dict) else None
+    entry = data[0] if isinstance(data, list) and data else None
+    details = entry.get("details") if isinstance(entry, dict) else None
+    if not isinstance(details, dict) or "id" not in details:
+        raise CrmTransientError("write answer has no record id", code="BAD_RESPONSE")
+    return str(details["id"])
+
+
+def inferred_previous(record: Record) -> dict[str, Any]:
+    """What a first-seen appointment says it was before its last reschedule.
+
+    When Reschedule_Count is at least 1 and Rescheduled_To is the current start, the record describes the
+    reschedule that produced its current start, and Rescheduled_From is the start before it.
+    """
+    fields = record.fields
+    start = parse_datetime(fields.get("Appointment_Start_Time"))
+    to = parse_datetime(fields.get("Rescheduled_To"))
+    count = fields.get("Reschedule_Count")
+    previous = fields.get("Rescheduled_From")
+    if isinstance(count, int) and count >= 1 and start is not None and start == to and parse_datetime(previous):
+        return {"Appointment_Start_Time": previous}
+    return {}
+
+
+def as_zoho_time(moment: datetime) -> str:
+    """ISO 8601 as Zoho takes it: seconds precision (no milliseconds) and an explicit offset."""
+    return moment.isoformat(timespec="seconds")

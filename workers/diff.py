@@ -1,0 +1,74 @@
+"""Diff: what changed on a record since the last state seen. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from workers.record import Record, parse_datetime
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The last state processed for a record: its Modified_Time and the values of the watched fields."""
+
+    modified_time: datetime
+    fields: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """A field's value before and after."""
+
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
+class Change:
+    """The outcome of a diff: changed watched fields, and whether the record was new to us or stale."""
+
+    fields: Mapping[str, FieldChange] = field(default_factory=dict)
+    first_seen: bool = False
+    stale: bool = False
+
+
+def same_value(old: Any, new: Any) -> bool:
+    """Equal values; two datetimes written with different offsets are the same instant, so equal."""
+    if old == new:
+        return True
+    old_dt, new_dt = parse_datetime(old), parse_datetime(new)
+    return old_dt is not None and new_dt is not None and old_dt == new_dt
+
+
+def diff(
+    previous: Snapshot | None,
+    current: Record,
+    watched: frozenset[str],
+    *,
+    inferred_previous: Mapping[str, Any] | None = None,
+) -> Change:
+    """Compare `current` with the last snapshot, over the watched fields.
+
+    A record older than the snapshot (a stale read) is reported as stale, with no changes, so it can never
+    undo newer state. A record seen for the first time has no known previous values except those in
+    `inferred_previous` (what the record itself says it was, e.g. Zoho's Rescheduled_From): only those
+    can show up as changes. A field missing from the snapshot (a rule started watching it later) is
+    likewise treated as unknown, not as changed.
+    """
+    if previous is not None and current.modified_time < previous.modified_time:
+        return Change(stale=True)
+    known = previous.fields if previous is not None else (inferred_previous or {})
+    changes = {
+        name: FieldChange(old=known[name], new=current.fields.get(name))
+        for name in sorted(watched)
+        if name in known and not same_value(known[name], current.fields.get(name))
+    }
+    return Change(fields=changes, first_seen=previous is None)
+
+
+def snapshot_of(record: Record, watched: frozenset[str]) -> Snapshot:
+    """What to remember of `record` for the next diff."""
+    return Snapshot(modified_time=record.modified_time, fields={k: record.fields.get(k) for k in sorted(watched)})

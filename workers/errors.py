@@ -1,0 +1,72 @@
+"""The workers' error tree; CRM clients raise these, workers/jobs.py turns them into retries or dead letters.
+
+* CrmError                     anything a CRM call can fail with
+  - CrmTransientError          retryable: timeouts, connection errors, 5xx, unexpected bodies
+    - CrmRateLimitedError      429 or an OAuth throttle; `retry_after_s` is the least wait
+  - CrmAuthError               final: credentials or scopes rejected (fix the configuration, then replay)
+  - CrmNotFoundError           final: the record does not exist (any more)
+  - CrmRejectedError           final: the CRM refused the request (NOT_ALLOWED, INVALID_DATA, ...)
+* ActionNotApplicableError     final: a rule's action cannot apply to this record or change
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CrmError(Exception):
+    """A CRM call failed."""
+
+    code = "CRM_ERROR"
+
+    def __init__(self, message: str, *, code: str | None = None, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.details = details
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+class CrmTransientError(CrmError):
+    """A failure that may pass: retry with backoff."""
+
+    code = "TRANSIENT"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, details: Any = None, retry_after_s: float | None = None
+    ) -> None:
+        super().__init__(message, code=code, details=details)
+        self.retry_after_s = retry_after_s
+
+
+class CrmRateLimitedError(CrmTransientError):
+    """The CRM asked us to slow down (HTTP 429, or the OAuth server's refresh throttle)."""
+
+    code = "TOO_MANY_REQUESTS"
+
+
+class CrmAuthError(CrmError):
+    """The CRM rejected our credentials or their scopes."""
+
+    code = "AUTH"
+
+
+class CrmNotFoundError(CrmError):
+    """The requested record does not exist."""
+
+    code = "NOT_FOUND"
+
+
+class CrmRejectedError(CrmError):
+    """The CRM refused the request for a reason retrying will not change."""
+
+    code = "REJECTED"
+
+
+class ActionNotApplicableError(Exception):
+    """A rule's action cannot be carried out for this record or change."""
+
+    code = "NOT_APPLICABLE"

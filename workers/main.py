@@ -1,0 +1,81 @@
+"""Worker entry: builds the arq Worker with its clients, rules and tuning; settings come in from the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import httpx
+from arq import Worker
+from arq.connections import RedisSettings
+from arq.worker import func
+
+from workers.actions.dispatch import Actions
+from workers.config import WorkerConfig
+from workers.contract import PROCESS_CHANGE, QUEUE_NAME, dumps, loads
+from workers.crm.zoho import ZohoClient
+from workers.crm.zoho_auth import ZohoTokens
+from workers.deadletters import DeadLetters
+from workers.jobs import RetryPolicy, WorkerDeps, process_change, utcnow
+from workers.ledger import Ledger
+from workers.rules.model import RuleSet
+
+
+def build_worker(
+    config: WorkerConfig,
+    rules: RuleSet,
+    *,
+    http: httpx.AsyncClient | None = None,
+    burst: bool = False,
+    clock: Callable[[], datetime] | None = None,
+) -> Worker:
+    """An arq Worker for crmflow's queue; `http` routes CRM calls elsewhere (tests), `burst` drains then stops."""
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        client = http or httpx.AsyncClient(timeout=httpx.Timeout(config.http_timeout_s, connect=5.0))
+        ctx["http"] = client
+        redis = ctx["redis"]
+        tokens = ZohoTokens(
+            redis,
+            client,
+            accounts_url=config.zoho_accounts_url,
+            client_id=config.zoho_client_id,
+            client_secret=config.zoho_client_secret,
+            refresh_token=config.zoho_refresh_token,
+        )
+        zoho = ZohoClient(client, api_domain=config.zoho_api_domain, tokens=tokens)
+        ctx["deps"] = WorkerDeps(
+            redis=redis,
+            rules=rules,
+            zoho=zoho,
+            actions=Actions(zoho=zoho, ledger=Ledger(redis)),
+            deadletters=DeadLetters(redis),
+            policy=RetryPolicy(max_tries=config.max_tries, base_s=config.retry_base_s, cap_s=config.retry_cap_s),
+            lock_timeout_s=config.job_timeout_s + 10,
+            clock=clock or utcnow,
+        )
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        if http is None and "http" in ctx:
+            await ctx["http"].aclose()
+
+    redis_settings = RedisSettings.from_dsn(config.redis_url)
+    redis_settings.conn_retries = 30  # wait up to ~30 s for Redis at start-up
+    return Worker(
+        functions=[func(process_change, name=PROCESS_CHANGE)],
+        queue_name=QUEUE_NAME,
+        redis_settings=redis_settings,
+        on_startup=startup,
+        on_shutdown=shutdown,
+        job_serializer=dumps,
+        job_deserializer=loads,
+        max_jobs=config.max_jobs,
+        poll_delay=config.poll_delay_s,
+        job_timeout=config.job_timeout_s,
+        keep_result=config.keep_result_s,
+        # One more than our own limit: on that extra try the job records a dead letter instead of vanishing.
+        max_tries=config.max_tries + 1,
+        burst=burst,
+        handle_signals=not burst,
+    )
