@@ -1,0 +1,105 @@
+"""The `/_sandbox/` control API (no auth, never faulted): reset, seed records, faults, logs, token expiry.
+
+POST   /_sandbox/reset            back to seed data; faults, logs, tokens and channels as configured
+POST   /_sandbox/appointments     create an appointment from loose JSON fields (insert callback sent)
+GET    /_sandbox/faults           the rules with their fired/remaining counts
+POST   /_sandbox/faults           replace the rules (a list of rules, or one rule object)
+DELETE /_sandbox/faults           remove every rule
+GET    /_sandbox/requests         counters and the log of /crm/ and /oauth/ requests
+DELETE /_sandbox/requests         clear that log
+GET    /_sandbox/notifications    every callback delivery attempt (body, status code or error)
+DELETE /_sandbox/notifications    clear that log
+POST   /_sandbox/tokens/expire    expire every issued access token now
+GET    /_sandbox/history          every Appointments_Rescheduled_History__s row
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sandbox.faults import FaultRule
+from sandbox.responses import json_response
+from sandbox.runtime import SandboxRuntime
+
+_RULES = TypeAdapter(list[FaultRule])
+
+
+async def _json(request: Request) -> Any:
+    try:
+        return orjson.loads(await request.body() or b"null")
+    except orjson.JSONDecodeError:
+        return None
+
+
+class ControlHandlers:
+    """Endpoint functions bound to one runtime."""
+
+    def __init__(self, runtime: SandboxRuntime) -> None:
+        self.runtime = runtime
+
+    async def reset(self, request: Request) -> Response:
+        self.runtime.reset()
+        return json_response({"status": "reset"})
+
+    async def create_appointment(self, request: Request) -> Response:
+        fields = await _json(request)
+        if not isinstance(fields, dict):
+            return json_response({"error": "expected a JSON object of appointment fields"}, 400)
+        try:
+            record, change = self.runtime.store.create_appointment(fields, self.runtime.now())
+        except ValueError as exc:
+            return json_response({"error": str(exc)}, 400)
+        deliveries = self.runtime.deliveries_for([change])
+        background = BackgroundTask(self.runtime.notifier.deliver, deliveries) if deliveries else None
+        return json_response({"data": [record]}, 201, background)
+
+    async def faults(self, request: Request) -> Response:
+        if request.method == "POST":
+            raw = await _json(request)
+            try:
+                rules = _RULES.validate_python(raw if isinstance(raw, list) else [raw])
+            except ValidationError as exc:
+                errors = exc.errors(include_url=False, include_context=False, include_input=False)
+                return json_response({"error": "invalid fault rules", "detail": errors}, 422)
+            self.runtime.faults.set_rules(rules)
+        elif request.method == "DELETE":
+            self.runtime.faults.set_rules([])
+        return json_response({"rules": self.runtime.faults.snapshot()})
+
+    async def requests(self, request: Request) -> Response:
+        if request.method == "DELETE":
+            self.runtime.requests.clear()
+        return json_response(self.runtime.requests.snapshot())
+
+    async def notifications(self, request: Request) -> Response:
+        if request.method == "DELETE":
+            self.runtime.notifier.log.clear()
+        return json_response({"count": len(self.runtime.notifier.log), "deliveries": self.runtime.notifier.log})
+
+    async def expire_tokens(self, request: Request) -> Response:
+        return json_response({"expired": self.runtime.tokens.expire_all(self.runtime.now())})
+
+    async def history(self, request: Request) -> Response:
+        rows = self.runtime.store.all_history()
+        return json_response({"count": len(rows), "data": rows})
+
+
+def control_routes(runtime: SandboxRuntime) -> list[Route]:
+    """The routes mounted at /_sandbox."""
+    handlers = ControlHandlers(runtime)
+    return [
+        Route("/reset", handlers.reset, methods=["POST"]),
+        Route("/appointments", handlers.create_appointment, methods=["POST"]),
+        Route("/faults", handlers.faults, methods=["GET", "POST", "DELETE"]),
+        Route("/requests", handlers.requests, methods=["GET", "DELETE"]),
+        Route("/notifications", handlers.notifications, methods=["GET", "DELETE"]),
+        Route("/tokens/expire", handlers.expire_tokens, methods=["POST"]),
+        Route("/history", handlers.history, methods=["GET"]),
+    ]

@@ -1,0 +1,108 @@
+"""The sandbox's live state behind the HTTP layer: store, tokens, channels, faults, logs, clock, notifier."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from sandbox.config import SandboxConfig
+from sandbox.faults import FaultPlan
+from sandbox.notify import Delivery, Notifier, plan_deliveries
+from sandbox.oauth import TokenRegistry
+from sandbox.request_log import RequestLog
+from sandbox.watch import Channel, ChannelRegistry
+from sandbox.writes import RecordChange
+from sandbox.zoho_errors import invalid_token
+from sandbox.zoho_store import ZohoStore
+
+AUTH_SCHEME = "Zoho-oauthtoken "
+DEFAULT_CHANNEL_LIFETIME = timedelta(days=7)
+CALLBACK_TIMEOUT = httpx.Timeout(10.0)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SandboxRuntime:
+    """One sandbox instance. All state lives here; `reset()` returns it to the configured start."""
+
+    def __init__(
+        self,
+        config: SandboxConfig,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.config = config
+        self._clock = clock
+        self._http = http
+        self._own_http: httpx.AsyncClient | None = None
+        self.store = ZohoStore(config.tz, auto_history=config.auto_history)
+        self.tokens = TokenRegistry(config.client_id, config.client_secret, config.refresh_token)
+        self.channels = ChannelRegistry()
+        self.faults = FaultPlan(config.fault_seed)
+        self.requests = RequestLog()
+        self.notifier = Notifier(self.http_client, self.clock)
+        self.reset()
+
+    def clock(self) -> datetime:
+        """The injected clock's reading in UTC (it must return aware datetimes)."""
+        current = self._clock()
+        if current.tzinfo is None:
+            raise ValueError("the sandbox clock must return timezone-aware datetimes")
+        return current.astimezone(UTC)
+
+    def now(self) -> datetime:
+        """The clock to the second, as Zoho stores times."""
+        return self.clock().replace(microsecond=0)
+
+    def http_client(self) -> httpx.AsyncClient:
+        """The injected client for callbacks, or one the sandbox owns (closed by `aclose`)."""
+        if self._http is not None:
+            return self._http
+        if self._own_http is None:
+            self._own_http = httpx.AsyncClient(timeout=CALLBACK_TIMEOUT)
+        return self._own_http
+
+    async def aclose(self) -> None:
+        if self._own_http is not None:
+            await self._own_http.aclose()
+            self._own_http = None
+
+    def reset(self) -> None:
+        """Seed data, no tokens, no faults (generator re-seeded), empty logs, only the config's channel."""
+        now = self.now()
+        self.store.reset(now)
+        self.tokens.reset()
+        self.faults.reset()
+        self.requests.clear()
+        self.notifier.log.clear()
+        self.channels.reset(self._default_channel(now))
+
+    def _default_channel(self, now: datetime) -> Channel | None:
+        if self.config.notify_url is None:
+            return None
+        return Channel(
+            channel_id=self.config.channel_id,
+            events=("Appointments__s.all",),
+            notify_url=self.config.notify_url,
+            token=self.config.notify_token,
+            expires_at=now + DEFAULT_CHANNEL_LIFETIME,
+            return_affected_field_values=self.config.return_affected_field_values,
+        )
+
+    def authenticate(self, authorization: str | None) -> None:
+        """Accept `Authorization: Zoho-oauthtoken <active token>`, else raise INVALID_TOKEN (401)."""
+        if authorization is None or not authorization.startswith(AUTH_SCHEME):
+            raise invalid_token()
+        if not self.tokens.is_valid(authorization[len(AUTH_SCHEME) :].strip(), self.now()):
+            raise invalid_token()
+
+    def deliveries_for(self, changes: Sequence[RecordChange]) -> list[Delivery]:
+        """The callbacks these changes cause on the channels active now."""
+        if not changes:
+            return []
+        return plan_deliveries(changes, self.channels.active(self.now()), self.clock())

@@ -1,0 +1,107 @@
+"""ASGI middleware on the Zoho paths (/crm/, /oauth/): applies the fault plan and logs every request."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sandbox.faults import FaultDecision, applies_to, fault_answer
+from sandbox.runtime import SandboxRuntime
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """Hand the already-read body to the app once, then defer to the server (disconnects)."""
+    pending = True
+
+    async def replay() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _run(app: ASGIApp, scope: Scope, receive: Receive, send: Send | None) -> int:
+    """Run the app, forwarding its answer to `send` (or dropping it), and return the status it sent."""
+    status = 500
+
+    async def capture(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        if send is not None:
+            await send(message)
+
+    await app(scope, receive, capture)
+    return status
+
+
+def _logged_body(path: str, method: str, body: bytes) -> Any:
+    if not path.startswith("/crm/") or method in ("GET", "HEAD") or not body:
+        return None
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body.decode("utf-8", errors="replace")
+
+
+class TrafficMiddleware:
+    """Faults first (delay, then error or lost answer), then the request log entry."""
+
+    def __init__(self, app: ASGIApp, runtime: SandboxRuntime) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not applies_to(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        decision = self.runtime.faults.decide(scope["method"], scope["path"])
+        if decision is not None and decision.delay_ms:
+            await asyncio.sleep(decision.delay_ms / 1000)
+        status = await self._answer(scope, _replay(body, receive), send, decision)
+        self._log(scope, body, status, decision)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send, decision: FaultDecision | None) -> int:
+        if decision is None or decision.status is None:
+            return await _run(self.app, scope, receive, send)
+        if decision.after:
+            await _run(self.app, scope, receive, None)
+        content, media_type = fault_answer(decision.status, decision.body)
+        await Response(content, status_code=decision.status, media_type=media_type)(scope, receive, send)
+        return decision.status
+
+    def _log(self, scope: Scope, body: bytes, status: int, decision: FaultDecision | None) -> None:
+        path: str = scope["path"]
+        is_crm = path.startswith("/crm/")
+        self.runtime.requests.record(
+            {
+                "method": scope["method"],
+                "path": path,
+                # OAuth parameters carry the client secret and refresh token: not logged.
+                "query": scope["query_string"].decode("latin-1") if is_crm else "",
+                "status": status,
+                "fault_id": decision.rule_id if decision is not None else None,
+                "body": _logged_body(path, scope["method"], body),
+                "at": self.runtime.clock().isoformat(),
+            }
+        )
