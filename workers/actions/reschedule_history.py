@@ -29,8 +29,6 @@ logger = logging.getLogger("crmflow.actions")
 
 START = "Appointment_Start_Time"
 REASONS = ("By Customer", "By Team")
-# Zoho refuses a Rescheduled_Time later than its own clock; stay this far behind ours.
-CLOCK_SKEW_MARGIN = timedelta(seconds=5)
 MATCH_TOLERANCE = timedelta(minutes=5)
 
 
@@ -71,7 +69,9 @@ def history_row(record: Record, change: Change, params: LogRescheduleHistoryPara
         "Appointment_Name": {"name": str(fields.get("Appointment_Name") or record.id), "id": record.id},
         "Rescheduled_From": as_zoho_time(old),
         "Rescheduled_To": as_zoho_time(new),
-        "Rescheduled_Time": as_zoho_time(min(when, now - CLOCK_SKEW_MARGIN)),
+        # Zoho refuses a Rescheduled_Time after its clock. Zoho's own times never are; a time derived
+        # elsewhere is capped at our clock.
+        "Rescheduled_Time": as_zoho_time(min(when, now.replace(microsecond=0))),
         "Rescheduled_By": by,
     }
     record_reason = fields.get("Reschedule_Reason") if ours else None

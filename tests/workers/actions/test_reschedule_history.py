@@ -87,7 +87,7 @@ def test_rescheduled_time_is_never_in_the_future() -> None:
 
     row = history_row(record, MOVED, NO_PARAMS, now=NOW)
 
-    assert row["Rescheduled_Time"] == "2026-11-21T11:59:55+00:00"
+    assert row["Rescheduled_Time"] == "2026-11-21T12:00:00+00:00"
 
 
 @pytest.mark.parametrize(
