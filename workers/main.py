@@ -28,6 +28,7 @@ def build_worker(
     *,
     http: httpx.AsyncClient | None = None,
     burst: bool = False,
+    handle_signals: bool | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> Worker:
     """An arq Worker for crmflow's queue; `http` routes CRM calls elsewhere (tests), `burst` drains then stops."""
@@ -77,5 +78,5 @@ def build_worker(
         # One more than our own limit: on that extra try the job records a dead letter instead of vanishing.
         max_tries=config.max_tries + 1,
         burst=burst,
-        handle_signals=not burst,
+        handle_signals=not burst if handle_signals is None else handle_signals,
     )

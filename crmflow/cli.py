@@ -1,0 +1,139 @@
+"""The `crmflow` command: receiver, worker, sandbox, demo and rules check. The only place settings are read."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import click
+import uvicorn
+
+from crmflow.settings import SettingsError, load_settings
+
+logger = logging.getLogger("crmflow")
+
+
+def _configure_logging() -> None:
+    level = os.environ.get("LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # httpx logs every request URL at INFO; keep that for debugging only.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def _fail(title: str, message: str, code: int = 2) -> NoReturn:
+    click.echo(f"crmflow: {title}", err=True)
+    for line in message.splitlines():
+        click.echo(f"  {line}", err=True)
+    sys.exit(code)
+
+
+@click.group()
+def main() -> None:
+    """crmflow: CRM change notifications in, rules and actions out."""
+    _configure_logging()
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="RECEIVER_HOST")
+@click.option("--port", default=8000, show_default=True, envvar="RECEIVER_PORT", type=int)
+def receiver(host: str, port: int) -> None:
+    """Run the webhook receiver (Starlette on uvicorn)."""
+    from receiver.app import create_app
+    from receiver.config import ReceiverConfig
+
+    try:
+        config = load_settings(ReceiverConfig)
+    except SettingsError as exc:
+        _fail("invalid configuration", str(exc))
+    logger.info("receiver: sources active: zoho (POST /webhooks/zoho); queue at %s", _redacted(config.redis_url))
+    uvicorn.run(create_app(config), host=host, port=port, log_level="info", server_header=False)
+
+
+@main.command()
+def worker() -> None:
+    """Run an arq worker: fetch, diff, rules, actions."""
+    from workers.config import WorkerConfig
+    from workers.main import build_worker
+    from workers.rules.load import RuleFileError, load_rules
+
+    try:
+        config = load_settings(WorkerConfig)
+    except SettingsError as exc:
+        _fail("invalid configuration", str(exc))
+    try:
+        rules = load_rules(config.rules_path)
+    except RuleFileError as exc:
+        _fail(f"invalid rules in {config.rules_path}", str(exc))
+    logger.info(
+        "worker: sources active: zoho (%s); %d rules from %s",
+        config.zoho_api_domain,
+        len(rules.rules),
+        config.rules_path,
+    )
+    build_worker(config, rules).run()
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="SANDBOX_HOST")
+@click.option("--port", default=8001, show_default=True, envvar="SANDBOX_PORT", type=int)
+@click.option("--notify-url", envvar="SANDBOX_NOTIFY_URL", help="Where to POST Zoho notifications (the receiver).")
+@click.option("--notify-token", envvar="SANDBOX_NOTIFY_TOKEN", default="sandbox-notify-token", show_default=True)
+@click.option("--channel-id", envvar="SANDBOX_CHANNEL_ID", default="1000000068001", show_default=True)
+@click.option("--auto-history/--no-auto-history", default=False, help="Write history rows itself, as Zoho may.")
+def sandbox(
+    host: str, port: int, notify_url: str | None, notify_token: str, channel_id: str, auto_history: bool
+) -> None:
+    """Run the local Zoho CRM emulator that tests and the demo use."""
+    from sandbox.app import create_app
+    from sandbox.config import SandboxConfig
+
+    config = SandboxConfig(
+        notify_url=notify_url, notify_token=notify_token, channel_id=channel_id, auto_history=auto_history
+    )
+    logger.info("sandbox: Zoho accounts and API at http://%s:%d; notifications to %s", host, port, notify_url)
+    uvicorn.run(create_app(config), host=host, port=port, log_level="info", server_header=False)
+
+
+@main.command()
+def demo() -> None:
+    """Run receiver, worker and sandbox on loopback, reschedule an appointment, show what happened."""
+    from crmflow.demo import run_demo
+
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    rules_path = os.environ.get("RULES_PATH", "rules/default.yaml")
+    try:
+        asyncio.run(run_demo(redis_url=redis_url, rules_path=rules_path))
+    except (RuntimeError, TimeoutError) as exc:
+        _fail("the demo failed", str(exc), code=1)
+
+
+@main.group()
+def rules() -> None:
+    """Rule files."""
+
+
+@rules.command("check")
+@click.argument("path", type=click.Path(path_type=Path))
+def rules_check(path: Path) -> None:
+    """Validate a rule file (or a directory of them); exit 1 with one line per problem."""
+    from workers.rules.load import RuleFileError, load_rules
+
+    try:
+        ruleset = load_rules(path)
+    except RuleFileError as exc:
+        _fail(f"{path}: invalid rules", str(exc), code=1)
+    click.echo(f"{path}: ok, {len(ruleset.rules)} rules")
+
+
+def _redacted(url: str) -> str:
+    """A Redis URL without its password."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
