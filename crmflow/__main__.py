@@ -1,0 +1,5 @@
+"""`python -m crmflow` is the `crmflow` command."""
+
+from crmflow.cli import main
+
+main()

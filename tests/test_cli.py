@@ -1,0 +1,121 @@
+"""The `crmflow` command as a user runs it: rules check, and start-up refusing bad settings by name."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.processes import REPO, crmflow_env
+
+BAD_RULES = """\
+version: 1
+rules:
+  - name: zoho-log
+    source: zoho
+    module: Appointments__s
+    when:
+      changed: [Appointment_Start_Tme]
+    actions:
+      - type: log_reschedule_history
+"""
+
+
+def crmflow(*args: str, cwd: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "crmflow", *args],
+        cwd=cwd,
+        env=crmflow_env(**settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_rules_check_accepts_the_default_file(tmp_path: Path) -> None:
+    done = crmflow("rules", "check", str(REPO / "rules" / "default.yaml"), cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("default.yaml: ok, 1 rules")
+
+
+def test_rules_check_names_file_rule_and_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD_RULES)
+
+    done = crmflow("rules", "check", str(bad), cwd=tmp_path)
+
+    assert done.returncode == 1
+    assert (
+        f"{bad}: rule 'zoho-log' (rules[0]): when.changed[0]: unknown field 'Appointment_Start_Tme' for "
+        "zoho/Appointments__s (did you mean 'Appointment_Start_Time'?)"
+    ) in done.stderr
+
+
+def test_rules_check_on_a_missing_file(tmp_path: Path) -> None:
+    done = crmflow("rules", "check", "nowhere.yaml", cwd=tmp_path)
+
+    assert done.returncode == 1
+    assert "nowhere.yaml" in done.stderr
+
+
+def test_receiver_refuses_to_start_without_its_token(tmp_path: Path) -> None:
+    done = crmflow("receiver", cwd=tmp_path)
+
+    assert done.returncode == 2
+    assert "ZOHO_NOTIFY_TOKEN: is not set" in done.stderr
+
+
+def test_receiver_refuses_a_token_zoho_would_not_accept(tmp_path: Path) -> None:
+    done = crmflow("receiver", cwd=tmp_path, ZOHO_NOTIFY_TOKEN="x" * 51)
+
+    assert done.returncode == 2
+    assert "ZOHO_NOTIFY_TOKEN: Value error, must be 1 to 50 characters" in done.stderr
+    assert "x" * 51 not in done.stderr
+
+
+def test_worker_names_every_missing_or_invalid_setting_and_no_secret(tmp_path: Path) -> None:
+    done = crmflow(
+        "worker",
+        cwd=tmp_path,
+        ZOHO_CLIENT_SECRET="very-secret-value",
+        ZOHO_API_DOMAIN="zohoapis.com",
+        WORKER_MAX_TRIES="many",
+    )
+
+    assert done.returncode == 2
+    for line in (
+        "ZOHO_CLIENT_ID: is not set",
+        "ZOHO_REFRESH_TOKEN: is not set",
+        "ZOHO_API_DOMAIN: Input should be a valid URL",
+        "WORKER_MAX_TRIES: Input should be a valid integer",
+    ):
+        assert line in done.stderr
+    assert "very-secret-value" not in done.stderr
+
+
+def test_worker_refuses_to_start_with_invalid_rules(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD_RULES)
+
+    done = crmflow(
+        "worker",
+        cwd=tmp_path,
+        RULES_PATH=str(bad),
+        ZOHO_CLIENT_ID="c",
+        ZOHO_CLIENT_SECRET="s",
+        ZOHO_REFRESH_TOKEN="r",
+    )
+
+    assert done.returncode == 2
+    assert f"invalid rules in {bad}" in done.stderr
+    assert "rule 'zoho-log' (rules[0]): when.changed[0]: unknown field 'Appointment_Start_Tme'" in done.stderr
+
+
+def test_settings_come_from_a_dotenv_file(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("ZOHO_NOTIFY_TOKEN=" + "y" * 60 + "\n")
+
+    done = crmflow("receiver", cwd=tmp_path)
+
+    assert done.returncode == 2
+    assert "ZOHO_NOTIFY_TOKEN: Value error" in done.stderr
