@@ -126,7 +126,8 @@ def rules_check(path: Path) -> None:
         ruleset = load_rules(path)
     except RuleFileError as exc:
         _fail(f"{path}: invalid rules", str(exc), code=1)
-    click.echo(f"{path}: ok, {len(ruleset.rules)} rules")
+    count = len(ruleset.rules)
+    click.echo(f"{path}: ok, {count} rule{'' if count == 1 else 's'}")
 
 
 def _redacted(url: str) -> str:

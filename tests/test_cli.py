@@ -36,7 +36,7 @@ def test_rules_check_accepts_the_default_file(tmp_path: Path) -> None:
     done = crmflow("rules", "check", str(REPO / "rules" / "default.yaml"), cwd=tmp_path)
 
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().endswith("default.yaml: ok, 1 rules")
+    assert done.stdout.strip().endswith("default.yaml: ok, 1 rule")
 
 
 def test_rules_check_names_file_rule_and_field(tmp_path: Path) -> None:
