@@ -84,7 +84,9 @@ async def process_change(ctx: dict[str, Any], event_data: Any) -> dict[str, Any]
         message = f"started {job_try - 1} times without finishing (worker crashes or job timeouts)"
         return await _dead_letter(deps, event, job_try, "TOO_MANY_TRIES", message, "CrashLoop")
     try:
-        async with deps.redis.lock(lock_key(event), timeout=deps.lock_timeout_s, blocking_timeout=10):
+        # sleep: how often a job waiting for the lock retries (redis-py's default is 0.1 s).
+        lock = deps.redis.lock(lock_key(event), timeout=deps.lock_timeout_s, blocking_timeout=10, sleep=0.01)
+        async with lock:
             return await handle_change(event, deps, job_try=job_try)
     except (CrmTransientError, RedisError) as exc:
         return await _retry_or_give_up(deps, event, job_try, exc)
