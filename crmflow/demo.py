@@ -15,7 +15,7 @@ import uvicorn
 from arq.jobs import Job
 from starlette.applications import Starlette
 
-from crmflow.embedded_redis import EmbeddedRedis, free_port, redis_reachable
+from crmflow.embedded_redis import EmbeddedRedis, free_port, redis_reachable, with_database
 from receiver.app import create_app as create_receiver
 from receiver.config import ReceiverConfig
 from receiver.enqueue import connect_queue
@@ -27,6 +27,9 @@ from workers.main import build_worker
 from workers.rules.load import load_rules
 
 NOTIFY_TOKEN = "demo-notify-token"
+# On a Redis that is already running, the demo keeps to this logical database, so that its jobs never meet
+# the workers of a real deployment on that server (they use database 0 unless REDIS_URL says otherwise).
+DEMO_DATABASE = 15
 WAIT_S = 15.0
 
 
@@ -139,8 +142,10 @@ async def _job(redis_url: str, job_id: str) -> dict[str, Any]:
 async def run_demo(*, redis_url: str, rules_path: str, out: Callable[[str], None] = print) -> None:
     """Start everything on loopback, reschedule one appointment, print the notification, job and history row."""
     async with AsyncExitStack() as stack:
-        if redis_reachable(redis_url):
-            out(f"Redis     {redis_url} (already running)")
+        demo_url = with_database(redis_url, DEMO_DATABASE)
+        if redis_reachable(demo_url):
+            out(f"Redis     {demo_url} (already running; database {DEMO_DATABASE}, apart from crmflow's own queue)")
+            redis_url = demo_url
         else:
             server = stack.enter_context(EmbeddedRedis())
             out(f"Redis     {server.url} (private redis-server: nothing answered at {redis_url})")

@@ -10,6 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
@@ -19,10 +20,16 @@ def redis_reachable(url: str, *, timeout_s: float = 0.5) -> bool:
     client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
     try:
         return bool(client.ping())
-    except (redis.ConnectionError, redis.TimeoutError, OSError):
+    except (redis.RedisError, OSError):
         return False
     finally:
         client.close()
+
+
+def with_database(url: str, db: int) -> str:
+    """`url` pointing at logical database `db` instead of the one it names."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{db}"))
 
 
 def redis_server_binary() -> str:

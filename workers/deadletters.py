@@ -29,6 +29,8 @@ class DeadLetter(BaseModel):
     error_class: str
     error_code: str
     message: str
+    # What the failed work was about (e.g. the change's old and new values), kept for inspection.
+    context: dict[str, Any] = {}
     tries: int
     first_failed_at: datetime
     last_failed_at: datetime

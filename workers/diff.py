@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from workers.record import Record, parse_datetime
@@ -67,6 +67,29 @@ def diff(
         if name in known and not same_value(known[name], current.fields.get(name))
     }
     return Change(fields=changes, first_seen=previous is None)
+
+
+# Zoho's Modified_Time has whole seconds and its servers' clocks differ slightly.
+LAG_MARGIN = timedelta(seconds=2)
+
+
+def looks_lagging(
+    previous: Snapshot | None,
+    current: Record,
+    *,
+    notified_at: datetime,
+    mentioned: Collection[str],
+    watched: frozenset[str],
+) -> bool:
+    """Whether the fetched record seems older than the change it was notified about (a lagging read).
+
+    True when the notification came well after the state we last saw, names a field we watch, and yet the
+    record is no newer than that state. An out-of-order duplicate is not flagged: it was sent before the
+    newer state we saw.
+    """
+    if previous is None or current.modified_time > previous.modified_time:
+        return False
+    return notified_at > previous.modified_time + LAG_MARGIN and not watched.isdisjoint(mentioned)
 
 
 def snapshot_of(record: Record, watched: frozenset[str]) -> Snapshot:

@@ -19,6 +19,15 @@ async def fetch_record(event: ChangeEvent, zoho: ZohoClient) -> Record:
     raise ActionNotApplicableError(f"crmflow cannot fetch {event.source}/{event.module} records")
 
 
+# Fields every snapshot keeps, whatever the rules watch, because actions reason about their previous values.
+_REMEMBERED = {("zoho", APPOINTMENTS): frozenset({"Appointment_Start_Time", "Reschedule_Count"})}
+
+
+def remembered_fields(source: str, module: str) -> frozenset[str]:
+    """Fields to keep between notifications besides those the rules name."""
+    return _REMEMBERED.get((source, module), frozenset())
+
+
 def previous_values(record: Record) -> Mapping[str, Any]:
     """What a record first seen by crmflow says about its own previous state (see docs of each CRM)."""
     if record.source == "zoho" and record.module == APPOINTMENTS:

@@ -1,7 +1,14 @@
-"""Jobs: process one ChangeEvent (fetch → diff → rules → actions) and turn failures into retries or dead letters."""
+"""Jobs: process one ChangeEvent (fetch → diff → rules → actions) and turn failures into retries or dead letters.
+
+Every way a job can end is decided here, so that no change is lost: done, retried later with backoff
+(transient CRM and Redis failures, a job that ran out of time, anything unexpected), or kept as a dead
+letter (final CRM answers, actions that cannot apply, retries exhausted). arq itself would fail a job
+for good on any other exception, so none escapes.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Callable
@@ -19,7 +26,7 @@ from workers.backoff import backoff_s
 from workers.contract import ChangeEvent
 from workers.crm.zoho import ZohoClient
 from workers.deadletters import DeadLetter, DeadLetters, dead_letter_id
-from workers.diff import diff, snapshot_of
+from workers.diff import Change, diff, looks_lagging, snapshot_of
 from workers.errors import (
     ActionNotApplicableError,
     CrmAuthError,
@@ -27,7 +34,7 @@ from workers.errors import (
     CrmRejectedError,
     CrmTransientError,
 )
-from workers.fetch import fetch_record, previous_values
+from workers.fetch import fetch_record, previous_values, remembered_fields
 from workers.record import Record
 from workers.rules.evaluate import PlannedAction, evaluate
 from workers.rules.model import RuleSet
@@ -37,6 +44,8 @@ logger = logging.getLogger("crmflow.jobs")
 
 # Failures that retrying cannot fix: recorded as dead letters at once.
 FINAL_ERRORS = (CrmAuthError, CrmNotFoundError, CrmRejectedError, ActionNotApplicableError)
+# Tries that may be spent waiting for Zoho to return a record as new as the change it announced.
+LAGGING_READ_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,10 @@ class WorkerDeps:
     actions: Actions
     deadletters: DeadLetters
     policy: RetryPolicy
+    # The job's own time budget, a little under arq's job timeout, so that running out becomes a retry
+    # here instead of a permanent failure in arq.
+    work_timeout_s: float
+    # How long the record's lock is held at most: longer than any job may run.
     lock_timeout_s: float
     clock: Callable[[], datetime] = field(default=utcnow)
     jitter: Callable[[], float] = field(default=random.random)
@@ -80,16 +93,26 @@ async def process_change(ctx: dict[str, Any], event_data: Any) -> dict[str, Any]
     except ValidationError as exc:
         return await _reject_malformed(deps, event_data, job_try, exc)
     if job_try > deps.policy.max_tries:
-        # Only reached when tries ended without an answer: worker killed or job timed out every time.
-        message = f"started {job_try - 1} times without finishing (worker crashes or job timeouts)"
+        # Reached only when earlier tries never reported back: the worker running them was killed.
+        message = f"started {job_try - 1} times without finishing (worker killed each time?)"
         return await _dead_letter(deps, event, job_try, "TOO_MANY_TRIES", message, "CrashLoop")
     try:
-        # sleep: how often a job waiting for the lock retries (redis-py's default is 0.1 s).
-        lock = deps.redis.lock(lock_key(event), timeout=deps.lock_timeout_s, blocking_timeout=10, sleep=0.01)
-        async with lock:
-            return await handle_change(event, deps, job_try=job_try)
+        async with asyncio.timeout(deps.work_timeout_s):
+            # sleep: how often a job waiting for the lock retries (redis-py's default is 0.1 s).
+            wait_s = deps.work_timeout_s / 3
+            lock = deps.redis.lock(lock_key(event), timeout=deps.lock_timeout_s, blocking_timeout=wait_s, sleep=0.01)
+            async with lock:
+                return await handle_change(event, deps, job_try=job_try)
+    except TimeoutError:
+        overdue = CrmTransientError(f"the job took longer than {deps.work_timeout_s:.0f}s", code="JOB_TIMEOUT")
+        return await _retry_or_give_up(deps, event, job_try, overdue)
     except (CrmTransientError, RedisError) as exc:
         return await _retry_or_give_up(deps, event, job_try, exc)
+    except Exception as exc:
+        # A bug or corrupt state: keep the change (retried, then a dead letter) rather than let arq drop it.
+        logger.exception("%s try %d: unexpected error", event.job_id(), job_try)
+        unexpected = CrmTransientError(f"unexpected {type(exc).__name__}: {exc}", code="UNEXPECTED")
+        return await _retry_or_give_up(deps, event, job_try, unexpected)
 
 
 async def handle_change(event: ChangeEvent, deps: WorkerDeps, *, job_try: int) -> dict[str, Any]:
@@ -105,8 +128,12 @@ async def handle_change(event: ChangeEvent, deps: WorkerDeps, *, job_try: int) -
         return {"status": "gone"}
     except FINAL_ERRORS as exc:
         return await _dead_letter(deps, event, job_try, exc.code, str(exc), type(exc).__name__)
-    watched = deps.rules.watched_fields(event.source, event.module)
+    watched = deps.rules.watched_fields(event.source, event.module) | remembered_fields(event.source, event.module)
     previous = await load_snapshot(deps.redis, *where)
+    notified_at = datetime.fromtimestamp(event.notified_at_ms / 1000, UTC)
+    lagging = looks_lagging(previous, record, notified_at=notified_at, mentioned=event.changed_fields, watched=watched)
+    if lagging and job_try < LAGGING_READ_TRIES:
+        raise CrmTransientError("Zoho returned the record as it was before the notified change", code="LAGGING_READ")
     change = diff(previous, record, watched, inferred_previous=previous_values(record))
     if change.stale:
         return {"status": "stale", "modified_time": record.modified_time.isoformat()}
@@ -123,18 +150,39 @@ async def handle_change(event: ChangeEvent, deps: WorkerDeps, *, job_try: int) -
     }
 
 
+def _change_context(record: Record, change: Change) -> dict[str, Any]:
+    """What a dead letter needs to tell what the action was about, even after the record moves on."""
+    fields = {name: {"old": moved.old, "new": moved.new} for name, moved in change.fields.items()}
+    return {"changed": fields, "record_modified_time": record.modified_time.isoformat()}
+
+
 async def _run_action(
-    deps: WorkerDeps, event: ChangeEvent, job_try: int, step: PlannedAction, record: Record, change: Any
+    deps: WorkerDeps, event: ChangeEvent, job_try: int, step: PlannedAction, record: Record, change: Change
 ) -> dict[str, Any]:
-    summary: dict[str, Any] = {"rule": step.rule, "action": step.action.type}
+    names = {"rule": step.rule, "action": step.action.type}
     try:
         result = await deps.actions.run(step, record, change, now=deps.clock())
     except FINAL_ERRORS as exc:
+        context = _change_context(record, change)
+        await _dead_letter(deps, event, job_try, exc.code, str(exc), type(exc).__name__, context=context, **names)
+        return {**names, "status": "dead_lettered", "error": exc.code}
+    if result.missed:
+        message = "an earlier reschedule happened between two fetches; Zoho keeps no time or user for it"
+        context = _change_context(record, change) | {"missed": result.missed}
+        # Keyed by the missed reschedule, so every job that notices it updates one dead letter.
+        anchor = f"missed:{record.id}:{result.missed['Rescheduled_From']}:{result.missed['Rescheduled_To']}"
         await _dead_letter(
-            deps, event, job_try, exc.code, str(exc), type(exc).__name__, rule=step.rule, action=step.action.type
+            deps,
+            event,
+            job_try,
+            "MISSED_RESCHEDULE",
+            message,
+            "MissedReschedule",
+            context=context,
+            anchor=anchor,
+            **names,
         )
-        return {**summary, "status": "dead_lettered", "error": exc.code}
-    return {**summary, "status": result.status, "detail": result.detail}
+    return {**names, "status": result.status, "detail": result.detail}
 
 
 async def _retry_or_give_up(
@@ -162,10 +210,12 @@ async def _dead_letter(
     *,
     rule: str | None = None,
     action: str | None = None,
+    context: dict[str, Any] | None = None,
+    anchor: str | None = None,
 ) -> dict[str, Any]:
     now = deps.clock()
     letter = DeadLetter(
-        id=dead_letter_id(event.job_id(), rule, action),
+        id=dead_letter_id(anchor or event.job_id(), rule, action),
         source=event.source,
         module=event.module,
         record_id=event.record_id,
@@ -175,12 +225,13 @@ async def _dead_letter(
         error_class=error_class,
         error_code=code,
         message=message,
+        context=context or {},
         tries=job_try,
         first_failed_at=now,
         last_failed_at=now,
     )
     await deps.deadletters.add(letter)
-    logger.error("dead letter %s: %s rule=%s action=%s: %s", letter.id, event.job_id(), rule, action, message)
+    logger.error("dead letter %s: %s rule=%s action=%s: %s %s", letter.id, event.job_id(), rule, action, code, message)
     return {"status": "dead_lettered", "dead_letter": letter.id, "error": code}
 
 

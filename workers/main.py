@@ -44,6 +44,7 @@ def build_worker(
             client_id=config.zoho_client_id,
             client_secret=config.zoho_client_secret,
             refresh_token=config.zoho_refresh_token,
+            request_timeout_s=config.http_timeout_s,
         )
         zoho = ZohoClient(client, api_domain=config.zoho_api_domain, tokens=tokens)
         ctx["deps"] = WorkerDeps(
@@ -53,6 +54,7 @@ def build_worker(
             actions=Actions(zoho=zoho, ledger=Ledger(redis)),
             deadletters=DeadLetters(redis),
             policy=RetryPolicy(max_tries=config.max_tries, base_s=config.retry_base_s, cap_s=config.retry_cap_s),
+            work_timeout_s=config.job_timeout_s - 2,
             lock_timeout_s=config.job_timeout_s + 10,
             clock=clock or utcnow,
         )

@@ -156,7 +156,7 @@ async def test_reschedule_logs_one_correct_row(redis: ArqRedis, redis_url: str, 
 
     assert (await result(redis, baseline))["status"] == "processed"
     outcome = await result(redis, changed)
-    assert outcome["changed"] == ["Appointment_Start_Time"]
+    assert outcome["changed"] == ["Appointment_Start_Time", "Reschedule_Count"]
     assert [a["status"] for a in outcome["actions"]] == ["created"]
     (row,) = await zoho.history(NEVER_RESCHEDULED)
     assert row["Appointment_Name"] == {"name": "AC Repair - James", "id": NEVER_RESCHEDULED}
@@ -212,7 +212,7 @@ async def test_out_of_order_notifications_end_in_the_same_state(redis: ArqRedis,
     original = (await zoho.appointment(NEVER_RESCHEDULED))["Appointment_Start_Time"]
     await zoho.reschedule(NEVER_RESCHEDULED, soon(6))
     first = await notify(redis, NEVER_RESCHEDULED)
-    await zoho.reschedule(NEVER_RESCHEDULED, soon(7))
+    await zoho.reschedule(NEVER_RESCHEDULED, soon(7), Reschedule_Reason="By Team")
     second = await notify(redis, NEVER_RESCHEDULED)
 
     # Deliver the later notification first, then the earlier one (arq runs jobs in score order).
@@ -221,11 +221,19 @@ async def test_out_of_order_notifications_end_in_the_same_state(redis: ArqRedis,
     await redis.zadd("crmflow:queue", {first.job_id(): second_score, second.job_id(): second_score - 1000})
     await work(redis_url, zoho)
 
-    rows = await zoho.history(NEVER_RESCHEDULED)
-    assert [(r["Rescheduled_From"], r["Rescheduled_To"]) for r in rows] == [
-        (original, soon(7).isoformat(timespec="seconds"))
-    ]
+    # Both reschedules happened before either job ran. Zoho's record describes the latest one fully, so it
+    # is logged from Zoho's own fields; the one before it (no time or user kept by Zoho) is reported.
+    (row,) = await zoho.history(NEVER_RESCHEDULED)
+    assert (row["Rescheduled_From"], row["Rescheduled_To"]) == (_zoho(soon(6)), _zoho(soon(7)))
+    assert row["Reschedule_Reason"] == "By Team"
+    (letter,) = await DeadLetters(redis).all()
+    assert letter.error_code == "MISSED_RESCHEDULE"
+    assert letter.context["missed"] == {"Rescheduled_From": original, "Rescheduled_To": _zoho(soon(6))}
     assert (await result(redis, first))["changed"] == []
+
+
+def _zoho(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
 
 
 async def test_stale_read_never_undoes_newer_state(redis: ArqRedis, redis_url: str, zoho: Zoho) -> None:
@@ -386,3 +394,74 @@ async def test_deleted_or_unknown_appointments_are_not_errors(redis: ArqRedis, r
     assert (await result(redis, gone))["status"] == "gone"
     assert (await result(redis, deleted))["status"] == "deleted"
     assert await DeadLetters(redis).all() == []
+
+
+async def test_a_job_that_runs_out_of_time_is_retried_not_lost(redis: ArqRedis, redis_url: str, zoho: Zoho) -> None:
+    # arq fails a job that passes its timeout for good; without the job's own time budget this change
+    # would vanish (no retry, no dead letter) and a redelivery would be a "duplicate" for a day.
+    await notify(redis, NEVER_RESCHEDULED, "insert")
+    await work(redis_url, zoho)
+    await zoho.reschedule(NEVER_RESCHEDULED, soon(6))
+    await zoho.faults({"method": "GET", "path_prefix": "/crm/v7/Appointments__s/", "delay_ms": 4000, "times": 1})
+
+    event = await notify(redis, NEVER_RESCHEDULED)
+    await work(redis_url, zoho, WORKER_JOB_TIMEOUT_S=5)
+
+    from arq.jobs import Job
+
+    from workers.contract import loads
+
+    info = await Job(event.job_id(), redis, _deserializer=loads).result_info()
+    assert info is not None and info.success and info.job_try == 2
+    assert len(await zoho.history(NEVER_RESCHEDULED)) == 1
+
+
+async def test_unexpected_errors_are_retried_then_kept(redis: ArqRedis, redis_url: str, zoho: Zoho) -> None:
+    await redis.set("crmflow:snapshot:zoho:Appointments__s:" + NEVER_RESCHEDULED, b"{not json")
+
+    event = await notify(redis, NEVER_RESCHEDULED)
+    await work(redis_url, zoho)
+
+    assert (await result(redis, event))["status"] == "dead_lettered"
+    (letter,) = await DeadLetters(redis).all()
+    assert (letter.error_code, letter.tries) == ("UNEXPECTED", 4)
+    assert "JSONDecodeError" in letter.message
+
+
+async def test_a_lagging_read_is_retried_a_few_times(redis: ArqRedis, redis_url: str, zoho: Zoho) -> None:
+    await notify(redis, NEVER_RESCHEDULED, "insert")
+    await work(redis_url, zoho)
+    # Zoho announces a start-time change a minute after the state we saw, yet GET returns that same state.
+    later = int((datetime.now(UTC) + timedelta(minutes=1)).timestamp() * 1000)
+    event = ChangeEvent(
+        source="zoho",
+        module="Appointments__s",
+        record_id=NEVER_RESCHEDULED,
+        operation="update",
+        changed_fields=("Appointment_Start_Time",),
+        notified_at_ms=later,
+    )
+    await enqueue_events(redis, [event])
+    await work(redis_url, zoho)
+
+    from arq.jobs import Job
+
+    from workers.contract import loads
+
+    info = await Job(event.job_id(), redis, _deserializer=loads).result_info()
+    assert info is not None and info.job_try == 3
+    assert info.result["status"] == "processed"
+
+
+async def test_dead_letters_keep_what_the_change_was(redis: ArqRedis, redis_url: str, zoho: Zoho) -> None:
+    await notify(redis, NEVER_RESCHEDULED, "insert")
+    await work(redis_url, zoho)
+    before = (await zoho.appointment(NEVER_RESCHEDULED))["Appointment_Start_Time"]
+    await zoho.reschedule(NEVER_RESCHEDULED, soon(6))
+    await zoho.faults(zoho_error(403, "NOT_ALLOWED", "not rescheduled"))
+
+    await notify(redis, NEVER_RESCHEDULED)
+    await work(redis_url, zoho)
+
+    (letter,) = await DeadLetters(redis).all()
+    assert letter.context["changed"]["Appointment_Start_Time"] == {"old": before, "new": _zoho(soon(6))}

@@ -1,20 +1,20 @@
 """Action log_reschedule_history (Zoho): one Appointments_Rescheduled_History__s row per reschedule, exactly once.
 
-Exactly once in effect, in three layers (the caller holds the appointment's lock throughout):
-1. the ledger: a reschedule already logged by crmflow is skipped without a call;
-2. the CRM itself: the appointment's history is read before writing, and a row for the same reschedule
-   (same from, same to, Rescheduled_Time within MATCH_TOLERANCE) is adopted instead of written again. This
-   covers a worker killed between Zoho's answer and the ledger write, and Zoho writing the row itself
-   (whether Zoho auto-creates history rows is UNCONFIRMED; either way no second row appears);
-3. the ledger is written right after Zoho confirms the row.
+Exactly once in effect, in layers (the caller holds the appointment's lock throughout):
+1. the ledger is keyed by the reschedule itself (appointment, from, to, Reschedule_Count), so a repeat of
+   the same reschedule, from any rule, retry or duplicate, finds it done and writes nothing;
+2. before the write the ledger holds the exact row as "pending"; a retry sends that same row again;
+3. the appointment's history is read before writing, and a row for the same reschedule (same from, to and
+   Rescheduled_Time) is adopted instead of written again. This covers a worker killed between Zoho's
+   answer and the ledger update, and Zoho writing the row itself (UNCONFIRMED whether it does).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from workers.crm.zoho import ZohoClient
@@ -28,16 +28,18 @@ from workers.rules.model import LogRescheduleHistoryParams
 logger = logging.getLogger("crmflow.actions")
 
 START = "Appointment_Start_Time"
+COUNT = "Reschedule_Count"
 REASONS = ("By Customer", "By Team")
-MATCH_TOLERANCE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
 class ActionResult:
-    """What an action did: created, already_logged (ledger) or found_in_crm; detail names the row."""
+    """What an action did (created, already_logged or found_in_crm), and anything it could not do."""
 
     status: str
     detail: str = ""
+    # A reschedule that happened but cannot be logged faithfully (see missed_reschedule).
+    missed: dict[str, Any] = field(default_factory=dict)
 
 
 def _user(value: Any) -> dict[str, str] | None:
@@ -46,37 +48,47 @@ def _user(value: Any) -> dict[str, str] | None:
     return None
 
 
-def _describes_this_reschedule(fields: Mapping[str, Any], new_start: datetime) -> bool:
-    # Rescheduled_* on the record describe its latest reschedule; use them only if it is the one we saw.
-    return parse_datetime(fields.get("Rescheduled_To")) == new_start
-
-
-def history_row(record: Record, change: Change, params: LogRescheduleHistoryParams, *, now: datetime) -> dict[str, Any]:
-    """The history row for the start-time change in `change`. Pure; raises ActionNotApplicableError."""
+def _start_change(change: Change) -> tuple[datetime, datetime]:
     moved = change.fields.get(START)
     if moved is None:
         raise ActionNotApplicableError(f"{START} did not change")
     old, new = parse_datetime(moved.old), parse_datetime(moved.new)
     if old is None or new is None:
         raise ActionNotApplicableError(f"{START} is not an ISO 8601 time before or after the change")
+    return old, new
+
+
+def _zoho_account(record: Record, new_start: datetime) -> Mapping[str, Any]:
+    """The record's Rescheduled_* fields if they describe the reschedule to `new_start`, else nothing."""
     fields = record.fields
-    ours = _describes_this_reschedule(fields, new)
-    when = (parse_datetime(fields.get("Rescheduled_Time")) if ours else None) or record.modified_time
-    by = (_user(fields.get("Rescheduled_By")) if ours else None) or _user(fields.get("Modified_By"))
+    return fields if parse_datetime(fields.get("Rescheduled_To")) == new_start else {}
+
+
+def history_row(record: Record, change: Change, params: LogRescheduleHistoryParams, *, now: datetime) -> dict[str, Any]:
+    """The history row for the latest reschedule in `change`. Pure; raises ActionNotApplicableError.
+
+    Zoho's own account of the reschedule (Rescheduled_From/Time/By, Reschedule_Reason/Note on the record)
+    is used when it describes this reschedule; otherwise the start crmflow saw before, Modified_Time and
+    Modified_By stand in.
+    """
+    old, new = _start_change(change)
+    fields = record.fields
+    zoho = _zoho_account(record, new)
+    when = parse_datetime(zoho.get("Rescheduled_Time")) or record.modified_time
+    by = _user(zoho.get("Rescheduled_By")) or _user(fields.get("Modified_By"))
     if by is None:
         raise ActionNotApplicableError("the record names no user who rescheduled it (Rescheduled_By, Modified_By)")
     row: dict[str, Any] = {
         "Appointment_Name": {"name": str(fields.get("Appointment_Name") or record.id), "id": record.id},
-        "Rescheduled_From": as_zoho_time(old),
+        "Rescheduled_From": as_zoho_time(parse_datetime(zoho.get("Rescheduled_From")) or old),
         "Rescheduled_To": as_zoho_time(new),
         # Zoho refuses a Rescheduled_Time after its clock. Zoho's own times never are; a time derived
         # elsewhere is capped at our clock.
         "Rescheduled_Time": as_zoho_time(min(when, now.replace(microsecond=0))),
         "Rescheduled_By": by,
     }
-    record_reason = fields.get("Reschedule_Reason") if ours else None
-    reason = params.reason or (record_reason if record_reason in REASONS else None)
-    note = params.note or (fields.get("Reschedule_Note") if ours else None)
+    reason = params.reason or (zoho.get("Reschedule_Reason") if zoho.get("Reschedule_Reason") in REASONS else None)
+    note = params.note or zoho.get("Reschedule_Note")
     if reason:
         row["Reschedule_Reason"] = reason
     if isinstance(note, str) and note:
@@ -84,24 +96,45 @@ def history_row(record: Record, change: Change, params: LogRescheduleHistoryPara
     return row
 
 
+def missed_reschedule(record: Record, change: Change) -> dict[str, Any]:
+    """An earlier reschedule hidden between two fetches, or {} when there is none. Pure.
+
+    Seen A, now C, and Zoho says the latest reschedule was B → C: then A → B happened too, unless
+    Reschedule_Count rose by exactly one (someone set Rescheduled_From explicitly). Zoho keeps no time or
+    user for A → B, so it cannot be logged faithfully; the caller reports it instead.
+    """
+    old, new = _start_change(change)
+    zoho_from = parse_datetime(_zoho_account(record, new).get("Rescheduled_From"))
+    if zoho_from is None or zoho_from == old:
+        return {}
+    counted = change.fields.get(COUNT)
+    if counted is not None and isinstance(counted.old, int) and isinstance(counted.new, int):
+        one_reschedule = counted.new - counted.old == 1
+        if one_reschedule:
+            return {}
+    return {"Rescheduled_From": as_zoho_time(old), "Rescheduled_To": as_zoho_time(zoho_from)}
+
+
 def same_reschedule(existing: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
-    """Whether a history row already in Zoho records the reschedule `row` describes."""
-    for key in ("Rescheduled_From", "Rescheduled_To"):
-        if parse_datetime(existing.get(key)) != parse_datetime(row[key]):
-            return False
-    existing_time, our_time = parse_datetime(existing.get("Rescheduled_Time")), parse_datetime(row["Rescheduled_Time"])
-    return existing_time is not None and our_time is not None and abs(existing_time - our_time) <= MATCH_TOLERANCE
+    """Whether a history row already in Zoho records the same reschedule as `row` (same instants)."""
+    keys = ("Rescheduled_From", "Rescheduled_To", "Rescheduled_Time")
+    return all(
+        parse_datetime(existing.get(k)) is not None and parse_datetime(existing.get(k)) == parse_datetime(row[k])
+        for k in keys
+    )
+
+
+def reschedule_key(record: Record, row: Mapping[str, Any]) -> str:
+    """Ledger key of one reschedule: appointment, from, to, and which reschedule it was."""
+    count = record.fields.get(COUNT)
+    occurrence = str(count) if isinstance(count, int) else _instant(row["Rescheduled_Time"])
+    parts = (_instant(row["Rescheduled_From"]), _instant(row["Rescheduled_To"]), occurrence)
+    return effect_key("zoho", APPOINTMENTS, record.id, "log_reschedule_history", *parts)
 
 
 def _instant(value: str) -> str:
     moment = parse_datetime(value)
     return moment.astimezone(UTC).isoformat() if moment is not None else value
-
-
-def reschedule_key(record: Record, row: Mapping[str, Any]) -> str:
-    """Ledger key of one reschedule of one appointment (whichever rule asked for it)."""
-    parts = [_instant(row[k]) for k in ("Rescheduled_From", "Rescheduled_To", "Rescheduled_Time")]
-    return effect_key("zoho", APPOINTMENTS, record.id, "log_reschedule_history", *parts)
 
 
 async def log_zoho_reschedule(
@@ -115,18 +148,23 @@ async def log_zoho_reschedule(
 ) -> ActionResult:
     """Write the history row unless crmflow or Zoho already has it."""
     row = history_row(record, change, params, now=now)
+    missed = missed_reschedule(record, change)
     key = reschedule_key(record, row)
-    done = await ledger.applied(key)
-    if done is not None:
-        return ActionResult("already_logged", done)
+    entry = await ledger.get(key)
+    if entry is not None and entry["state"] == "done":
+        return ActionResult("already_logged", entry["row_id"], missed)
+    if entry is not None:
+        row = entry["row"]  # resend exactly what an earlier try may already have written
+    else:
+        await ledger.pending(key, row=row)
     for existing in await zoho.list_reschedule_history(record.id):
         if same_reschedule(existing, row):
             row_id = str(existing.get("id", ""))
-            await ledger.record(key, row_id)
-            return ActionResult("found_in_crm", row_id)
+            await ledger.done(key, row_id=row_id)
+            return ActionResult("found_in_crm", row_id, missed)
     row_id = await zoho.add_reschedule_history(row)
-    await ledger.record(key, row_id)
+    await ledger.done(key, row_id=row_id)
     logger.info(
         "appointment %s: history row %s (%s -> %s)", record.id, row_id, row["Rescheduled_From"], row["Rescheduled_To"]
     )
-    return ActionResult("created", row_id)
+    return ActionResult("created", row_id, missed)

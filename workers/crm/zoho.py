@@ -12,6 +12,8 @@ from workers.crm.zoho_models import APPOINTMENTS, HISTORY, appointment_record, c
 from workers.errors import CrmAuthError, CrmTransientError
 from workers.record import Record
 
+# A 401 a new access token cannot cure: the grant itself lacks the scope.
+NOT_FIXED_BY_REFRESH = frozenset({"OAUTH_SCOPE_MISMATCH"})
 HISTORY_FIELDS = "Appointment_Name,Rescheduled_From,Rescheduled_To,Rescheduled_Time,Rescheduled_By"
 
 
@@ -45,9 +47,10 @@ class ZohoClient:
             try:
                 raise_for_zoho(response)
             except CrmAuthError as exc:
-                if exc.code != "INVALID_TOKEN":
+                if exc.code in NOT_FIXED_BY_REFRESH:
                     raise
-            # Expired or revoked: refresh once (unless another worker already has) and try again.
+            # Expired, revoked, or pushed out by newer tokens (INVALID_TOKEN, INVALID_OAUTHTOKEN, ...):
+            # refresh once (unless another worker already has) and try again.
             token = await self._tokens.refresh(stale=token)
             response = await self._send(method, path, token, params=params, json=json)
         return raise_for_zoho(response)

@@ -61,6 +61,7 @@ class ZohoTokens:
         client_id: str,
         client_secret: SecretStr,
         refresh_token: SecretStr,
+        request_timeout_s: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._redis = redis
@@ -69,6 +70,7 @@ class ZohoTokens:
         self._client_id = client_id
         self._client_secret = client_secret
         self._refresh_token = refresh_token
+        self._request_timeout_s = request_timeout_s
         self._clock = clock
         scope = hashlib.sha256(f"{accounts_url}|{client_id}".encode()).hexdigest()[:12]
         self._key = f"crmflow:zoho:token:{scope}"
@@ -89,7 +91,9 @@ class ZohoTokens:
 
     async def refresh(self, *, stale: str | None) -> str:
         """Replace `stale` with a new token, unless another worker already did while we waited for the lock."""
-        async with self._redis.lock(f"{self._key}:lock", timeout=30, blocking_timeout=25):
+        # The lock outlives the token request (bounded by the HTTP client's timeout) by a margin.
+        hold_s = self._request_timeout_s + 10
+        async with self._redis.lock(f"{self._key}:lock", timeout=hold_s, blocking_timeout=hold_s, sleep=0.05):
             cached = await self._cached()
             if cached is not None and cached[0] != stale and cached[1] - self._clock() > REFRESH_MARGIN_S:
                 return cached[0]
@@ -104,9 +108,9 @@ class ZohoTokens:
 
     async def _spend_budget(self) -> None:
         budget_key = f"{self._key}:refreshes"
+        # Create the window with its expiry in one command, so a crash can never leave it without one.
+        await self._redis.set(budget_key, 0, ex=REFRESH_WINDOW_S, nx=True)
         used = await self._redis.incr(budget_key)
-        if used == 1:
-            await self._redis.expire(budget_key, REFRESH_WINDOW_S)
         if used > REFRESH_BUDGET:
             wait_s = await self._redis.ttl(budget_key)
             raise CrmRateLimitedError(

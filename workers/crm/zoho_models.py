@@ -121,7 +121,7 @@ def inferred_previous(record: Record) -> dict[str, Any]:
     count = fields.get("Reschedule_Count")
     previous = fields.get("Rescheduled_From")
     if isinstance(count, int) and count >= 1 and start is not None and start == to and parse_datetime(previous):
-        return {"Appointment_Start_Time": previous}
+        return {"Appointment_Start_Time": previous, "Reschedule_Count": count - 1}
     return {}
 
 

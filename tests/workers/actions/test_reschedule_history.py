@@ -11,7 +11,7 @@ import pytest
 from arq.connections import ArqRedis
 from pydantic import SecretStr
 
-from workers.actions.reschedule_history import history_row, log_zoho_reschedule, same_reschedule
+from workers.actions.reschedule_history import history_row, log_zoho_reschedule, missed_reschedule, same_reschedule
 from workers.crm.zoho import ZohoClient
 from workers.crm.zoho_auth import ZohoTokens
 from workers.diff import Change, FieldChange
@@ -103,18 +103,39 @@ def test_not_applicable(record: Record, change: Change, reason: str) -> None:
         history_row(record, change, NO_PARAMS, now=NOW)
 
 
-def test_same_reschedule_compares_instants_with_a_tolerance() -> None:
+def test_same_reschedule_compares_instants_exactly() -> None:
     row = history_row(rescheduled(), MOVED, NO_PARAMS, now=NOW)
     utc = {
         "Rescheduled_From": "2026-11-24T03:30:00+00:00",
         "Rescheduled_To": "2026-11-25T05:00:00+00:00",
-        "Rescheduled_Time": "2026-11-21T11:34:00+00:00",
+        "Rescheduled_Time": "2026-11-21T11:30:46+00:00",
     }
 
     assert same_reschedule(utc, row)
-    assert not same_reschedule(utc | {"Rescheduled_Time": "2026-11-21T11:20:00+00:00"}, row)
+    assert not same_reschedule(utc | {"Rescheduled_Time": "2026-11-21T11:31:46+00:00"}, row)
     assert not same_reschedule(utc | {"Rescheduled_To": "2026-11-25T05:30:00+00:00"}, row)
     assert not same_reschedule({}, row)
+
+
+def test_zohos_own_rescheduled_from_is_used_and_a_hidden_reschedule_reported() -> None:
+    # Seen at A; since then A -> B and B -> C happened; Zoho's fields describe B -> C.
+    a, b, c = "2026-11-24T09:00:00+00:00", "2026-11-25T09:00:00+00:00", "2026-11-26T09:00:00+00:00"
+    record = rescheduled(Appointment_Start_Time=c, Rescheduled_From=b, Rescheduled_To=c, Reschedule_Count=2)
+    change = Change(fields={"Appointment_Start_Time": FieldChange(a, c), "Reschedule_Count": FieldChange(0, 2)})
+
+    row = history_row(record, change, NO_PARAMS, now=NOW)
+
+    assert (row["Rescheduled_From"], row["Rescheduled_To"]) == (b, c)
+    assert missed_reschedule(record, change) == {"Rescheduled_From": a, "Rescheduled_To": b}
+
+
+def test_rescheduled_from_set_explicitly_on_a_single_reschedule_is_not_a_hidden_one() -> None:
+    a, b, c = "2026-11-24T09:00:00+00:00", "2026-11-25T09:00:00+00:00", "2026-11-26T09:00:00+00:00"
+    record = rescheduled(Appointment_Start_Time=c, Rescheduled_From=b, Rescheduled_To=c, Reschedule_Count=1)
+    change = Change(fields={"Appointment_Start_Time": FieldChange(a, c), "Reschedule_Count": FieldChange(0, 1)})
+
+    assert missed_reschedule(record, change) == {}
+    assert missed_reschedule(rescheduled(), MOVED) == {}
 
 
 class FakeHistory:
@@ -193,3 +214,40 @@ async def test_a_row_zoho_wrote_itself_is_adopted(redis: ArqRedis) -> None:
 
     assert (result.status, result.detail) == ("found_in_crm", "zoho-own")
     assert fake.posts == 0
+
+
+async def test_retry_after_a_lost_answer_resends_the_same_row_even_if_the_record_moved_on(redis: ArqRedis) -> None:
+    # Zoho's Rescheduled_* describe an older reschedule, so the row's time comes from Modified_Time. Between
+    # the lost answer and the retry someone edits another field: Modified_Time moves by 20 minutes. Without
+    # the pending ledger entry the retry would build a different row and write it as a second one.
+    fake = FakeHistory()
+    fake.lose_answer = True
+    client, ledger = zoho(redis, fake), Ledger(redis)
+    old_account = {"Rescheduled_To": "2026-11-20T09:00:00+05:30"}
+
+    with pytest.raises(CrmTransientError):
+        await log_zoho_reschedule(client, ledger, rescheduled(**old_account), MOVED, NO_PARAMS, now=NOW)
+    edited = rescheduled(**old_account, Modified_Time="2026-11-21T17:25:00+05:30")
+    retried = await log_zoho_reschedule(client, ledger, edited, MOVED, NO_PARAMS, now=NOW)
+
+    assert retried.status == "found_in_crm"
+    assert fake.posts == 1
+
+
+async def test_back_and_forth_within_minutes_logs_every_reschedule(redis: ArqRedis) -> None:
+    fake = FakeHistory()
+    client, ledger = zoho(redis, fake), Ledger(redis)
+    moves = [(OLD, NEW, 1, "17:00:46"), (NEW, OLD, 2, "17:01:30"), (OLD, NEW, 3, "17:02:10")]
+
+    for before, after, count, at in moves:
+        record = rescheduled(
+            Appointment_Start_Time=after,
+            Rescheduled_From=before,
+            Rescheduled_To=after,
+            Reschedule_Count=count,
+            Rescheduled_Time=f"2026-11-21T{at}+05:30",
+        )
+        change = Change(fields={"Appointment_Start_Time": FieldChange(before, after)})
+        assert (await log_zoho_reschedule(client, ledger, record, change, NO_PARAMS, now=NOW)).status == "created"
+
+    assert [(r["Rescheduled_From"], r["Rescheduled_To"]) for r in fake.rows] == [(OLD, NEW), (NEW, OLD), (OLD, NEW)]

@@ -132,6 +132,8 @@ async def test_refresh_budget_stays_below_zohos_throttle(redis: ArqRedis) -> Non
     with pytest.raises(CrmRateLimitedError) as raised:
         await source.refresh(stale=stale)
 
+    budget_ttl = await redis.ttl(next(iter(await redis.keys("crmflow:zoho:token:*:refreshes"))))
+    assert 0 < budget_ttl <= 600  # the window always expires, whatever happened between commands
     assert len(accounts.grants) == REFRESH_BUDGET
     assert raised.value.retry_after_s is not None and raised.value.retry_after_s > 0
 

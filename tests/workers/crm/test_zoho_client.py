@@ -109,3 +109,15 @@ async def test_history_read_and_write(redis: ArqRedis) -> None:
         "/crm/v7/Appointments__s/9/Appointments_Rescheduled_History__s",
         "/crm/v7/Appointments_Rescheduled_History__s",
     ]
+
+
+async def test_a_token_pushed_out_by_newer_ones_is_refreshed_too(redis: ArqRedis) -> None:
+    log: list[str] = []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        if request.headers["authorization"].endswith("t1"):
+            return httpx.Response(401, json={"code": "INVALID_OAUTHTOKEN", "message": "invalid oauth token"})
+        return httpx.Response(200, json={"data": [APPOINTMENT]})
+
+    assert (await client(redis, api, log).get_appointment("9")).id == "9"
+    assert [line.rsplit(" ", 1)[1] for line in log] == ["t1", "t2"]

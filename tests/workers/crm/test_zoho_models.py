@@ -111,7 +111,7 @@ def test_first_seen_rescheduled_appointment_infers_its_previous_start() -> None:
         Reschedule_Count=1,
     )
 
-    assert inferred_previous(record) == {"Appointment_Start_Time": "2026-11-24T09:00:00+00:00"}
+    assert inferred_previous(record) == {"Appointment_Start_Time": "2026-11-24T09:00:00+00:00", "Reschedule_Count": 0}
 
 
 @pytest.mark.parametrize(
