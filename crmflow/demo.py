@@ -93,12 +93,7 @@ class Demo:
         self.out(f"1. Created appointment {record_id} starting {_zoho(start)} in the Zoho sandbox.")
 
     async def reschedule(self, record_id: str, start: datetime) -> None:
-        form = {
-            "grant_type": "refresh_token",
-            "client_id": "sandbox-client-id",
-            "client_secret": "sandbox-client-secret",
-            "refresh_token": "sandbox-refresh-token",
-        }
+        form = SandboxConfig().refresh_form()
         self.token = (await self.sandbox.post("/oauth/v2/token", data=form)).json()["access_token"]
         change = {
             "id": record_id,

@@ -48,6 +48,15 @@ class SandboxConfig:
         if not self.channel_id.isdigit():
             raise ValueError("channel_id: Zoho channel ids are numeric (long)")
 
+    def refresh_form(self) -> dict[str, str]:
+        """The refresh-grant form a client of this sandbox POSTs to /oauth/v2/token."""
+        return {
+            "grant_type": "refresh_token",
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "refresh_token": self.refresh_token,
+        }
+
     @property
     def tz(self) -> timezone:
         """The rendering time zone parsed from `timezone_offset`."""

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import httpx
 
+from sandbox.config import SandboxConfig
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -19,6 +21,26 @@ def crmflow_env(**settings: str) -> dict[str, str]:
     names = ("REDIS_URL", "RULES_PATH", "ZOHO_", "RECEIVER_", "WORKER_", "SANDBOX_", "CRM_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(names)}
     return env | {"PYTHONPATH": str(REPO), "LOG_LEVEL": "INFO"} | settings
+
+
+def stack_env(redis_url: str, sandbox_url: str, **settings: str) -> dict[str, str]:
+    """Settings for receiver and worker processes talking to the sandbox at `sandbox_url`."""
+    return crmflow_env(
+        REDIS_URL=redis_url,
+        RULES_PATH=str(REPO / "rules" / "default.yaml"),
+        ZOHO_API_DOMAIN=sandbox_url,
+        ZOHO_ACCOUNTS_URL=sandbox_url,
+        ZOHO_CLIENT_ID="sandbox-client-id",
+        ZOHO_CLIENT_SECRET="sandbox-client-secret",
+        ZOHO_REFRESH_TOKEN="sandbox-refresh-token",
+        **settings,
+    )
+
+
+def sandbox_auth(zoho: httpx.Client) -> dict[str, str]:
+    """An Authorization header from the sandbox's token endpoint, as any Zoho client gets one."""
+    token = zoho.post("/oauth/v2/token", data=SandboxConfig().refresh_form()).json()["access_token"]
+    return {"Authorization": f"Zoho-oauthtoken {token}"}
 
 
 def start(args: list[str], env: Mapping[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:

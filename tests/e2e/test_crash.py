@@ -12,7 +12,7 @@ import httpx
 import redis
 
 from crmflow.embedded_redis import free_port
-from tests.processes import REPO, answers, crmflow_env, start, stop, wait_for
+from tests.processes import answers, sandbox_auth, stack_env, start, stop, wait_for
 from workers.contract import QUEUE_NAME
 
 APPOINTMENT = "5545974000002555001"
@@ -24,17 +24,7 @@ def test_a_killed_workers_job_runs_again_within_its_timeout(redis_url: str, tmp_
     store.flushdb()
     sandbox_port, receiver_port = free_port(), free_port()
     sandbox, receiver = f"http://127.0.0.1:{sandbox_port}", f"http://127.0.0.1:{receiver_port}"
-    env = crmflow_env(
-        REDIS_URL=redis_url,
-        RULES_PATH=str(REPO / "rules" / "default.yaml"),
-        ZOHO_NOTIFY_TOKEN="t",
-        ZOHO_API_DOMAIN=sandbox,
-        ZOHO_ACCOUNTS_URL=sandbox,
-        ZOHO_CLIENT_ID="sandbox-client-id",
-        ZOHO_CLIENT_SECRET="sandbox-client-secret",
-        ZOHO_REFRESH_TOKEN="sandbox-refresh-token",
-        WORKER_JOB_TIMEOUT_S=str(JOB_TIMEOUT_S),
-    )
+    env = stack_env(redis_url, sandbox, ZOHO_NOTIFY_TOKEN="t", WORKER_JOB_TIMEOUT_S=str(JOB_TIMEOUT_S))
     notify = ["--notify-url", f"{receiver}/webhooks/zoho", "--notify-token", "t"]
     processes = [
         start(["sandbox", "--port", str(sandbox_port), *notify], env, tmp_path, tmp_path / "sandbox.log"),
@@ -49,15 +39,7 @@ def test_a_killed_workers_job_runs_again_within_its_timeout(redis_url: str, tmp_
             # The worker's GET of the appointment hangs, so it is surely mid-job when it is killed.
             hang = {"method": "GET", "path_prefix": f"/crm/v7/Appointments__s/{APPOINTMENT}", "delay_ms": 17000}
             zoho.post("/_sandbox/faults", json=[hang | {"times": 1}])
-            form = {
-                "grant_type": "refresh_token",
-                "client_id": "sandbox-client-id",
-                "client_secret": "sandbox-client-secret",
-                "refresh_token": "sandbox-refresh-token",
-            }
-            auth = {
-                "Authorization": f"Zoho-oauthtoken {zoho.post('/oauth/v2/token', data=form).json()['access_token']}"
-            }
+            auth = sandbox_auth(zoho)
             start_at = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0).isoformat()
             body = {"data": [{"id": APPOINTMENT, "Appointment_Start_Time": start_at}]}
             assert zoho.put("/crm/v7/Appointments__s", json=body, headers=auth).status_code == 200

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from crmflow.embedded_redis import free_port
-from tests.processes import REPO, answers, crmflow_env, start, stop, wait_for
+from tests.processes import answers, sandbox_auth, stack_env, start, stop, wait_for
 from workers.contract import QUEUE_NAME
 
 APPOINTMENT = "5545974000002555001"  # the sandbox's "AC Repair - James", never rescheduled
@@ -44,17 +44,7 @@ def stack(redis_url: str, tmp_path: Path) -> Iterator[Stack]:
     redis.Redis.from_url(redis_url).flushdb()
     sandbox_port, receiver_port = free_port(), free_port()
     sandbox_url, receiver_url = f"http://127.0.0.1:{sandbox_port}", f"http://127.0.0.1:{receiver_port}"
-    env = crmflow_env(
-        REDIS_URL=redis_url,
-        RULES_PATH=str(REPO / "rules" / "default.yaml"),
-        ZOHO_NOTIFY_TOKEN=TOKEN,
-        ZOHO_CHANNEL_IDS="1000000068001",
-        ZOHO_API_DOMAIN=sandbox_url,
-        ZOHO_ACCOUNTS_URL=sandbox_url,
-        ZOHO_CLIENT_ID="sandbox-client-id",
-        ZOHO_CLIENT_SECRET="sandbox-client-secret",
-        ZOHO_REFRESH_TOKEN="sandbox-refresh-token",
-    )
+    env = stack_env(redis_url, sandbox_url, ZOHO_NOTIFY_TOKEN=TOKEN, ZOHO_CHANNEL_IDS="1000000068001")
     sandbox_args = ["sandbox", "--port", str(sandbox_port), "--notify-url", f"{receiver_url}/webhooks/zoho"]
     processes = [
         start([*sandbox_args, "--notify-token", TOKEN], env, tmp_path, tmp_path / "sandbox.log"),
@@ -72,19 +62,9 @@ def stack(redis_url: str, tmp_path: Path) -> Iterator[Stack]:
             stop(process)
 
 
-def _auth(zoho: httpx.Client) -> dict[str, str]:
-    form = {
-        "grant_type": "refresh_token",
-        "client_id": "sandbox-client-id",
-        "client_secret": "sandbox-client-secret",
-        "refresh_token": "sandbox-refresh-token",
-    }
-    return {"Authorization": f"Zoho-oauthtoken {zoho.post('/oauth/v2/token', data=form).json()['access_token']}"}
-
-
 def appointment(stack: Stack) -> dict[str, Any]:
     with stack.zoho() as zoho:
-        body = zoho.get(f"/crm/v7/Appointments__s/{APPOINTMENT}", headers=_auth(zoho)).json()
+        body = zoho.get(f"/crm/v7/Appointments__s/{APPOINTMENT}", headers=sandbox_auth(zoho)).json()
     record: dict[str, Any] = body["data"][0]
     return record
 
@@ -94,7 +74,9 @@ def reschedule(stack: Stack, start: datetime) -> dict[str, Any]:
     change = {"id": APPOINTMENT, "Appointment_Start_Time": start.isoformat(timespec="seconds")}
     change |= {"Reschedule_Reason": "By Team", "Reschedule_Note": "Technician ill"}
     with stack.zoho() as zoho:
-        assert zoho.put("/crm/v7/Appointments__s", json={"data": [change]}, headers=_auth(zoho)).status_code == 200
+        assert (
+            zoho.put("/crm/v7/Appointments__s", json={"data": [change]}, headers=sandbox_auth(zoho)).status_code == 200
+        )
     return appointment(stack)
 
 

@@ -14,12 +14,7 @@ from sandbox.config import SandboxConfig
 
 START = datetime(2026, 3, 2, 9, 15, 30, 250_000, tzinfo=UTC)
 NOTIFY_URL = "http://receiver.test/webhooks/zoho?source=zoho&k=v"
-TOKEN_FORM = {
-    "grant_type": "refresh_token",
-    "client_id": "sandbox-client-id",
-    "client_secret": "sandbox-client-secret",
-    "refresh_token": "sandbox-refresh-token",
-}
+TOKEN_FORM = SandboxConfig().refresh_form()
 SCHEDULED = "5545974000002555001"
 RESCHEDULED = "5545974000002555012"
 CANCELLED = "5545974000002555023"

@@ -45,13 +45,7 @@ class Zoho:
         return self._token
 
     async def _grant(self) -> str:
-        form = {
-            "grant_type": "refresh_token",
-            "client_id": "sandbox-client-id",
-            "client_secret": "sandbox-client-secret",
-            "refresh_token": "sandbox-refresh-token",
-        }
-        response = await self.http.post("/oauth/v2/token", data=form)
+        response = await self.http.post("/oauth/v2/token", data=SandboxConfig().refresh_form())
         return str(response.json()["access_token"])
 
     async def reschedule(self, record_id: str, start: datetime, **extra: Any) -> None:
