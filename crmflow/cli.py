@@ -49,7 +49,8 @@ def receiver(host: str, port: int) -> None:
         config = load_settings(ReceiverConfig)
     except SettingsError as exc:
         _fail("invalid configuration", str(exc))
-    logger.info("receiver: sources active: zoho (POST /webhooks/zoho); queue at %s", _redacted(config.redis_url))
+    routes = ", ".join(f"{source} (POST /webhooks/{source})" for source in config.sources)
+    logger.info("receiver: sources active: %s; queue at %s", routes, _redacted(config.redis_url))
     uvicorn.run(create_app(config), host=host, port=port, log_level="info", server_header=False)
 
 

@@ -18,9 +18,10 @@ def describe(exc: ValidationError) -> list[str]:
     """One line per failing setting: its environment variable name and what is wrong (never its value)."""
     lines = []
     for error in exc.errors(include_url=False, include_input=False, include_context=False):
-        name = ".".join(str(part) for part in error["loc"]).upper() or "(settings)"
+        name = ".".join(str(part) for part in error["loc"]).upper()
         problem = "is not set" if error["type"] == "missing" else error["msg"]
-        lines.append(f"{name}: {problem}")
+        # A check across settings names them itself, as "Value error, NAME: ...".
+        lines.append(f"{name}: {problem}" if name else problem.removeprefix("Value error, "))
     return lines
 
 

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from receiver.config import ReceiverConfig
 from receiver.enqueue import connect_queue
 from receiver.errors import QueueUnavailableError, WebhookError
-from receiver.routes import ReceiverState, routes
+from receiver.routes import ReceiverState, routes_for
 
 logger = logging.getLogger("crmflow.receiver")
 
@@ -53,7 +53,7 @@ def create_app(config: ReceiverConfig, *, redis: ArqRedis | None = None) -> Star
             await queue.aclose()
 
     app = Starlette(
-        routes=routes,
+        routes=routes_for(config),
         lifespan=lifespan,
         exception_handlers={
             WebhookError: _webhook_error,

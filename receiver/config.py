@@ -2,30 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class ReceiverConfig(BaseSettings):
-    """What the webhook receiver needs to run."""
+    """What the webhook receiver needs to run. A source is served only when its settings are present."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
-    # Zoho echoes this token (set when the watch channel was enabled, at most 50 characters) in every callback.
-    zoho_notify_token: SecretStr = Field(validation_alias="ZOHO_NOTIFY_TOKEN")
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, validation_alias="RECEIVER_MAX_BODY_BYTES")
+
+    # Zoho echoes this token (chosen when the watch channel was enabled, at most 50 characters) in callbacks.
+    zoho_notify_token: SecretStr | None = Field(default=None, validation_alias="ZOHO_NOTIFY_TOKEN")
     # When set, only callbacks from these watch channels are accepted (comma-separated channel ids).
     zoho_channel_ids: Annotated[frozenset[str] | None, NoDecode] = Field(
         default=None, validation_alias="ZOHO_CHANNEL_IDS"
     )
-    max_body_bytes: int = Field(default=1_048_576, ge=1024, validation_alias="RECEIVER_MAX_BODY_BYTES")
+
+    # The HubSpot app's client secret: the key of X-HubSpot-Signature-v3.
+    hubspot_client_secret: SecretStr | None = Field(default=None, validation_alias="HUBSPOT_CLIENT_SECRET")
+    # The externally visible base URL of this receiver (what HubSpot calls, before any TLS proxy).
+    public_base_url: str | None = Field(default=None, validation_alias="PUBLIC_BASE_URL")
+    # Accept HubSpot's legacy v1/v2 signatures (no timestamp, so replayable) when a request has no v3 one.
+    hubspot_accept_v1: bool = Field(default=False, validation_alias="HUBSPOT_ACCEPT_V1")
 
     @field_validator("zoho_notify_token")
     @classmethod
-    def _token_shape(cls, value: SecretStr) -> SecretStr:
-        if not 1 <= len(value.get_secret_value()) <= 50:
+    def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not 1 <= len(value.get_secret_value()) <= 50:
             raise ValueError("must be 1 to 50 characters (Zoho's limit for a channel token)")
         return value
 
@@ -36,3 +44,39 @@ class ReceiverConfig(BaseSettings):
             ids = frozenset(part.strip() for part in value.split(",") if part.strip())
             return ids or None
         return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        AnyHttpUrl(value)
+        if "?" in value or "#" in value:
+            raise ValueError("must be a base URL without query or fragment")
+        return value.rstrip("/")
+
+    @field_validator("hubspot_client_secret")
+    @classmethod
+    def _secret_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _sources(self) -> Self:
+        if self.hubspot_client_secret is not None and self.public_base_url is None:
+            raise ValueError(
+                "PUBLIC_BASE_URL: is not set; HubSpot signs the URL it calls, so HUBSPOT_CLIENT_SECRET needs it"
+            )
+        if not self.sources:
+            raise ValueError(
+                "no source is configured: set ZOHO_NOTIFY_TOKEN (Zoho) and/or "
+                "HUBSPOT_CLIENT_SECRET with PUBLIC_BASE_URL (HubSpot)"
+            )
+        return self
+
+    @property
+    def sources(self) -> list[str]:
+        """The sources this receiver serves."""
+        active = ["zoho"] if self.zoho_notify_token is not None else []
+        return [*active, "hubspot"] if self.hubspot_client_secret is not None else active

@@ -1,10 +1,12 @@
-"""Routes: POST /webhooks/zoho (receive → verify → validate → enqueue), GET /healthz, GET /readyz."""
+"""Routes: POST /webhooks/zoho and /webhooks/hubspot (receive → verify → validate → enqueue), /healthz, /readyz."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
@@ -13,10 +15,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from receiver.config import ReceiverConfig
+from receiver.dedupe import remember, unseen
 from receiver.enqueue import enqueue_events
 from receiver.receive import parse_json, read_capped, require_json
-from receiver.validate import validate_zoho, zoho_events
-from receiver.verify import verify_zoho
+from receiver.validate import hubspot_events, validate_hubspot, validate_zoho, zoho_events
+from receiver.verify import HubSpotSignatureHeaders, hubspot_uri, verify_hubspot, verify_zoho
 
 logger = logging.getLogger("crmflow.receiver")
 
@@ -34,19 +37,24 @@ def _state(request: Request) -> ReceiverState:
     return state
 
 
+async def _body(request: Request, state: ReceiverState) -> bytes:
+    require_json(request.headers.get("content-type"))
+    return await read_capped(
+        request.headers.get("content-length"), request.stream(), max_bytes=state.config.max_body_bytes
+    )
+
+
+def _accepted(queued: int, duplicates: int, ignored: int) -> Response:
+    return JSONResponse({"status": "accepted", "queued": queued, "duplicates": duplicates, "ignored": ignored})
+
+
 async def zoho_webhook(request: Request) -> Response:
     """Accept a Zoho Notification API callback: one job per record, answered only once Redis has them all."""
     state = _state(request)
-    require_json(request.headers.get("content-type"))
-    body = await read_capped(
-        request.headers.get("content-length"), request.stream(), max_bytes=state.config.max_body_bytes
-    )
-    payload = parse_json(body)
-    verify_zoho(
-        payload,
-        expected_token=state.config.zoho_notify_token.get_secret_value(),
-        channel_ids=state.config.zoho_channel_ids,
-    )
+    token = state.config.zoho_notify_token
+    assert token is not None  # the route exists only when Zoho is configured
+    payload = parse_json(await _body(request, state))
+    verify_zoho(payload, expected_token=token.get_secret_value(), channel_ids=state.config.zoho_channel_ids)
     notification = validate_zoho(payload)
     events = zoho_events(notification)
     result = await enqueue_events(state.redis, events)
@@ -60,9 +68,51 @@ async def zoho_webhook(request: Request) -> Response:
         ignored,
         notification.channel_id,
     )
-    return JSONResponse(
-        {"status": "accepted", "queued": result.queued, "duplicates": result.duplicates, "ignored": ignored}
+    return _accepted(result.queued, result.duplicates, ignored)
+
+
+def public_uri(request: Request, base_url: str) -> str:
+    """The URI HubSpot signed: PUBLIC_BASE_URL plus the path exactly as sent (still percent-encoded) and query."""
+    raw_path = request.scope.get("raw_path")
+    # ASGI's raw_path has no query string; some servers and test transports include it anyway.
+    path = raw_path.split(b"?", 1)[0].decode("latin-1") if raw_path else quote(request.scope["path"])
+    return hubspot_uri(base_url, path, request.scope.get("query_string", b"").decode("latin-1"))
+
+
+async def hubspot_webhook(request: Request) -> Response:
+    """Accept a signed HubSpot batch: verify the raw bytes, then one job per appointment, new events only."""
+    state = _state(request)
+    config = state.config
+    assert config.hubspot_client_secret is not None and config.public_base_url is not None
+    body = await _body(request, state)
+    headers = request.headers
+    verify_hubspot(
+        method=request.method,
+        uri=public_uri(request, config.public_base_url),
+        body=body,
+        headers=HubSpotSignatureHeaders(
+            v3=headers.get("x-hubspot-signature-v3"),
+            timestamp=headers.get("x-hubspot-request-timestamp"),
+            legacy=headers.get("x-hubspot-signature"),
+            legacy_version=headers.get("x-hubspot-signature-version"),
+        ),
+        secret=config.hubspot_client_secret.get_secret_value(),
+        now_ms=int(time.time() * 1000),
+        accept_legacy=config.hubspot_accept_v1,
     )
+    events = validate_hubspot(parse_json(body))
+    appointments = {event.delivery_key(): event for event in events if event.is_appointment}
+    fresh_keys = await unseen(state.redis, "hubspot", appointments)
+    changes = hubspot_events([event for key, event in appointments.items() if key in fresh_keys])
+    result = await enqueue_events(state.redis, changes)
+    await remember(state.redis, "hubspot", fresh_keys)
+    appointment_events = sum(1 for event in events if event.is_appointment)
+    duplicates = appointment_events - len(fresh_keys) + result.duplicates
+    ignored = len(events) - appointment_events
+    logger.info(
+        "hubspot batch of %d: %d queued, %d duplicate, %d ignored", len(events), result.queued, duplicates, ignored
+    )
+    return _accepted(result.queued, duplicates, ignored)
 
 
 async def healthz(request: Request) -> Response:
@@ -76,11 +126,16 @@ async def readyz(request: Request) -> Response:
         await asyncio.wait_for(_state(request).redis.ping(), timeout=1.0)
     except (RedisError, OSError, TimeoutError) as exc:
         return JSONResponse({"status": "unavailable", "redis": type(exc).__name__}, status_code=503)
-    return JSONResponse({"status": "ready"})
+    return JSONResponse({"status": "ready", "sources": _state(request).config.sources})
 
 
-routes = [
-    Route("/webhooks/zoho", zoho_webhook, methods=["POST"]),
-    Route("/healthz", healthz, methods=["GET"]),
-    Route("/readyz", readyz, methods=["GET"]),
-]
+def routes_for(config: ReceiverConfig) -> list[Route]:
+    """The receiver's routes; a source that is not configured has none (its webhook path answers 404)."""
+    routes = [Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])]
+    if "zoho" in config.sources:
+        routes.append(Route("/webhooks/zoho", zoho_webhook, methods=["POST"]))
+    if "hubspot" in config.sources:
+        # HubSpot signs the exact URL it calls, so a target URL with a trailing slash is served as is.
+        routes.append(Route("/webhooks/hubspot", hubspot_webhook, methods=["POST"]))
+        routes.append(Route("/webhooks/hubspot/", hubspot_webhook, methods=["POST"]))
+    return routes

@@ -7,17 +7,18 @@ from typing import Any
 from pydantic import ValidationError
 
 from receiver.errors import SchemaError
+from receiver.payloads.hubspot import HubSpotBatch, HubSpotEvent
 from receiver.payloads.zoho import ZohoNotification
 from workers.contract import SUPPORTED_MODULES, ChangeEvent
 
 
-def _schema_error(exc: ValidationError) -> SchemaError:
+def _schema_error(exc: ValidationError, what: str = "Zoho notification") -> SchemaError:
     # Name each failing field; never echo the submitted values (they may carry the token).
     errors = [
         {"field": ".".join(str(part) for part in err["loc"]) or "(body)", "problem": err["msg"]}
         for err in exc.errors(include_url=False, include_input=False, include_context=False)
     ]
-    return SchemaError(f"payload does not match the Zoho notification format ({len(errors)} problems)", errors=errors)
+    return SchemaError(f"payload does not match the {what} format ({len(errors)} problems)", errors=errors)
 
 
 def validate_zoho(payload: Any) -> ZohoNotification:
@@ -44,3 +45,42 @@ def zoho_events(notification: ZohoNotification) -> list[ChangeEvent]:
         )
         for record_id in dict.fromkeys(notification.ids)
     ]
+
+
+def validate_hubspot(payload: Any) -> list[HubSpotEvent]:
+    """Parse a decoded body into HubSpot events or raise SchemaError listing the failing fields."""
+    try:
+        return HubSpotBatch.model_validate(payload).root
+    except ValidationError as exc:
+        raise _schema_error(exc, "HubSpot webhook") from None
+
+
+_OPERATIONS = {"creation": "insert", "deletion": "delete", "restore": "insert"}
+
+
+def hubspot_events(events: list[HubSpotEvent]) -> list[ChangeEvent]:
+    """One ChangeEvent per appointment: its events in this batch coalesce (fields united, latest time kept).
+
+    A deletion anywhere among an appointment's events makes the change a delete; a creation, an insert.
+    Events for other object types are not turned into work (the caller counts them).
+    """
+    grouped: dict[tuple[int, int], list[HubSpotEvent]] = {}
+    for event in events:
+        if event.is_appointment:
+            grouped.setdefault((event.portalId, event.objectId), []).append(event)
+    changes = []
+    for (portal, object_id), group in grouped.items():
+        actions = {_OPERATIONS.get(event.action, "update") for event in group}
+        operation = "delete" if "delete" in actions else "insert" if "insert" in actions else "update"
+        changes.append(
+            ChangeEvent(
+                source="hubspot",
+                module="appointments",
+                record_id=str(object_id),
+                operation=operation,
+                changed_fields=tuple(sorted({e.propertyName for e in group if e.propertyName})),
+                notified_at_ms=max(event.occurredAt for event in group),
+                channel_id=str(portal),
+            )
+        )
+    return changes

@@ -19,10 +19,9 @@ SAMPLES = Path(__file__).parent / "samples"
 DEFAULT_TEST_REDIS = "redis://127.0.0.1:6379/9"
 
 
-def sample(name: str) -> dict[str, Any]:
+def sample(name: str) -> Any:
     """A captured (or documented) payload from tests/samples, e.g. sample('zoho/appointment_update')."""
-    data: dict[str, Any] = orjson.loads((SAMPLES / f"{name}.json").read_bytes())
-    return data
+    return orjson.loads((SAMPLES / f"{name}.json").read_bytes())
 
 
 @pytest.fixture(scope="session")

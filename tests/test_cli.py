@@ -59,11 +59,19 @@ def test_rules_check_on_a_missing_file(tmp_path: Path) -> None:
     assert "nowhere.yaml" in done.stderr
 
 
-def test_receiver_refuses_to_start_without_its_token(tmp_path: Path) -> None:
+def test_receiver_refuses_to_start_without_any_source(tmp_path: Path) -> None:
     done = crmflow("receiver", cwd=tmp_path)
 
     assert done.returncode == 2
-    assert "ZOHO_NOTIFY_TOKEN: is not set" in done.stderr
+    assert "no source is configured: set ZOHO_NOTIFY_TOKEN (Zoho) and/or HUBSPOT_CLIENT_SECRET" in done.stderr
+
+
+def test_hubspot_needs_the_public_base_url(tmp_path: Path) -> None:
+    done = crmflow("receiver", cwd=tmp_path, HUBSPOT_CLIENT_SECRET="s3cret-value")
+
+    assert done.returncode == 2
+    assert "PUBLIC_BASE_URL: is not set; HubSpot signs the URL it calls" in done.stderr
+    assert "s3cret-value" not in done.stderr
 
 
 def test_receiver_refuses_a_token_zoho_would_not_accept(tmp_path: Path) -> None:

@@ -10,12 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 QUEUE_NAME = "crmflow:queue"
 PROCESS_CHANGE = "process_change"
 
-Source = Literal["zoho"]
+Source = Literal["zoho", "hubspot"]
 Operation = Literal["insert", "update", "delete"]
 
 # (source, module) pairs the workers know how to fetch and act on. Notifications for anything else are
 # acknowledged and counted by the receiver, never queued.
-SUPPORTED_MODULES: frozenset[tuple[str, str]] = frozenset({("zoho", "Appointments__s")})
+SUPPORTED_MODULES: frozenset[tuple[str, str]] = frozenset({("zoho", "Appointments__s"), ("hubspot", "appointments")})
 
 
 class ChangeEvent(BaseModel):
@@ -28,8 +28,10 @@ class ChangeEvent(BaseModel):
     record_id: str = Field(min_length=1, max_length=64)
     operation: Operation
     changed_fields: tuple[str, ...] = ()
-    # The sender's clock when it sent the notification (Zoho: server_time), epoch milliseconds.
+    # When the sender says the change happened or was notified (Zoho: server_time; HubSpot: the latest
+    # occurredAt of the coalesced events), epoch milliseconds.
     notified_at_ms: int = Field(ge=0)
+    # Where it came from inside the CRM: Zoho's watch channel, HubSpot's portal (account) id.
     channel_id: str | None = None
 
     def job_id(self) -> str:

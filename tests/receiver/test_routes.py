@@ -181,7 +181,7 @@ async def test_readyz_with_redis(client: httpx.AsyncClient) -> None:
     response = await client.get("/readyz")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ready"}
+    assert response.json() == {"status": "ready", "sources": ["zoho"]}
 
 
 async def test_wrong_method_is_405(client: httpx.AsyncClient) -> None:

@@ -1,0 +1,46 @@
+"""Dedupe: remember which webhook events were already queued, so a redelivered batch makes no new work."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from receiver.errors import QueueUnavailableError
+
+# HubSpot retries a failed delivery up to 10 times over 24 hours; remember events a little longer.
+SEEN_TTL_S = 26 * 3600
+
+
+def _key(source: str, delivery_key: str) -> str:
+    return f"crmflow:seen:{source}:{delivery_key}"
+
+
+async def unseen(redis: Redis, source: str, keys: Collection[str]) -> set[str]:
+    """Those of `keys` not yet remembered."""
+    if not keys:
+        return set()
+    ordered = list(keys)
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            for key in ordered:
+                pipe.exists(_key(source, key))
+            found = await pipe.execute()
+    except (RedisError, OSError) as exc:
+        raise QueueUnavailableError(f"Redis did not answer: {type(exc).__name__}") from exc
+    return {key for key, exists in zip(ordered, found, strict=True) if not exists}
+
+
+async def remember(redis: Redis, source: str, keys: Collection[str]) -> None:
+    """Mark `keys` as queued; call only after the jobs they became were accepted by Redis."""
+    if not keys:
+        return
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.set(_key(source, key), b"1", ex=SEEN_TTL_S)
+            await pipe.execute()
+    except (RedisError, OSError) as exc:
+        # The jobs are queued; not remembering only means a redelivery would queue them again (harmless).
+        raise QueueUnavailableError(f"Redis did not answer: {type(exc).__name__}") from exc

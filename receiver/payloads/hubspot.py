@@ -1,0 +1,61 @@
+"""HubSpot webhook body: a JSON array of up to 100 subscription events. Pure.
+
+Format: https://developers.hubspot.com/docs/api/webhooks (see ../shared/reference/hubspot.md §1). Both the
+generic format (`object.propertyChange` with `objectTypeId`) and the legacy one (`contact.propertyChange`)
+validate; keys HubSpot may add later are ignored, not rejected.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictInt
+
+APPOINTMENT_TYPE_ID = "0-421"
+MAX_EVENTS = 100  # "Each request can contain up to 100 events."
+
+Id = Annotated[StrictInt, Field(ge=0)]
+
+
+class HubSpotEvent(BaseModel):
+    """One event: something happened to one object (creation, deletion, a property change, ...)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    eventId: Id  # "not guaranteed to be unique"
+    subscriptionId: Id
+    portalId: Id
+    appId: Id | None = None
+    occurredAt: Id  # epoch milliseconds
+    subscriptionType: Annotated[str, Field(min_length=1, max_length=100)]
+    attemptNumber: Id = 0
+    objectId: Id
+    objectTypeId: str | None = None
+    propertyName: str | None = None
+    propertyValue: Any = None
+    changeSource: str | None = None
+
+    @property
+    def is_appointment(self) -> bool:
+        return self.objectTypeId == APPOINTMENT_TYPE_ID or self.subscriptionType.startswith("appointment.")
+
+    @property
+    def action(self) -> str:
+        """What happened: the part after the dot ("propertyChange", "creation", "deletion", ...)."""
+        return self.subscriptionType.rsplit(".", 1)[-1]
+
+    def delivery_key(self) -> str:
+        """Identifies the event across HubSpot's redeliveries (eventId alone is not unique)."""
+        parts = (
+            self.portalId,
+            self.subscriptionId,
+            self.subscriptionType,
+            self.objectId,
+            self.propertyName,
+            self.occurredAt,
+        )
+        return ":".join(str(part) for part in parts)
+
+
+class HubSpotBatch(RootModel[Annotated[list[HubSpotEvent], Field(max_length=MAX_EVENTS)]]):
+    """The body of one webhook request."""
