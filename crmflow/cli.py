@@ -69,12 +69,9 @@ def worker() -> None:
         rules = load_rules(config.rules_path)
     except RuleFileError as exc:
         _fail(f"invalid rules in {config.rules_path}", str(exc))
-    logger.info(
-        "worker: sources active: zoho (%s); %d rules from %s",
-        config.zoho_api_domain,
-        len(rules.rules),
-        config.rules_path,
-    )
+    apis = {"zoho": config.zoho_api_domain, "hubspot": config.hubspot_api_base}
+    active = ", ".join(f"{source} ({apis[source]})" for source in config.sources)
+    logger.info("worker: sources active: %s; %d rules from %s", active, len(rules.rules), config.rules_path)
     build_worker(config, rules).run()
 
 

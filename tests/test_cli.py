@@ -36,7 +36,7 @@ def test_rules_check_accepts_the_default_file(tmp_path: Path) -> None:
     done = crmflow("rules", "check", str(REPO / "rules" / "default.yaml"), cwd=tmp_path)
 
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().endswith("default.yaml: ok, 1 rule")
+    assert done.stdout.strip().endswith("default.yaml: ok, 2 rules")
 
 
 def test_rules_check_names_file_rule_and_field(tmp_path: Path) -> None:
@@ -82,7 +82,7 @@ def test_receiver_refuses_a_token_zoho_would_not_accept(tmp_path: Path) -> None:
     assert "x" * 51 not in done.stderr
 
 
-def test_worker_names_every_missing_or_invalid_setting_and_no_secret(tmp_path: Path) -> None:
+def test_worker_names_every_invalid_setting_and_no_secret(tmp_path: Path) -> None:
     done = crmflow(
         "worker",
         cwd=tmp_path,
@@ -92,14 +92,19 @@ def test_worker_names_every_missing_or_invalid_setting_and_no_secret(tmp_path: P
     )
 
     assert done.returncode == 2
-    for line in (
-        "ZOHO_CLIENT_ID: is not set",
-        "ZOHO_REFRESH_TOKEN: is not set",
-        "ZOHO_API_DOMAIN: Input should be a valid URL",
-        "WORKER_MAX_TRIES: Input should be a valid integer",
-    ):
+    for line in ("ZOHO_API_DOMAIN: Input should be a valid URL", "WORKER_MAX_TRIES: Input should be a valid integer"):
         assert line in done.stderr
     assert "very-secret-value" not in done.stderr
+
+
+def test_worker_names_the_missing_half_of_a_source(tmp_path: Path) -> None:
+    partial = crmflow("worker", cwd=tmp_path, ZOHO_CLIENT_SECRET="very-secret-value")
+    nothing = crmflow("worker", cwd=tmp_path)
+
+    assert partial.returncode == nothing.returncode == 2
+    assert "ZOHO_CLIENT_ID, ZOHO_REFRESH_TOKEN: not set; Zoho needs all of" in partial.stderr
+    assert "very-secret-value" not in partial.stderr
+    assert "no source is configured" in nothing.stderr
 
 
 def test_worker_refuses_to_start_with_invalid_rules(tmp_path: Path) -> None:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
+from typing import Self
+
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_ZOHO = ("ZOHO_CLIENT_ID", "ZOHO_CLIENT_SECRET", "ZOHO_REFRESH_TOKEN")
 
 
 class WorkerConfig(BaseSettings):
-    """What an arq worker needs: Redis, rules, Zoho credentials and the retry policy."""
+    """What an arq worker needs: Redis, rules, CRM credentials and the retry policy.
+
+    A CRM is served only when its credentials are present: Zoho with all of ZOHO_CLIENT_ID,
+    ZOHO_CLIENT_SECRET and ZOHO_REFRESH_TOKEN, HubSpot with HUBSPOT_ACCESS_TOKEN.
+    """
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
@@ -16,9 +24,14 @@ class WorkerConfig(BaseSettings):
 
     zoho_api_domain: str = Field(default="https://www.zohoapis.com", validation_alias="ZOHO_API_DOMAIN")
     zoho_accounts_url: str = Field(default="https://accounts.zoho.com", validation_alias="ZOHO_ACCOUNTS_URL")
-    zoho_client_id: str = Field(min_length=1, validation_alias="ZOHO_CLIENT_ID")
-    zoho_client_secret: SecretStr = Field(validation_alias="ZOHO_CLIENT_SECRET")
-    zoho_refresh_token: SecretStr = Field(validation_alias="ZOHO_REFRESH_TOKEN")
+    zoho_client_id: str | None = Field(default=None, min_length=1, validation_alias="ZOHO_CLIENT_ID")
+    zoho_client_secret: SecretStr | None = Field(default=None, validation_alias="ZOHO_CLIENT_SECRET")
+    zoho_refresh_token: SecretStr | None = Field(default=None, validation_alias="ZOHO_REFRESH_TOKEN")
+
+    hubspot_api_base: str = Field(default="https://api.hubapi.com", validation_alias="HUBSPOT_API_BASE")
+    # A private app's access token (Bearer); scopes crm.objects.appointments.read and notes write.
+    hubspot_access_token: SecretStr | None = Field(default=None, validation_alias="HUBSPOT_ACCESS_TOKEN")
+
     http_timeout_s: float = Field(default=10.0, gt=0, le=120, validation_alias="CRM_HTTP_TIMEOUT_S")
 
     # arq tuning: a ~10 ms poll keeps pick-up latency in milliseconds; a job held by a killed worker is
@@ -33,15 +46,34 @@ class WorkerConfig(BaseSettings):
     retry_base_s: float = Field(default=2.0, gt=0, validation_alias="WORKER_RETRY_BASE_S")
     retry_cap_s: float = Field(default=300.0, gt=0, validation_alias="WORKER_RETRY_CAP_S")
 
-    @field_validator("zoho_api_domain", "zoho_accounts_url")
+    @field_validator("zoho_api_domain", "zoho_accounts_url", "hubspot_api_base")
     @classmethod
     def _base_url(cls, value: str) -> str:
         AnyHttpUrl(value)  # raises a ValidationError naming the setting when it is not an http(s) URL
         return value.rstrip("/")
 
-    @field_validator("zoho_client_secret", "zoho_refresh_token")
+    @field_validator("zoho_client_secret", "zoho_refresh_token", "hubspot_access_token")
     @classmethod
-    def _not_blank(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().strip():
+    def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
             raise ValueError("must not be empty")
         return value
+
+    @model_validator(mode="after")
+    def _sources(self) -> Self:
+        given = [self.zoho_client_id, self.zoho_client_secret, self.zoho_refresh_token]
+        if any(value is not None for value in given) and not all(value is not None for value in given):
+            missing = ", ".join(name for name, value in zip(_ZOHO, given, strict=True) if value is None)
+            raise ValueError(f"{missing}: not set; Zoho needs all of {', '.join(_ZOHO)}")
+        if not self.sources:
+            raise ValueError(
+                "no source is configured: set ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET and ZOHO_REFRESH_TOKEN (Zoho) "
+                "and/or HUBSPOT_ACCESS_TOKEN (HubSpot)"
+            )
+        return self
+
+    @property
+    def sources(self) -> list[str]:
+        """The CRMs this worker serves."""
+        active = ["zoho"] if self.zoho_client_id is not None else []
+        return [*active, "hubspot"] if self.hubspot_access_token is not None else active

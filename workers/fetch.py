@@ -3,24 +3,49 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from workers.contract import ChangeEvent
+from workers.crm import hubspot_models, zoho_models
+from workers.crm.hubspot import HubSpotClient
 from workers.crm.zoho import ZohoClient
-from workers.crm.zoho_models import APPOINTMENTS, inferred_previous
 from workers.errors import ActionNotApplicableError
 from workers.record import Record
 
 
-async def fetch_record(event: ChangeEvent, zoho: ZohoClient) -> Record:
+@dataclass(frozen=True)
+class CrmClients:
+    """The client of each CRM this worker serves (None: not configured here)."""
+
+    zoho: ZohoClient | None = None
+    hubspot: HubSpotClient | None = None
+
+    def require_zoho(self) -> ZohoClient:
+        if self.zoho is None:
+            raise ActionNotApplicableError("Zoho is not configured in this worker (ZOHO_CLIENT_ID, ...)")
+        return self.zoho
+
+    def require_hubspot(self) -> HubSpotClient:
+        if self.hubspot is None:
+            raise ActionNotApplicableError("HubSpot is not configured in this worker (HUBSPOT_ACCESS_TOKEN)")
+        return self.hubspot
+
+
+async def fetch_record(event: ChangeEvent, crm: CrmClients) -> Record:
     """GET the record now (never trust a notification's values: they may be stale or out of order)."""
-    if event.source == "zoho" and event.module == APPOINTMENTS:
-        return await zoho.get_appointment(event.record_id)
+    if event.source == "zoho" and event.module == zoho_models.APPOINTMENTS:
+        return await crm.require_zoho().get_appointment(event.record_id)
+    if event.source == "hubspot" and event.module == hubspot_models.APPOINTMENTS:
+        return await crm.require_hubspot().get_appointment(event.record_id)
     raise ActionNotApplicableError(f"crmflow cannot fetch {event.source}/{event.module} records")
 
 
 # Fields every snapshot keeps, whatever the rules watch, because actions reason about their previous values.
-_REMEMBERED = {("zoho", APPOINTMENTS): frozenset({"Appointment_Start_Time", "Reschedule_Count"})}
+_REMEMBERED = {
+    ("zoho", zoho_models.APPOINTMENTS): frozenset({"Appointment_Start_Time", "Reschedule_Count"}),
+    ("hubspot", hubspot_models.APPOINTMENTS): frozenset({hubspot_models.START}),
+}
 
 
 def remembered_fields(source: str, module: str) -> frozenset[str]:
@@ -29,7 +54,9 @@ def remembered_fields(source: str, module: str) -> frozenset[str]:
 
 
 def previous_values(record: Record) -> Mapping[str, Any]:
-    """What a record first seen by crmflow says about its own previous state (see docs of each CRM)."""
-    if record.source == "zoho" and record.module == APPOINTMENTS:
-        return inferred_previous(record)
+    """What a record first seen by crmflow says about its own previous state (see each CRM's models)."""
+    if record.source == "zoho" and record.module == zoho_models.APPOINTMENTS:
+        return zoho_models.inferred_previous(record)
+    if record.source == "hubspot" and record.module == hubspot_models.APPOINTMENTS:
+        return hubspot_models.inferred_previous(record)
     return {}

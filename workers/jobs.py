@@ -24,7 +24,6 @@ from redis.exceptions import RedisError
 from workers.actions.dispatch import Actions
 from workers.backoff import backoff_s
 from workers.contract import ChangeEvent
-from workers.crm.zoho import ZohoClient
 from workers.deadletters import DeadLetter, DeadLetters, dead_letter_id
 from workers.diff import Change, diff, looks_lagging, snapshot_of
 from workers.errors import (
@@ -34,7 +33,7 @@ from workers.errors import (
     CrmRejectedError,
     CrmTransientError,
 )
-from workers.fetch import fetch_record, previous_values, remembered_fields
+from workers.fetch import CrmClients, fetch_record, previous_values, remembered_fields
 from workers.record import Record
 from workers.rules.evaluate import PlannedAction, evaluate
 from workers.rules.model import RuleSet
@@ -67,7 +66,7 @@ class WorkerDeps:
 
     redis: Redis
     rules: RuleSet
-    zoho: ZohoClient
+    crm: CrmClients
     actions: Actions
     deadletters: DeadLetters
     policy: RetryPolicy
@@ -122,7 +121,7 @@ async def handle_change(event: ChangeEvent, deps: WorkerDeps, *, job_try: int) -
         await delete_snapshot(deps.redis, *where)
         return {"status": "deleted"}
     try:
-        record = await fetch_record(event, deps.zoho)
+        record = await fetch_record(event, deps.crm)
     except CrmNotFoundError:
         await delete_snapshot(deps.redis, *where)
         return {"status": "gone"}

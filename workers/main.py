@@ -10,16 +10,42 @@ import httpx
 from arq import Worker
 from arq.connections import RedisSettings
 from arq.worker import func
+from redis.asyncio import Redis
 
 from workers.actions.dispatch import Actions
 from workers.config import WorkerConfig
 from workers.contract import PROCESS_CHANGE, QUEUE_NAME, dumps, loads
+from workers.crm.hubspot import HubSpotClient
+from workers.crm.hubspot_limits import HubSpotThrottle
 from workers.crm.zoho import ZohoClient
 from workers.crm.zoho_auth import ZohoTokens
 from workers.deadletters import DeadLetters
+from workers.fetch import CrmClients
 from workers.jobs import RetryPolicy, WorkerDeps, process_change, utcnow
 from workers.ledger import Ledger
 from workers.rules.model import RuleSet
+
+
+def crm_clients(config: WorkerConfig, redis: Redis, http: httpx.AsyncClient) -> CrmClients:
+    """A client for each CRM configured; the others stay None (their events become dead letters)."""
+    zoho = hubspot = None
+    if config.zoho_client_id and config.zoho_client_secret and config.zoho_refresh_token:
+        tokens = ZohoTokens(
+            redis,
+            http,
+            accounts_url=config.zoho_accounts_url,
+            client_id=config.zoho_client_id,
+            client_secret=config.zoho_client_secret,
+            refresh_token=config.zoho_refresh_token,
+            request_timeout_s=config.http_timeout_s,
+        )
+        zoho = ZohoClient(http, api_domain=config.zoho_api_domain, tokens=tokens)
+    if config.hubspot_access_token is not None:
+        throttle = HubSpotThrottle(redis)
+        hubspot = HubSpotClient(
+            http, api_base=config.hubspot_api_base, token=config.hubspot_access_token, throttle=throttle
+        )
+    return CrmClients(zoho=zoho, hubspot=hubspot)
 
 
 def build_worker(
@@ -37,21 +63,12 @@ def build_worker(
         client = http or httpx.AsyncClient(timeout=httpx.Timeout(config.http_timeout_s, connect=5.0))
         ctx["http"] = client
         redis = ctx["redis"]
-        tokens = ZohoTokens(
-            redis,
-            client,
-            accounts_url=config.zoho_accounts_url,
-            client_id=config.zoho_client_id,
-            client_secret=config.zoho_client_secret,
-            refresh_token=config.zoho_refresh_token,
-            request_timeout_s=config.http_timeout_s,
-        )
-        zoho = ZohoClient(client, api_domain=config.zoho_api_domain, tokens=tokens)
+        crm = crm_clients(config, redis, client)
         ctx["deps"] = WorkerDeps(
             redis=redis,
             rules=rules,
-            zoho=zoho,
-            actions=Actions(zoho=zoho, ledger=Ledger(redis)),
+            crm=crm,
+            actions=Actions(crm=crm, ledger=Ledger(redis)),
             deadletters=DeadLetters(redis),
             policy=RetryPolicy(max_tries=config.max_tries, base_s=config.retry_base_s, cap_s=config.retry_cap_s),
             work_timeout_s=config.job_timeout_s - 2,

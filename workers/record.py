@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One past value of a property, as the CRM records it (HubSpot's propertiesWithHistory)."""
+
+    value: Any
+    timestamp: datetime
+    source_type: str | None = None
+    source_id: str | None = None
+    user_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -17,12 +28,20 @@ class Record:
     id: str
     modified_time: datetime
     fields: Mapping[str, Any]
+    # Past values of some fields, oldest first (only CRMs that keep them, only fields asked for).
+    history: Mapping[str, tuple[HistoryEntry, ...]] = field(default_factory=dict)
 
 
 def parse_datetime(value: Any) -> datetime | None:
-    """An ISO 8601 string with an offset as an aware datetime; None for anything else."""
-    if not isinstance(value, str):
+    """An ISO 8601 time with an offset (or Z), or epoch milliseconds as text, as an aware datetime; else None.
+
+    HubSpot documents neither form for datetime property values (UNCONFIRMED), so both are read.
+    """
+    if not isinstance(value, str) or not value:
         return None
+    if value.isascii() and value.isdigit():
+        # Epoch milliseconds: 12 to 15 digits cover 1973 to 33658; shorter numbers are not times.
+        return datetime.fromtimestamp(int(value) / 1000, UTC) if 12 <= len(value) <= 15 else None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:

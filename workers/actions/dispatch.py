@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from workers.actions.reschedule_history import ActionResult, log_zoho_reschedule
-from workers.crm.zoho import ZohoClient
+from workers.actions.reschedule_note import log_hubspot_reschedule
 from workers.diff import Change
 from workers.errors import ActionNotApplicableError
+from workers.fetch import CrmClients
 from workers.ledger import Ledger
 from workers.record import Record
 from workers.rules.evaluate import PlannedAction
@@ -19,13 +20,17 @@ from workers.rules.model import LogRescheduleHistoryParams
 class Actions:
     """The action implementations and the clients and ledger they use."""
 
-    zoho: ZohoClient
+    crm: CrmClients
     ledger: Ledger
 
     async def run(self, planned: PlannedAction, record: Record, change: Change, *, now: datetime) -> ActionResult:
         spec = planned.action
-        if spec.type == "log_reschedule_history" and record.source == "zoho":
+        if spec.type == "log_reschedule_history":
             params = spec.params
             assert isinstance(params, LogRescheduleHistoryParams)
-            return await log_zoho_reschedule(self.zoho, self.ledger, record, change, params, now=now)
+            if record.source == "zoho":
+                zoho = self.crm.require_zoho()
+                return await log_zoho_reschedule(zoho, self.ledger, record, change, params, now=now)
+            if record.source == "hubspot":
+                return await log_hubspot_reschedule(self.crm.require_hubspot(), self.ledger, record, change, params)
         raise ActionNotApplicableError(f"action {spec.type!r} has no implementation for {record.source}")

@@ -48,10 +48,31 @@ ZOHO_APPOINTMENTS: frozenset[str] = frozenset(
     }
 )
 
+# HubSpot appointments (object type 0-421), property names (HubSpot reference §3.2). hs_appointment_name,
+# _start, _end and _status appear in HubSpot's own examples; the others are HubSpot's standard object
+# properties or were seen only in third-party code (UNCONFIRMED). A portal's custom properties must be
+# added here before rules can name them.
+HUBSPOT_APPOINTMENTS: frozenset[str] = frozenset(
+    {
+        "hs_appointment_name",
+        "hs_appointment_start",
+        "hs_appointment_end",
+        "hs_appointment_status",
+        "hs_appointment_location",
+        "hs_duration",
+        "hubspot_owner_id",
+        "hs_pipeline",
+        "hs_pipeline_stage",
+        "hs_object_id",
+        "hs_createdate",
+        "hs_lastmodifieddate",
+    }
+)
+
 # source -> module (CRM module / object name as the notifications spell it) -> field API names.
-# A new CRM is one more entry here, e.g. "hubspot": {"appointments": frozenset({"hs_appointment_start", ...})}.
 CATALOGUE: Mapping[str, Mapping[str, frozenset[str]]] = MappingProxyType(
     {
         "zoho": MappingProxyType({"Appointments__s": ZOHO_APPOINTMENTS}),
+        "hubspot": MappingProxyType({"appointments": HUBSPOT_APPOINTMENTS}),
     }
 )

@@ -24,7 +24,7 @@ ACTION_TYPES: Mapping[str, ActionType] = MappingProxyType(
     {
         "log_reschedule_history": ActionType(
             params=LogRescheduleHistoryParams,
-            targets=frozenset({("zoho", "Appointments__s")}),
+            targets=frozenset({("zoho", "Appointments__s"), ("hubspot", "appointments")}),
         ),
     }
 )

@@ -34,7 +34,11 @@ def problems_of(path: Path | str) -> list[str]:
 def test_default_file_loads() -> None:
     ruleset = load_rules(REPO / "rules" / "default.yaml")
 
-    [rule] = ruleset.rules
+    [rule, hubspot] = ruleset.rules
+    assert (hubspot.name, hubspot.source, hubspot.module) == ("hubspot-log-reschedules", "hubspot", "appointments")
+    assert hubspot.when.changed == ("hs_appointment_start",)
+    assert hubspot.conditions == ()
+    assert [action.type for action in hubspot.actions] == ["log_reschedule_history"]
     assert rule.name == "zoho-log-reschedules"
     assert (rule.source, rule.module, rule.enabled) == ("zoho", "Appointments__s", True)
     assert rule.when.changed == ("Appointment_Start_Time",)

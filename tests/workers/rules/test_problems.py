@@ -68,7 +68,7 @@ def test_the_valid_rule_is_valid() -> None:
             "field: Ownr.id",
             "conditions[0].field: unknown field 'Ownr' for zoho/Appointments__s (did you mean 'Owner'?)",
         ),
-        ("source: zoho", "source: hubspot", "source: unknown source 'hubspot' (known sources: zoho)"),
+        ("source: zoho", "source: salesforce", "source: unknown source 'salesforce' (known sources: hubspot, zoho)"),
         (
             "module: Appointments__s",
             "module: Appointment__s",

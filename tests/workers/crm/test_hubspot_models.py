@@ -1,0 +1,175 @@
+"""HubSpot answers → Records, errors and waits."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from workers.crm.hubspot_models import (
+    appointment_record,
+    association_type_id,
+    batch_records,
+    inferred_previous,
+    raise_for_hubspot,
+)
+from workers.errors import (
+    CrmAuthError,
+    CrmError,
+    CrmNotFoundError,
+    CrmRateLimitedError,
+    CrmRejectedError,
+    CrmTransientError,
+)
+
+
+def err(status: int, category: str) -> httpx.Response:
+    return httpx.Response(status, json={"status": "error", "category": category, "message": "m"})
+
+
+TEN_SECONDLY = {
+    "status": "error",
+    "message": "You have reached your ten_secondly_rolling limit.",
+    "errorType": "RATE_LIMIT",
+    "correlationId": "c",
+    "policyName": "TEN_SECONDLY_ROLLING",
+    "groupName": "publicapi:private-app-api-calls-ten-secondly:62515",
+}
+DAILY = {
+    "status": "error",
+    "message": "You have reached your daily limit.",
+    "errorType": "RATE_LIMIT",
+    "policyName": "DAILY",
+}
+
+
+@pytest.mark.parametrize(
+    ("response", "wait"),
+    [
+        (httpx.Response(429, json=TEN_SECONDLY, headers={"X-HubSpot-RateLimit-Interval-Milliseconds": "10000"}), 10.0),
+        (httpx.Response(429, json=TEN_SECONDLY), 10.0),
+        (httpx.Response(429, json=DAILY), 3600.0),
+        (httpx.Response(429, json={"status": "error", "message": "You have reached your secondly limit."}), 1.0),
+        (httpx.Response(429, json=TEN_SECONDLY, headers={"Retry-After": "3"}), 3.0),
+        (httpx.Response(429, content=b"<html>"), 10.0),
+    ],
+    ids=["ten-secondly", "ten-secondly-no-header", "daily", "search-secondly", "retry-after", "unreadable"],
+)
+def test_429_waits(response: httpx.Response, wait: float) -> None:
+    with pytest.raises(CrmRateLimitedError) as raised:
+        raise_for_hubspot(response)
+
+    assert raised.value.retry_after_s == wait
+
+
+@pytest.mark.parametrize(
+    ("response", "error", "code"),
+    [
+        (httpx.Response(423), CrmTransientError, "HTTP_423"),
+        (httpx.Response(502, content=b"<html>"), CrmTransientError, "HTTP_502"),
+        (
+            err(401, "INVALID_AUTHENTICATION"),
+            CrmAuthError,
+            "INVALID_AUTHENTICATION",
+        ),
+        (err(403, "MISSING_SCOPES"), CrmAuthError, "MISSING_SCOPES"),
+        (
+            err(404, "OBJECT_NOT_FOUND"),
+            CrmNotFoundError,
+            "OBJECT_NOT_FOUND",
+        ),
+        (
+            err(400, "VALIDATION_ERROR"),
+            CrmRejectedError,
+            "VALIDATION_ERROR",
+        ),
+        (httpx.Response(200, content=b"not json"), CrmTransientError, "BAD_RESPONSE"),
+    ],
+)
+def test_errors(response: httpx.Response, error: type[CrmError], code: str) -> None:
+    with pytest.raises(error) as raised:
+        raise_for_hubspot(response)
+
+    assert raised.value.code == code
+
+
+def test_423_waits_two_seconds() -> None:
+    with pytest.raises(CrmTransientError) as raised:
+        raise_for_hubspot(httpx.Response(423))
+
+    assert raised.value.retry_after_s == 2.0
+
+
+def appointment(**extra: Any) -> dict[str, Any]:
+    return {
+        "id": "30118",
+        "properties": {"hs_appointment_start": "2026-12-01T14:00:00.000Z", "hs_appointment_name": "Checkup"},
+        "updatedAt": "2026-11-21T10:00:00.000Z",
+        "archived": False,
+    } | extra
+
+
+def test_history_is_sorted_by_timestamp_not_position() -> None:
+    history = {
+        "hs_appointment_start": [
+            {
+                "value": "2026-12-01T14:00:00.000Z",
+                "timestamp": "2026-11-21T10:00:00.000Z",
+                "sourceType": "CRM_UI",
+                "updatedByUserId": 7,
+            },
+            {"value": "2026-11-30T09:00:00.000Z", "timestamp": "2026-11-20T08:00:00.000Z", "sourceType": "CRM_UI"},
+            {
+                "value": "2026-11-29T09:00:00.000Z",
+                "timestamp": "2026-11-20T09:00:00.000Z",
+                "sourceType": "INTEGRATION",
+                "sourceId": 54321,
+            },
+        ]
+    }
+
+    record = appointment_record(appointment(propertiesWithHistory=history))
+
+    assert [e.value for e in record.history["hs_appointment_start"]] == [
+        "2026-11-30T09:00:00.000Z",
+        "2026-11-29T09:00:00.000Z",
+        "2026-12-01T14:00:00.000Z",
+    ]
+    assert record.history["hs_appointment_start"][-1].user_id == "7"
+    assert record.history["hs_appointment_start"][1].source_id == "54321"
+    assert record.modified_time == datetime(2026, 11, 21, 10, tzinfo=UTC)
+    assert inferred_previous(record) == {"hs_appointment_start": "2026-11-29T09:00:00.000Z"}
+
+
+def test_nothing_inferred_without_history() -> None:
+    assert inferred_previous(appointment_record(appointment())) == {}
+
+
+def test_batch_read_207_lists_missing_ids() -> None:
+    body = {
+        "status": "COMPLETE",
+        "results": [appointment()],
+        "numErrors": 1,
+        "errors": [{"status": "error", "category": "OBJECT_NOT_FOUND", "context": {"ids": ["404", "405"]}}],
+    }
+
+    records, missing = batch_records(body)
+
+    assert [r.id for r in records] == ["30118"]
+    assert missing == ["404", "405"]
+
+
+def test_default_association_type_is_the_unlabelled_hubspot_defined_one() -> None:
+    body = {
+        "results": [
+            {"category": "USER_DEFINED", "typeId": 5, "label": None},
+            {"category": "HUBSPOT_DEFINED", "typeId": 9, "label": "Primary"},
+            {"category": "HUBSPOT_DEFINED", "typeId": 1207, "label": None},
+        ]
+    }
+
+    assert association_type_id(body) == 1207
+    with pytest.raises(CrmRejectedError):
+        association_type_id({"results": []})

@@ -1,0 +1,126 @@
+"""Action log_reschedule_history (HubSpot): a note on the appointment for each reschedule, exactly once.
+
+HubSpot keeps the history of hs_appointment_start (propertiesWithHistory), so every reschedule since the
+start crmflow last saw is known with its time and author, even when several happened between two
+fetches: each becomes its own note. Exactly once, as for Zoho: the ledger is keyed by the reschedule
+(appointment, from, to, when), holds the exact note as "pending" before the create, and a retry after a
+pending entry first looks among the appointment's notes for that very note before creating it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from workers.actions.reschedule_history import ActionResult
+from workers.crm.hubspot import HubSpotClient
+from workers.crm.hubspot_models import APPOINTMENTS, START, as_hubspot_time, properties_of
+from workers.diff import Change
+from workers.errors import ActionNotApplicableError
+from workers.ledger import Ledger, effect_key
+from workers.record import HistoryEntry, Record, parse_datetime
+from workers.rules.model import LogRescheduleHistoryParams
+
+
+@dataclass(frozen=True)
+class Reschedule:
+    """One move of the appointment's start: from, to, when, and who or what made it."""
+
+    old: Any
+    new: Any
+    at: datetime
+    user_id: str | None = None
+    source: str | None = None
+
+
+def _step(before: HistoryEntry, after: HistoryEntry) -> Reschedule:
+    source = after.source_type if not after.source_id else f"{after.source_type} {after.source_id}"
+    return Reschedule(before.value, after.value, after.timestamp, after.user_id, source)
+
+
+def reschedules(record: Record, change: Change) -> list[Reschedule]:
+    """Every reschedule from the start crmflow last saw to the current one, oldest first. Pure.
+
+    From the property history (sorted by time) when it covers the change; otherwise the change itself,
+    dated by the record's last modification.
+    """
+    moved = change.fields.get(START)
+    if moved is None:
+        raise ActionNotApplicableError(f"{START} did not change")
+    old, new = parse_datetime(moved.old), parse_datetime(moved.new)
+    if old is None or new is None:
+        raise ActionNotApplicableError(f"{START} is not a time before or after the change")
+    entries = record.history.get(START, ())
+    seen = [i for i, entry in enumerate(entries) if parse_datetime(entry.value) == old]
+    if seen and parse_datetime(entries[-1].value) == new:
+        steps = zip(entries[seen[-1] :], entries[seen[-1] + 1 :], strict=False)
+        return [_step(a, b) for a, b in steps if parse_datetime(a.value) != parse_datetime(b.value)]
+    return [Reschedule(moved.old, moved.new, record.modified_time)]
+
+
+def _readable(value: Any) -> str:
+    moment = parse_datetime(value)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment is not None else str(value)
+
+
+def note_properties(record: Record, step: Reschedule, params: LogRescheduleHistoryParams) -> dict[str, str]:
+    """The note for one reschedule: hs_note_body (old start, new start, who, reason) and hs_timestamp. Pure."""
+    name = record.fields.get("hs_appointment_name") or f"Appointment {record.id}"
+    lines = [f"{name} was rescheduled from {_readable(step.old)} to {_readable(step.new)}."]
+    if step.user_id:
+        lines.append(f"Changed by HubSpot user {step.user_id}" + (f" ({step.source})." if step.source else "."))
+    elif step.source:
+        lines.append(f"Changed by {step.source}.")
+    if params.reason:
+        lines.append(f"Reason: {params.reason}.")
+    if params.note:
+        lines.append(f"Note: {params.note}")
+    return {"hs_timestamp": as_hubspot_time(step.at), "hs_note_body": "\n".join(lines)}
+
+
+def same_note(existing: Mapping[str, Any], note: Mapping[str, str]) -> bool:
+    """Whether a note read back from HubSpot is `note` (same body, same instant)."""
+    found = properties_of(existing)
+    return found.get("hs_note_body") == note["hs_note_body"] and parse_datetime(
+        found.get("hs_timestamp")
+    ) == parse_datetime(note["hs_timestamp"])
+
+
+def note_key(record: Record, step: Reschedule) -> str:
+    """Ledger key of one reschedule of one appointment (whichever rule asked for it)."""
+    instants = [str(parse_datetime(value)) for value in (step.old, step.new)]
+    return effect_key("hubspot", APPOINTMENTS, record.id, "log_reschedule_history", *instants, step.at.isoformat())
+
+
+async def _log_one(
+    hubspot: HubSpotClient, ledger: Ledger, record: Record, key: str, note: dict[str, str]
+) -> tuple[str, str]:
+    entry = await ledger.get(key)
+    if entry is not None and entry["state"] == "done":
+        return "already_logged", str(entry["note_id"])
+    if entry is not None:
+        note = entry["note"]  # an earlier try may have created exactly this note: look before writing
+        for existing in await hubspot.notes_of(record.id):
+            if same_note(existing, note):
+                await ledger.done(key, note_id=str(existing.get("id", "")))
+                return "found_in_crm", str(existing.get("id", ""))
+    else:
+        await ledger.pending(key, note=note)
+    note_id = await hubspot.create_note(record.id, note)
+    await ledger.done(key, note_id=note_id)
+    return "created", note_id
+
+
+async def log_hubspot_reschedule(
+    hubspot: HubSpotClient, ledger: Ledger, record: Record, change: Change, params: LogRescheduleHistoryParams
+) -> ActionResult:
+    """Create the missing notes, one per reschedule."""
+    outcomes: Sequence[tuple[str, str]] = [
+        await _log_one(hubspot, ledger, record, note_key(record, step), note_properties(record, step, params))
+        for step in reschedules(record, change)
+    ]
+    statuses = {status for status, _ in outcomes}
+    status = next(s for s in ("created", "found_in_crm", "already_logged") if s in statuses) if statuses else "none"
+    return ActionResult(status, ",".join(note_id for _, note_id in outcomes))

@@ -1,0 +1,123 @@
+"""CRM (HubSpot): the calls crmflow makes to HubSpot's CRM API (2026-03), over an injected httpx.AsyncClient."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from workers.crm.hubspot_limits import HubSpotThrottle
+from workers.crm.hubspot_models import (
+    APPOINTMENTS,
+    END,
+    START,
+    appointment_record,
+    association_type_id,
+    batch_records,
+    note_ids,
+    raise_for_hubspot,
+)
+from workers.errors import CrmRateLimitedError, CrmTransientError
+from workers.record import Record
+
+OBJECTS = "/crm/objects/2026-03"
+PROPERTIES = ("hs_appointment_name", START, END, "hs_appointment_status", "hubspot_owner_id", "hs_lastmodifieddate")
+HISTORY = (START, END)
+BATCH_LIMIT = 100  # "Object API batch endpoints are limited to 100 inputs per request."
+BATCH_WITH_HISTORY_LIMIT = 50  # "...for property histories is 50"
+NOTE_FIELDS = ("hs_note_body", "hs_timestamp")
+
+
+def _chunks(items: Sequence[str], size: int) -> list[Sequence[str]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+class HubSpotClient:
+    """HubSpot with a private-app token: read appointments with history, write notes associated with them."""
+
+    def __init__(
+        self, http: httpx.AsyncClient, *, api_base: str, token: SecretStr, throttle: HubSpotThrottle | None = None
+    ) -> None:
+        self._http = http
+        self._base = api_base.rstrip("/")
+        self._token = token
+        self._throttle = throttle
+        self._note_type: int | None = None
+
+    async def get_appointment(self, record_id: str) -> Record:
+        """GET one appointment with the history of its start and end."""
+        params = {"properties": ",".join(PROPERTIES), "propertiesWithHistory": ",".join(HISTORY)}
+        return appointment_record(await self._call("GET", f"{OBJECTS}/{APPOINTMENTS}/{record_id}", params=params))
+
+    async def get_appointments(self, record_ids: Sequence[str]) -> tuple[list[Record], list[str]]:
+        """Batch read (50 ids a request, HubSpot's limit with history); the records and the ids not found."""
+        records: list[Record] = []
+        missing: list[str] = []
+        for chunk in _chunks(list(dict.fromkeys(record_ids)), BATCH_WITH_HISTORY_LIMIT):
+            body = {"inputs": [{"id": i} for i in chunk], "properties": PROPERTIES, "propertiesWithHistory": HISTORY}
+            found, lost = batch_records(await self._call("POST", f"{OBJECTS}/{APPOINTMENTS}/batch/read", json=body))
+            records.extend(found)
+            missing.extend(lost)
+        return records, missing
+
+    async def note_association_type(self) -> int:
+        """The note → appointment association type, looked up once (HubSpot documents no constant for it)."""
+        if self._note_type is None:
+            body = await self._call("GET", "/crm/associations/2026-03/notes/appointments/labels")
+            self._note_type = association_type_id(body)
+        return self._note_type
+
+    async def create_note(self, appointment_id: str, properties: Mapping[str, str]) -> str:
+        """Create a note already associated with the appointment (one request, so never an orphan note)."""
+        association = {
+            "associationCategory": "HUBSPOT_DEFINED",
+            "associationTypeId": await self.note_association_type(),
+        }
+        body = {
+            "properties": dict(properties),
+            "associations": [{"to": {"id": appointment_id}, "types": [association]}],
+        }
+        created = await self._call("POST", f"{OBJECTS}/notes", json=body)
+        return str(created["id"])
+
+    async def notes_of(self, appointment_id: str) -> list[Mapping[str, Any]]:
+        """The notes associated with an appointment, with their body and timestamp."""
+        ids: list[str] = []
+        after: str | None = None
+        while True:
+            params = {"limit": "500", **({"after": after} if after else {})}
+            page = await self._call(
+                "GET", f"{OBJECTS}/{APPOINTMENTS}/{appointment_id}/associations/notes", params=params
+            )
+            ids.extend(note_ids(page))
+            after = ((page.get("paging") or {}).get("next") or {}).get("after") if isinstance(page, dict) else None
+            if not after:
+                break
+        notes: list[Mapping[str, Any]] = []
+        for chunk in _chunks(ids, BATCH_LIMIT):
+            body = {"inputs": [{"id": i} for i in chunk], "properties": NOTE_FIELDS}
+            answer = await self._call("POST", f"{OBJECTS}/notes/batch/read", json=body)
+            notes.extend(answer.get("results", []) if isinstance(answer, dict) else [])
+        return notes
+
+    async def _call(self, method: str, path: str, *, params: dict[str, str] | None = None, json: Any = None) -> Any:
+        if self._throttle is not None:
+            await self._throttle.check()
+        headers = {"Authorization": f"Bearer {self._token.get_secret_value()}"}
+        try:
+            response = await self._http.request(method, self._base + path, params=params, json=json, headers=headers)
+        except httpx.TimeoutException:
+            raise CrmTransientError(f"{method} {path}: timed out", code="TIMEOUT") from None
+        except httpx.HTTPError as exc:
+            raise CrmTransientError(f"{method} {path}: {type(exc).__name__}", code="CONNECTION") from None
+        try:
+            body = raise_for_hubspot(response)
+        except CrmRateLimitedError as exc:
+            if self._throttle is not None:
+                await self._throttle.observe(response, exc.retry_after_s)
+            raise
+        if self._throttle is not None:
+            await self._throttle.observe(response)
+        return body

@@ -1,0 +1,171 @@
+"""HubSpot CRM API response shapes and their translation into Records and our errors. Pure.
+
+Shapes: ../shared/reference/hubspot.md §3.5 (objects, propertiesWithHistory) and §5.3 (429 bodies).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import httpx
+import orjson
+
+from workers.errors import (
+    CrmAuthError,
+    CrmNotFoundError,
+    CrmRateLimitedError,
+    CrmRejectedError,
+    CrmTransientError,
+)
+from workers.record import HistoryEntry, Record, parse_datetime
+
+APPOINTMENTS = "appointments"
+START, END = "hs_appointment_start", "hs_appointment_end"
+# Rate-limit waits when HubSpot gives no Retry-After (it documents none for REST 429s: UNCONFIRMED).
+TEN_SECONDLY_WAIT_S = 10.0
+SECONDLY_WAIT_S = 1.0
+DAILY_WAIT_S = 3600.0  # the daily quota resets at midnight in the account's time zone; look again hourly
+
+
+def body_of(response: httpx.Response) -> Any:
+    """The JSON body, {} for an empty one, or CrmTransientError for anything unreadable."""
+    if not response.content:
+        return {}
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        raise CrmTransientError(f"unreadable body (HTTP {response.status_code})", code="BAD_RESPONSE") from None
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def rate_limit_wait_s(response: httpx.Response, body: Any) -> float:
+    """How long a 429 asks us to wait: Retry-After if given, else by the policy HubSpot names."""
+    retry_after = _seconds(response.headers.get("retry-after"))
+    if retry_after is not None:
+        return retry_after
+    policy = body.get("policyName") if isinstance(body, dict) else None
+    message = str(body.get("message", "")) if isinstance(body, dict) else ""
+    if policy == "DAILY":
+        return DAILY_WAIT_S
+    if "secondly limit" in message:
+        return SECONDLY_WAIT_S
+    interval_ms = _seconds(response.headers.get("x-hubspot-ratelimit-interval-milliseconds"))
+    return interval_ms / 1000 if interval_ms else TEN_SECONDLY_WAIT_S
+
+
+def raise_for_hubspot(response: httpx.Response) -> Any:
+    """Return the JSON body of a successful answer (207 included: callers read its errors), else raise."""
+    status = response.status_code
+    if status == 429:
+        body = _quiet_body(response)
+        policy = body.get("policyName", "RATE_LIMIT") if isinstance(body, dict) else "RATE_LIMIT"
+        raise CrmRateLimitedError(
+            f"HubSpot rate limit ({policy})", code=str(policy), retry_after_s=rate_limit_wait_s(response, body)
+        )
+    if status in (423, 477) or status >= 500:
+        # 423: "Locks will last for 2 seconds"; 477: migration in progress, with a Retry-After.
+        wait = _seconds(response.headers.get("retry-after")) or (2.0 if status == 423 else None)
+        raise CrmTransientError(f"HubSpot answered HTTP {status}", code=f"HTTP_{status}", retry_after_s=wait)
+    body = body_of(response)
+    if status < 400:
+        return body
+    category = str(body.get("category") or f"HTTP_{status}") if isinstance(body, dict) else f"HTTP_{status}"
+    message = str(body.get("message") or f"HTTP {status}") if isinstance(body, dict) else f"HTTP {status}"
+    details = body.get("errors") if isinstance(body, dict) else None
+    if status in (401, 403):
+        raise CrmAuthError(message, code=category, details=details)
+    if status == 404:
+        raise CrmNotFoundError(message, code=category, details=details)
+    raise CrmRejectedError(message, code=category, details=details)
+
+
+def _quiet_body(response: httpx.Response) -> Any:
+    try:
+        return orjson.loads(response.content) if response.content else {}
+    except orjson.JSONDecodeError:
+        return {}
+
+
+def _history(raw: Any) -> tuple[HistoryEntry, ...]:
+    entries = []
+    for item in raw if isinstance(raw, list) else []:
+        at = parse_datetime(item.get("timestamp")) if isinstance(item, dict) else None
+        if at is None:
+            continue
+        user = item.get("updatedByUserId")
+        entries.append(
+            HistoryEntry(
+                value=item.get("value"),
+                timestamp=at,
+                source_type=item.get("sourceType"),
+                source_id=None if item.get("sourceId") is None else str(item.get("sourceId")),
+                user_id=None if user is None else str(user),
+            )
+        )
+    # HubSpot does not document the order (newest first has been observed): sort by time, oldest first.
+    return tuple(sorted(entries, key=lambda entry: entry.timestamp))
+
+
+def appointment_record(obj: Any) -> Record:
+    """A Record from one HubSpot object (GET or an item of a batch read)."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("properties"), dict) or "id" not in obj:
+        raise CrmTransientError("appointment is not a HubSpot object", code="BAD_RESPONSE")
+    fields: dict[str, Any] = obj["properties"]
+    modified = parse_datetime(obj.get("updatedAt")) or parse_datetime(fields.get("hs_lastmodifieddate"))
+    if modified is None:
+        raise CrmTransientError("appointment has no valid updatedAt", code="BAD_RESPONSE")
+    raw_history = obj.get("propertiesWithHistory")
+    history = {name: _history(raw) for name, raw in raw_history.items()} if isinstance(raw_history, dict) else {}
+    return Record(
+        source="hubspot", module=APPOINTMENTS, id=str(obj["id"]), modified_time=modified, fields=fields, history=history
+    )
+
+
+def batch_records(body: Any) -> tuple[list[Record], list[str]]:
+    """The records of a batch read answer, and the ids HubSpot reported missing (in a 207)."""
+    results = body.get("results", []) if isinstance(body, dict) else []
+    missing: list[str] = []
+    for error in body.get("errors", []) if isinstance(body, dict) else []:
+        ids = (error.get("context") or {}).get("ids", []) if isinstance(error, dict) else []
+        missing.extend(str(i) for i in ids)
+    return [appointment_record(obj) for obj in results], missing
+
+
+def inferred_previous(record: Record) -> dict[str, Any]:
+    """What a first-seen appointment's own history says its start was before the latest change."""
+    entries = record.history.get(START, ())
+    if len(entries) >= 2 and parse_datetime(entries[-1].value) == parse_datetime(record.fields.get(START)):
+        return {START: entries[-2].value}
+    return {}
+
+
+def association_type_id(body: Any) -> int:
+    """The unlabelled HUBSPOT_DEFINED association type in a labels answer (the default association)."""
+    results = body.get("results", []) if isinstance(body, dict) else []
+    for item in results:
+        if isinstance(item, dict) and item.get("category") == "HUBSPOT_DEFINED" and not item.get("label"):
+            return int(item["typeId"])
+    raise CrmRejectedError("HubSpot lists no default note-to-appointment association", code="NO_ASSOCIATION_TYPE")
+
+
+def note_ids(body: Any) -> list[str]:
+    """Ids of the notes in an appointment → notes associations answer."""
+    results = body.get("results", []) if isinstance(body, dict) else []
+    return [str(item.get("toObjectId", item.get("id"))) for item in results if isinstance(item, dict)]
+
+
+def as_hubspot_time(moment: datetime) -> str:
+    """Epoch milliseconds as text, which HubSpot takes for hs_timestamp."""
+    return str(int(moment.timestamp() * 1000))
+
+
+def properties_of(obj: Any) -> Mapping[str, Any]:
+    return obj.get("properties", {}) if isinstance(obj, dict) else {}
