@@ -82,17 +82,36 @@ def worker() -> None:
 @click.option("--notify-token", envvar="SANDBOX_NOTIFY_TOKEN", default="sandbox-notify-token", show_default=True)
 @click.option("--channel-id", envvar="SANDBOX_CHANNEL_ID", default="1000000068001", show_default=True)
 @click.option("--auto-history/--no-auto-history", default=False, help="Write history rows itself, as Zoho may.")
+@click.option(
+    "--hubspot-webhook-url", envvar="SANDBOX_HUBSPOT_WEBHOOK_URL", help="Where to POST signed HubSpot webhook batches."
+)
 def sandbox(
-    host: str, port: int, notify_url: str | None, notify_token: str, channel_id: str, auto_history: bool
+    host: str,
+    port: int,
+    notify_url: str | None,
+    notify_token: str,
+    channel_id: str,
+    auto_history: bool,
+    hubspot_webhook_url: str | None,
 ) -> None:
-    """Run the local Zoho CRM emulator that tests and the demo use."""
+    """Run the local Zoho CRM and HubSpot emulator that tests and the demo use."""
     from sandbox.app import create_app
     from sandbox.config import SandboxConfig
 
     config = SandboxConfig(
-        notify_url=notify_url, notify_token=notify_token, channel_id=channel_id, auto_history=auto_history
+        notify_url=notify_url,
+        notify_token=notify_token,
+        channel_id=channel_id,
+        auto_history=auto_history,
+        hubspot_webhook_url=hubspot_webhook_url,
     )
-    logger.info("sandbox: Zoho accounts and API at http://%s:%d; notifications to %s", host, port, notify_url)
+    logger.info(
+        "sandbox: Zoho and HubSpot at http://%s:%d; Zoho notifications to %s, HubSpot webhooks to %s",
+        host,
+        port,
+        notify_url,
+        hubspot_webhook_url,
+    )
     uvicorn.run(create_app(config), host=host, port=port, log_level="info", server_header=False)
 
 

@@ -1,4 +1,8 @@
-"""create_app: the Zoho CRM sandbox as one Starlette app (accounts server, CRM API and control API on one host)."""
+"""create_app: the CRM sandbox as one Starlette app: Zoho (accounts server, CRM API), HubSpot API, control API.
+
+One host serves both CRMs: HubSpot's paths (/crm/objects/..., /crm/v3/objects/..., /crm/associations/...) are
+routed before Zoho's /crm/{version}/..., so a HubSpot client uses the sandbox's base URL as its API base.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,9 @@ from starlette.routing import Mount, Route
 
 from sandbox.config import SandboxConfig
 from sandbox.control_api import control_routes
+from sandbox.hubspot_api import associations_app, objects_app
+from sandbox.hubspot_control import hubspot_control_routes
+from sandbox.hubspot_paths import ASSOCIATIONS_MOUNT, OBJECTS_MOUNT, V3_OBJECTS_MOUNT
 from sandbox.oauth_api import token_endpoint
 from sandbox.runtime import SandboxRuntime, utc_now
 from sandbox.traffic import TrafficMiddleware
@@ -29,11 +36,14 @@ def create_app(
 ) -> Starlette:
     """Build a sandbox.
 
-    http: the client that POSTs notification callbacks (inject an `httpx.MockTransport` client in tests);
-        when None the sandbox creates its own on first use and closes it at lifespan shutdown.
+    http: the client that POSTs Zoho notification callbacks and HubSpot webhooks (inject an
+        `httpx.MockTransport` client in tests); when None the sandbox creates its own on first use and closes
+        it at lifespan shutdown.
     clock: returns the current time as an aware datetime (default: the system clock in UTC); it drives
-        seed times, token expiry, Modified_Time, the Rescheduled_Time rule and channel expiry.
-    The runtime (state and logs) is available as `app.state.runtime` for in-process inspection.
+        seed times, token expiry, Modified_Time, the Rescheduled_Time rule, channel expiry, and on the
+        HubSpot side history timestamps, occurredAt, webhook timestamps and the rate-limit windows.
+    The runtime (state and logs) is available as `app.state.runtime` for in-process inspection; lifespan
+    shutdown (or `await runtime.aclose()`) stops HubSpot webhook deliveries still pending or in flight.
     """
     runtime = SandboxRuntime(config, clock=clock or utc_now, http=http)
 
@@ -45,8 +55,14 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/oauth/v2/token", token_endpoint(runtime), methods=["POST"]),
+            Mount(OBJECTS_MOUNT, app=objects_app(runtime.hubspot)),
+            Mount(V3_OBJECTS_MOUNT, app=objects_app(runtime.hubspot, v3=True)),
+            Mount(ASSOCIATIONS_MOUNT, app=associations_app(runtime.hubspot)),
             Mount("/crm", app=crm_app(runtime)),
-            Mount("/_sandbox", routes=control_routes(runtime)),
+            Mount(
+                "/_sandbox",
+                routes=[*control_routes(runtime), Mount("/hubspot", routes=hubspot_control_routes(runtime.hubspot))],
+            ),
         ],
         middleware=[Middleware(TrafficMiddleware, runtime=runtime)],
         lifespan=lifespan,

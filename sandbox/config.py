@@ -1,9 +1,10 @@
-"""SandboxConfig: every knob of the Zoho CRM sandbox, built by the caller (never read from the environment)."""
+"""SandboxConfig: every knob of the CRM sandbox (Zoho and HubSpot), built by the caller (never from the environment)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timezone
+from typing import Literal
 
 from sandbox.zoho_time import parse_offset
 
@@ -28,6 +29,26 @@ class SandboxConfig:
         most recent rows per appointment. Whether Zoho does this is UNCONFIRMED, so it is off by default;
         the model follows Zoho's note that the history "will not have the current appointment time" and
         is empty while Reschedule_Count is 1.
+
+    HubSpot (served on the same host; see sandbox.hubspot_api):
+    hubspot_access_token: the private-app token the HubSpot API paths accept as `Authorization: Bearer ...`.
+    hubspot_client_secret: the app's client secret; it signs webhook requests (v1 and v3 signatures).
+    hubspot_webhook_url: where signed webhook batches are POSTed; None sends none. The v3 signature covers
+        this URL as configured (only the escapes HubSpot's guide lists are decoded, see sandbox.hubspot_signing).
+    hubspot_portal_id: the portal (account, hub) id in webhook events and error bodies.
+    hubspot_app_id: the app id in webhook events; history entries and events of API changes carry it as
+        their INTEGRATION sourceId.
+    hubspot_batch_window_ms: events raised within this many ms of the first pending one go out together
+        (batches of at most 100).
+    hubspot_retry_delays_s: the delays before retries 1..n of a failed delivery (at most 10, as HubSpot's;
+        HubSpot spreads its 10 retries over 24 h, the default is a scaled-down schedule). () = no retries.
+    hubspot_webhook_timeout_s: a delivery not answered within this time failed (HubSpot documents 5 s).
+    hubspot_rate_limit_max: requests allowed per rolling 10 s (HubSpot's private-app burst limit is 190).
+    hubspot_daily_limit: requests allowed per day (UTC); HubSpot's Enterprise private apps get 1,000,000.
+    hubspot_webhook_datetime_format: how webhook `propertyValue` renders datetime properties, "epoch_ms"
+        (default) or "iso" like the API; HubSpot's choice is UNCONFIRMED.
+    hubspot_creation_property_events: whether creating an appointment also raises propertyChange events
+        for the subscribed properties it sets (UNCONFIRMED; on by default).
     """
 
     client_id: str = "sandbox-client-id"
@@ -40,6 +61,18 @@ class SandboxConfig:
     timezone_offset: str = "+00:00"
     fault_seed: int = 0
     auto_history: bool = False
+    hubspot_access_token: str = "sandbox-hubspot-token"
+    hubspot_client_secret: str = "sandbox-hubspot-client-secret"
+    hubspot_webhook_url: str | None = None
+    hubspot_portal_id: int = 62515
+    hubspot_app_id: int = 54321
+    hubspot_batch_window_ms: int = 50
+    hubspot_retry_delays_s: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+    hubspot_webhook_timeout_s: float = 5.0
+    hubspot_rate_limit_max: int = 190
+    hubspot_daily_limit: int = 1_000_000
+    hubspot_webhook_datetime_format: Literal["epoch_ms", "iso"] = "epoch_ms"
+    hubspot_creation_property_events: bool = True
 
     def __post_init__(self) -> None:
         parse_offset(self.timezone_offset)
@@ -47,6 +80,17 @@ class SandboxConfig:
             raise ValueError("notify_token: Zoho allows at most 50 characters")
         if not self.channel_id.isdigit():
             raise ValueError("channel_id: Zoho channel ids are numeric (long)")
+        self._check_hubspot()
+
+    def _check_hubspot(self) -> None:
+        if not self.hubspot_access_token or not self.hubspot_client_secret:
+            raise ValueError("hubspot_access_token and hubspot_client_secret must not be empty")
+        if len(self.hubspot_retry_delays_s) > 10 or any(delay < 0 for delay in self.hubspot_retry_delays_s):
+            raise ValueError("hubspot_retry_delays_s: at most 10 delays (HubSpot retries 10 times), none negative")
+        if self.hubspot_batch_window_ms < 0 or self.hubspot_webhook_timeout_s <= 0:
+            raise ValueError("hubspot_batch_window_ms must be >= 0 and hubspot_webhook_timeout_s > 0")
+        if min(self.hubspot_rate_limit_max, self.hubspot_daily_limit, self.hubspot_portal_id, self.hubspot_app_id) < 1:
+            raise ValueError("HubSpot limits and ids must be positive")
 
     def refresh_form(self) -> dict[str, str]:
         """The refresh-grant form a client of this sandbox POSTs to /oauth/v2/token."""

@@ -1,16 +1,18 @@
 """The `/_sandbox/` control API (no auth, never faulted): reset, seed records, faults, logs, token expiry.
 
-POST   /_sandbox/reset            back to seed data; faults, logs, tokens and channels as configured
+POST   /_sandbox/reset            back to seed data (Zoho and HubSpot); faults, logs, tokens, channels and
+                                  HubSpot limits and webhook deliveries as configured
 POST   /_sandbox/appointments     create an appointment from loose JSON fields (insert callback sent)
 GET    /_sandbox/faults           the rules with their fired/remaining counts
 POST   /_sandbox/faults           replace the rules (a list of rules, or one rule object)
 DELETE /_sandbox/faults           remove every rule
-GET    /_sandbox/requests         counters and the log of /crm/ and /oauth/ requests
+GET    /_sandbox/requests         counters and the log of /crm/ (Zoho and HubSpot) and /oauth/ requests
 DELETE /_sandbox/requests         clear that log
 GET    /_sandbox/notifications    every callback delivery attempt (body, status code or error)
 DELETE /_sandbox/notifications    clear that log
 POST   /_sandbox/tokens/expire    expire every issued access token now
 GET    /_sandbox/history          every Appointments_Rescheduled_History__s row
+*      /_sandbox/hubspot/...      HubSpot's control endpoints, see sandbox.hubspot_control
 """
 
 from __future__ import annotations

@@ -1,17 +1,18 @@
-"""Fault injection for the Zoho API paths: rules, the seeded decision per request, and fault answers. Pure.
+"""Fault injection for the CRM API paths (Zoho and HubSpot): rules, the seeded decision per request, answers. Pure.
 
 A rule matches by method and path prefix; `times` limits how often it fires, `probability` makes it fire
 at random (from the plan's seeded `random.Random`), `delay_ms` slows the answer (alone, or before the
 fault), `after` lets the request take effect before its answer is replaced (a write whose response is
 lost). Rules are tried in order and the first that fires decides; a rule that does not fire (wrong
-request, exhausted, or unlucky draw) passes the request on to the next.
+request, exhausted, or unlucky draw) passes the request on to the next. On HubSpot paths the answer has
+HubSpot's shape (sandbox.hubspot_faults); `rate_limit_policy` picks the 429 body there.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
@@ -53,6 +54,7 @@ class FaultRule(BaseModel):
     delay_ms: int | None = Field(default=None, ge=0, le=60_000)
     body: JsonValue = None
     after: bool = False
+    rate_limit_policy: Literal["TEN_SECONDLY_ROLLING", "DAILY"] | None = None
 
     @model_validator(mode="after")
     def _has_an_effect(self) -> FaultRule:
@@ -60,6 +62,8 @@ class FaultRule(BaseModel):
             raise ValueError("a fault needs a status, a delay_ms, or both")
         if self.after and self.status is None:
             raise ValueError("after=true needs a status to replace the answer with")
+        if self.rate_limit_policy is not None and self.status != 429:
+            raise ValueError("rate_limit_policy needs status 429")
         return self
 
     def matches(self, method: str, path: str) -> bool:
@@ -90,10 +94,11 @@ class FaultDecision:
     delay_ms: int
     body: JsonValue
     after: bool
+    rate_limit_policy: Literal["TEN_SECONDLY_ROLLING", "DAILY"] | None = None
 
 
 def applies_to(path: str) -> bool:
-    """Faults touch the CRM and OAuth paths only, never the control API."""
+    """Faults touch the CRM (Zoho and HubSpot) and OAuth paths only, never the control API."""
     return path.startswith(FAULTABLE_PREFIXES)
 
 
@@ -130,12 +135,14 @@ class FaultPlan:
                 continue
             armed.fired += 1
             rule = armed.rule
-            return FaultDecision(armed.id, rule.status, rule.delay_ms or 0, rule.body, rule.after)
+            return FaultDecision(
+                armed.id, rule.status, rule.delay_ms or 0, rule.body, rule.after, rule.rate_limit_policy
+            )
         return None
 
 
 def fault_answer(status: int, body: JsonValue) -> tuple[bytes, str]:
-    """The bytes and media type of a fault response.
+    """The bytes and media type of a fault response on a Zoho path.
 
     A given `body` is sent as JSON (a string as plain text). Otherwise 429 and 500 answer as Zoho does
     (TOO_MANY_REQUESTS, INTERNAL_ERROR), other 4xx with the matching Zoho error, and gateway errors

@@ -10,12 +10,19 @@ _NUMERIC_SEGMENT = re.compile(r"/\d+(?=/|$)")
 
 
 def endpoint_of(method: str, path: str) -> str:
-    """`PUT /crm/v7/Appointments__s/{id}`: the request with record ids folded, for counting."""
+    """`PUT /crm/v7/Appointments__s/{id}`: the request with numeric ids folded, for counting.
+
+    HubSpot paths fold the same way (`PATCH /crm/objects/2026-03/appointments/{id}`); "2026-03", "0-421" stay.
+    """
     return f"{method} {_NUMERIC_SEGMENT.sub('/{id}', path)}"
 
 
+def _is_write(method: str, path: str) -> bool:
+    return path.startswith("/crm/") and method not in ("GET", "HEAD") and not path.endswith("/batch/read")
+
+
 class RequestLog:
-    """Every request to /crm/ and /oauth/ in arrival order (control-API calls are not logged)."""
+    """Every request to /crm/ (Zoho and HubSpot) and /oauth/ in arrival order (control-API calls are not logged)."""
 
     def __init__(self) -> None:
         self.entries: list[dict[str, Any]] = []
@@ -27,12 +34,13 @@ class RequestLog:
         self.entries = []
 
     def snapshot(self) -> dict[str, Any]:
-        """Totals, CRM writes (non-GET /crm/ calls), per-endpoint and per-status counts, and the log."""
+        """Totals, CRM writes, per-endpoint and per-status counts, and the log.
+
+        CRM writes are the non-GET /crm/ calls other than HubSpot's POST .../batch/read (a read).
+        """
         by_endpoint = Counter(endpoint_of(entry["method"], entry["path"]) for entry in self.entries)
         by_status = Counter(str(entry["status"]) for entry in self.entries)
-        writes = sum(
-            1 for entry in self.entries if entry["path"].startswith("/crm/") and entry["method"] not in ("GET", "HEAD")
-        )
+        writes = sum(1 for entry in self.entries if _is_write(entry["method"], entry["path"]))
         return {
             "total": len(self.entries),
             "crm_writes": writes,

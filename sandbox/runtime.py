@@ -1,4 +1,4 @@
-"""The sandbox's live state behind the HTTP layer: store, tokens, channels, faults, logs, clock, notifier."""
+"""The sandbox's live state behind the HTTP layer: Zoho store, tokens, channels, faults, logs, clock, HubSpot."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import httpx
 
 from sandbox.config import SandboxConfig
 from sandbox.faults import FaultPlan
+from sandbox.hubspot_runtime import HubSpotRuntime
 from sandbox.notify import Delivery, Notifier, plan_deliveries
 from sandbox.oauth import TokenRegistry
 from sandbox.request_log import RequestLog
@@ -46,6 +47,7 @@ class SandboxRuntime:
         self.faults = FaultPlan(config.fault_seed)
         self.requests = RequestLog()
         self.notifier = Notifier(self.http_client, self.clock)
+        self.hubspot = HubSpotRuntime(config, clock=self.clock, http=self.http_client)
         self.reset()
 
     def clock(self) -> datetime:
@@ -68,12 +70,17 @@ class SandboxRuntime:
         return self._own_http
 
     async def aclose(self) -> None:
+        """Stop HubSpot deliveries (pending and in flight), then close the client the sandbox owns."""
+        await self.hubspot.aclose()
         if self._own_http is not None:
             await self._own_http.aclose()
             self._own_http = None
 
     def reset(self) -> None:
-        """Seed data, no tokens, no faults (generator re-seeded), empty logs, only the config's channel."""
+        """Seed data, no tokens, no faults (generator re-seeded), empty logs, only the config's channel.
+
+        The HubSpot portal goes back to its seed too, with fresh limits and no pending webhook deliveries.
+        """
         now = self.now()
         self.store.reset(now)
         self.tokens.reset()
@@ -81,6 +88,7 @@ class SandboxRuntime:
         self.requests.clear()
         self.notifier.log.clear()
         self.channels.reset(self._default_channel(now))
+        self.hubspot.reset()
 
     def _default_channel(self, now: datetime) -> Channel | None:
         if self.config.notify_url is None:

@@ -1,4 +1,4 @@
-"""ASGI middleware on the Zoho paths (/crm/, /oauth/): applies the fault plan and logs every request."""
+"""ASGI middleware on the CRM paths (/crm/ for Zoho and HubSpot, /oauth/): applies the fault plan, logs requests."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandbox.faults import FaultDecision, applies_to, fault_answer
+from sandbox.hubspot_paths import is_hubspot_path
 from sandbox.runtime import SandboxRuntime
 
 
@@ -86,9 +87,16 @@ class TrafficMiddleware:
             return await _run(self.app, scope, receive, send)
         if decision.after:
             await _run(self.app, scope, receive, None)
-        content, media_type = fault_answer(decision.status, decision.body)
-        await Response(content, status_code=decision.status, media_type=media_type)(scope, receive, send)
+        content, media_type, headers = self._fault(scope["path"], decision.status, decision)
+        await Response(content, decision.status, headers, media_type)(scope, receive, send)
         return decision.status
+
+    def _fault(self, path: str, status: int, decision: FaultDecision) -> tuple[bytes, str, dict[str, str]]:
+        """The fault answer in the shape of the CRM the path belongs to (HubSpot's carries rate-limit headers)."""
+        if is_hubspot_path(path):
+            return self.runtime.hubspot.fault_answer(status, decision.body, decision.rate_limit_policy)
+        content, media_type = fault_answer(status, decision.body)
+        return content, media_type, {}
 
     def _log(self, scope: Scope, body: bytes, status: int, decision: FaultDecision | None) -> None:
         path: str = scope["path"]

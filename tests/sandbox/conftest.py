@@ -1,4 +1,7 @@
-"""Fixtures: a fake clock and sandboxes built on it (`make` for custom configs, `sb` for the default one)."""
+"""Fixtures: a fake clock and sandboxes built on it (`make` custom, `sb` default, `hs` with HubSpot webhooks on).
+
+`hs` sends HubSpot webhooks to the mock receiver with a short batching window and near-instant retries.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from typing import Any
 import pytest
 
 from sandbox.config import SandboxConfig
-from tests.sandbox.harness import NOTIFY_URL, FakeClock, Harness
+from tests.sandbox.harness import HUBSPOT_FAST, NOTIFY_URL, FakeClock, Harness
 
 MakeSandbox = Callable[..., Awaitable[Harness]]
 
@@ -36,3 +39,8 @@ async def make(clock: FakeClock) -> AsyncIterator[MakeSandbox]:
 @pytest.fixture
 async def sb(make: MakeSandbox) -> Harness:
     return await make()
+
+
+@pytest.fixture
+async def hs(make: MakeSandbox) -> Harness:
+    return await make(**HUBSPOT_FAST)
