@@ -6,7 +6,6 @@ order notifications arrive, every documented error of the history endpoint, and 
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,17 +17,14 @@ from arq.connections import ArqRedis
 from receiver.enqueue import enqueue_events
 from sandbox.app import create_app as create_sandbox
 from sandbox.config import SandboxConfig
-from workers.config import WorkerConfig
+from tests.workers.harness import enqueue_change, job_result, run_worker
 from workers.contract import ChangeEvent
 from workers.deadletters import DeadLetters
-from workers.main import build_worker
-from workers.rules.load import load_rules
 
 NEVER_RESCHEDULED = "5545974000002555001"  # "AC Repair - James", Scheduled
 RESCHEDULED_ONCE = "5545974000002555012"  # "Boiler Service - Maria"
 API_USER = {"name": "Patricia Boyle", "id": "5545974000000393001"}
 HISTORY_PATH = "/crm/v7/Appointments_Rescheduled_History__s"
-_clock = itertools.count(1_763_700_000_000)
 
 
 class Zoho:
@@ -80,56 +76,18 @@ async def zoho() -> AsyncIterator[Zoho]:
         yield Zoho(http)
 
 
-def worker_config(redis_url: str, **overrides: Any) -> WorkerConfig:
-    values = {
-        "REDIS_URL": redis_url,
-        "ZOHO_API_DOMAIN": "http://sandbox",
-        "ZOHO_ACCOUNTS_URL": "http://sandbox",
-        "ZOHO_CLIENT_ID": "sandbox-client-id",
-        "ZOHO_CLIENT_SECRET": "sandbox-client-secret",
-        "ZOHO_REFRESH_TOKEN": "sandbox-refresh-token",
-        "WORKER_RETRY_BASE_S": 0.01,
-        "WORKER_RETRY_CAP_S": 0.05,
-        "WORKER_MAX_TRIES": 4,
-        "WORKER_POLL_DELAY_S": 0.005,
-    }
-    return WorkerConfig.model_validate(values | overrides)
-
-
 async def notify(redis: ArqRedis, record_id: str, operation: str = "update") -> ChangeEvent:
     """What the receiver does for one Zoho callback: a new event (new server_time) for the record."""
-    event = ChangeEvent.model_validate(
-        {
-            "source": "zoho",
-            "module": "Appointments__s",
-            "record_id": record_id,
-            "operation": operation,
-            "notified_at_ms": next(_clock),
-        }
-    )
-    await enqueue_events(redis, [event])
-    return event
+    return await enqueue_change(redis, "zoho", "Appointments__s", record_id, operation=operation)
 
 
 async def work(redis_url: str, zoho: Zoho, **overrides: Any) -> None:
     """Run one worker until the queue is empty (including retries it deferred)."""
-    worker = build_worker(
-        worker_config(redis_url, **overrides), load_rules("rules/default.yaml"), http=zoho.http, burst=True
-    )
-    try:
-        await worker.main()
-    finally:
-        await worker.close()
+    await run_worker(redis_url, zoho.http, **overrides)
 
 
 async def result(redis: ArqRedis, event: ChangeEvent) -> Any:
-    from arq.jobs import Job
-
-    from workers.contract import loads
-
-    info = await Job(event.job_id(), redis, _deserializer=loads).result_info()
-    assert info is not None
-    return info.result
+    return await job_result(redis, event)
 
 
 def soon(days: int, hour: int = 10) -> datetime:

@@ -36,7 +36,9 @@ class Reschedule:
 
 
 def _step(before: HistoryEntry, after: HistoryEntry) -> Reschedule:
-    source = after.source_type if not after.source_id else f"{after.source_type} {after.source_id}"
+    # A user's change names the user; anything else (an app, an import) is named by its source.
+    plain = after.user_id or not after.source_id
+    source = after.source_type if plain else f"{after.source_type} {after.source_id}"
     return Reschedule(before.value, after.value, after.timestamp, after.user_id, source)
 
 

@@ -1,0 +1,91 @@
+"""Worker test harness: a real arq worker in burst mode on real Redis, its CRM calls sent to a given client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+from arq.connections import ArqRedis
+from arq.jobs import Job
+
+from receiver.enqueue import enqueue_events
+from tests.processes import REPO
+from workers.config import WorkerConfig
+from workers.contract import QUEUE_NAME, ChangeEvent, loads
+from workers.main import build_worker
+from workers.rules.load import load_rules
+
+_clock = itertools.count(1_763_700_000_000)
+
+
+def worker_config(redis_url: str, **overrides: Any) -> WorkerConfig:
+    """Both CRMs pointed at the sandbox (http://sandbox), with retries fast enough for tests."""
+    values = {
+        "REDIS_URL": redis_url,
+        "ZOHO_API_DOMAIN": "http://sandbox",
+        "ZOHO_ACCOUNTS_URL": "http://sandbox",
+        "ZOHO_CLIENT_ID": "sandbox-client-id",
+        "ZOHO_CLIENT_SECRET": "sandbox-client-secret",
+        "ZOHO_REFRESH_TOKEN": "sandbox-refresh-token",
+        "HUBSPOT_API_BASE": "http://sandbox",
+        "HUBSPOT_ACCESS_TOKEN": "sandbox-hubspot-token",
+        "WORKER_RETRY_BASE_S": 0.01,
+        "WORKER_RETRY_CAP_S": 0.05,
+        "WORKER_MAX_TRIES": 4,
+        "WORKER_POLL_DELAY_S": 0.005,
+    }
+    return WorkerConfig.model_validate(values | overrides)
+
+
+async def run_worker(
+    redis_url: str,
+    http: httpx.AsyncClient,
+    *,
+    until: Callable[[], Awaitable[bool]] | None = None,
+    **overrides: Any,
+) -> None:
+    """Run one worker until the queue is empty (including the retries it deferred), or until `until()`."""
+    rules = load_rules(REPO / "rules" / "default.yaml")
+    worker = build_worker(worker_config(redis_url, **overrides), rules, http=http, burst=until is None)
+    try:
+        if until is None:
+            await worker.main()
+            return
+        task = asyncio.create_task(worker.main())
+        async with asyncio.timeout(30):
+            while not await until():  # noqa: ASYNC110 - polls state in Redis, not an in-process event
+                await asyncio.sleep(0.01)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    finally:
+        await worker.close()
+
+
+async def deferred_s(redis: ArqRedis, event: ChangeEvent) -> float:
+    """How far in the future the job for `event` is scheduled (negative: due)."""
+    score = await redis.zscore(QUEUE_NAME, event.job_id())
+    return -1e9 if score is None else (score - time.time() * 1000) / 1000
+
+
+async def enqueue_change(redis: ArqRedis, source: str, module: str, record_id: str, **fields: Any) -> ChangeEvent:
+    """What the receiver queues for one notification (a fresh notified_at_ms unless given)."""
+    event = ChangeEvent.model_validate(
+        {"source": source, "module": module, "record_id": record_id, "operation": "update"}
+        | {"notified_at_ms": next(_clock)}
+        | fields
+    )
+    await enqueue_events(redis, [event])
+    return event
+
+
+async def job_result(redis: ArqRedis, event: ChangeEvent) -> Any:
+    """What the job for `event` returned."""
+    info = await Job(event.job_id(), redis, _deserializer=loads).result_info()
+    assert info is not None
+    return info.result
