@@ -24,7 +24,7 @@ def crmflow_env(**settings: str) -> dict[str, str]:
 
 
 def stack_env(redis_url: str, sandbox_url: str, **settings: str) -> dict[str, str]:
-    """Settings for receiver and worker processes talking to the sandbox at `sandbox_url`."""
+    """Settings for receiver and worker processes talking to the sandbox at `sandbox_url` (both CRMs)."""
     return crmflow_env(
         REDIS_URL=redis_url,
         RULES_PATH=str(REPO / "rules" / "default.yaml"),
@@ -33,6 +33,8 @@ def stack_env(redis_url: str, sandbox_url: str, **settings: str) -> dict[str, st
         ZOHO_CLIENT_ID="sandbox-client-id",
         ZOHO_CLIENT_SECRET="sandbox-client-secret",
         ZOHO_REFRESH_TOKEN="sandbox-refresh-token",
+        HUBSPOT_API_BASE=sandbox_url,
+        HUBSPOT_ACCESS_TOKEN="sandbox-hubspot-token",
         **settings,
     )
 
