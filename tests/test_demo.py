@@ -18,7 +18,11 @@ async def test_demo_prints_the_history_row_it_produced(redis_url: str) -> None:
     assert '"status": "created"' in text
     assert "The history row crmflow wrote (Appointments_Rescheduled_History__s):" in text
     assert '"Reschedule_Reason": "By Customer"' in text
-    assert "history rows now: 1." in text
+    assert "rows now: 1." in text
+    assert "The signed batch HubSpot sent to the receiver:" in text
+    assert '"x-hubspot-signature-v3"' in text.lower()
+    assert "was rescheduled from" in text and "Changed by HubSpot user 71230003 (CRM_UI)." in text
+    assert "notes now: 1." in text
     assert text.endswith("Stopped everything the demo started.")
 
 
@@ -28,4 +32,5 @@ async def test_demo_starts_its_own_redis_when_none_answers() -> None:
     await run_demo(redis_url="redis://127.0.0.1:1/0", rules_path=str(REPO / "rules" / "default.yaml"), out=lines.append)
 
     assert "private redis-server: nothing answered at redis://127.0.0.1:1/0" in lines[0]
-    assert "history rows now: 1." in "\n".join(lines)
+    assert "rows now: 1." in "\n".join(lines)
+    assert "notes now: 1." in "\n".join(lines)
