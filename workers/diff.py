@@ -69,6 +69,15 @@ def diff(
     return Change(fields=changes, first_seen=previous is None)
 
 
+def moved_times(change: Change, field_name: str) -> tuple[datetime, datetime] | None:
+    """The old and new times of a changed time field; None if it did not change or either is not a time."""
+    moved = change.fields.get(field_name)
+    if moved is None:
+        return None
+    old, new = parse_datetime(moved.old), parse_datetime(moved.new)
+    return (old, new) if old is not None and new is not None else None
+
+
 # Zoho's Modified_Time has whole seconds and its servers' clocks differ slightly.
 LAG_MARGIN = timedelta(seconds=2)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from workers.crm.zoho import ZohoClient
 from workers.crm.zoho_models import APPOINTMENTS, as_zoho_time
-from workers.diff import Change
+from workers.diff import Change, moved_times
 from workers.errors import ActionNotApplicableError
 from workers.ledger import Ledger, effect_key
 from workers.record import Record, parse_datetime
@@ -48,14 +48,14 @@ def _user(value: Any) -> dict[str, str] | None:
     return None
 
 
-def _start_change(change: Change) -> tuple[datetime, datetime]:
-    moved = change.fields.get(START)
+def start_change(change: Change, field_name: str = START) -> tuple[datetime, datetime]:
+    """The appointment's start before and after, or ActionNotApplicableError: nothing to log."""
+    if field_name not in change.fields:
+        raise ActionNotApplicableError(f"{field_name} did not change")
+    moved = moved_times(change, field_name)
     if moved is None:
-        raise ActionNotApplicableError(f"{START} did not change")
-    old, new = parse_datetime(moved.old), parse_datetime(moved.new)
-    if old is None or new is None:
-        raise ActionNotApplicableError(f"{START} is not an ISO 8601 time before or after the change")
-    return old, new
+        raise ActionNotApplicableError(f"{field_name} is not an ISO 8601 time before or after the change")
+    return moved
 
 
 def _zoho_account(record: Record, new_start: datetime) -> Mapping[str, Any]:
@@ -71,7 +71,7 @@ def history_row(record: Record, change: Change, params: LogRescheduleHistoryPara
     is used when it describes this reschedule; otherwise the start crmflow saw before, Modified_Time and
     Modified_By stand in.
     """
-    old, new = _start_change(change)
+    old, new = start_change(change)
     fields = record.fields
     zoho = _zoho_account(record, new)
     when = parse_datetime(zoho.get("Rescheduled_Time")) or record.modified_time
@@ -103,7 +103,7 @@ def missed_reschedule(record: Record, change: Change) -> dict[str, Any]:
     Reschedule_Count rose by exactly one (someone set Rescheduled_From explicitly). Zoho keeps no time or
     user for A → B, so it cannot be logged faithfully; the caller reports it instead.
     """
-    old, new = _start_change(change)
+    old, new = start_change(change)
     zoho_from = parse_datetime(_zoho_account(record, new).get("Rescheduled_From"))
     if zoho_from is None or zoho_from == old:
         return {}

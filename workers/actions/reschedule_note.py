@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from workers.actions.reschedule_history import ActionResult
+from workers.actions.reschedule_history import ActionResult, start_change
 from workers.crm.hubspot import HubSpotClient
 from workers.crm.hubspot_models import APPOINTMENTS, START, as_hubspot_time, properties_of
 from workers.diff import Change
-from workers.errors import ActionNotApplicableError
 from workers.ledger import Ledger, effect_key
 from workers.record import HistoryEntry, Record, parse_datetime
 from workers.rules.model import LogRescheduleHistoryParams
@@ -48,12 +47,8 @@ def reschedules(record: Record, change: Change) -> list[Reschedule]:
     From the property history (sorted by time) when it covers the change; otherwise the change itself,
     dated by the record's last modification.
     """
-    moved = change.fields.get(START)
-    if moved is None:
-        raise ActionNotApplicableError(f"{START} did not change")
-    old, new = parse_datetime(moved.old), parse_datetime(moved.new)
-    if old is None or new is None:
-        raise ActionNotApplicableError(f"{START} is not a time before or after the change")
+    old, new = start_change(change, START)
+    moved = change.fields[START]
     entries = record.history.get(START, ())
     seen = [i for i, entry in enumerate(entries) if parse_datetime(entry.value) == old]
     if seen and parse_datetime(entries[-1].value) == new:

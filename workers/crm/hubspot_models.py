@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import orjson
 
+from workers.crm.responses import body_of
 from workers.errors import (
     CrmAuthError,
     CrmNotFoundError,
@@ -27,16 +28,6 @@ START, END = "hs_appointment_start", "hs_appointment_end"
 TEN_SECONDLY_WAIT_S = 10.0
 SECONDLY_WAIT_S = 1.0
 DAILY_WAIT_S = 3600.0  # the daily quota resets at midnight in the account's time zone; look again hourly
-
-
-def body_of(response: httpx.Response) -> Any:
-    """The JSON body, {} for an empty one, or CrmTransientError for anything unreadable."""
-    if not response.content:
-        return {}
-    try:
-        return orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        raise CrmTransientError(f"unreadable body (HTTP {response.status_code})", code="BAD_RESPONSE") from None
 
 
 def _seconds(value: str | None) -> float | None:

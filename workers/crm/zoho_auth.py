@@ -19,7 +19,7 @@ import orjson
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from workers.crm.zoho_models import body_of
+from workers.crm.responses import body_of
 from workers.errors import CrmAuthError, CrmRateLimitedError, CrmTransientError
 
 logger = logging.getLogger("crmflow.zoho.auth")

@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-import orjson
 
+from workers.crm.responses import body_of
 from workers.errors import (
     CrmAuthError,
     CrmNotFoundError,
@@ -24,16 +24,6 @@ from workers.record import Record, parse_datetime
 
 APPOINTMENTS = "Appointments__s"
 HISTORY = "Appointments_Rescheduled_History__s"
-
-
-def body_of(response: httpx.Response) -> Any:
-    """The JSON body, {} for an empty one (204), or CrmTransientError for anything unreadable."""
-    if not response.content:
-        return {}
-    try:
-        return orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        raise CrmTransientError(f"unreadable body (HTTP {response.status_code})", code="BAD_RESPONSE") from None
 
 
 def _first_error(body: Any) -> Mapping[str, Any]:
