@@ -61,17 +61,18 @@ _OPERATIONS = {"creation": "insert", "deletion": "delete", "restore": "insert"}
 def hubspot_events(events: list[HubSpotEvent]) -> list[ChangeEvent]:
     """One ChangeEvent per appointment: its events in this batch coalesce (fields united, latest time kept).
 
-    A deletion anywhere among an appointment's events makes the change a delete; a creation, an insert.
-    Events for other object types are not turned into work (the caller counts them).
+    The latest event (by occurredAt) gives the operation: deletion → delete, creation or restore → insert,
+    anything else → update. Events for other object types are not turned into work (the caller counts them).
     """
     grouped: dict[tuple[int, int], list[HubSpotEvent]] = {}
     for event in events:
-        if event.is_appointment:
+        if event.is_appointment and event.objectId is not None:
             grouped.setdefault((event.portalId, event.objectId), []).append(event)
     changes = []
     for (portal, object_id), group in grouped.items():
-        actions = {_OPERATIONS.get(event.action, "update") for event in group}
-        operation = "delete" if "delete" in actions else "insert" if "insert" in actions else "update"
+        # What happened last decides: a deletion followed by a restore is not a delete.
+        latest = max(group, key=lambda event: event.occurredAt)
+        operation = _OPERATIONS.get(latest.action, "update")
         changes.append(
             ChangeEvent(
                 source="hubspot",

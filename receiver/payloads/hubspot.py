@@ -29,7 +29,8 @@ class HubSpotEvent(BaseModel):
     occurredAt: Id  # epoch milliseconds
     subscriptionType: Annotated[str, Field(min_length=1, max_length=100)]
     attemptNumber: Id = 0
-    objectId: Id
+    # Absent from association-change events (fromObjectId/toObjectId instead) and some merges.
+    objectId: Id | None = None
     objectTypeId: str | None = None
     propertyName: str | None = None
     propertyValue: Any = None
@@ -37,7 +38,9 @@ class HubSpotEvent(BaseModel):
 
     @property
     def is_appointment(self) -> bool:
-        return self.objectTypeId == APPOINTMENT_TYPE_ID or self.subscriptionType.startswith("appointment.")
+        """An event about one appointment (association changes name two objects and are not)."""
+        kind = self.objectTypeId == APPOINTMENT_TYPE_ID or self.subscriptionType.startswith("appointment.")
+        return kind and self.objectId is not None
 
     @property
     def action(self) -> str:

@@ -209,3 +209,38 @@ async def test_unconfigured_sources_answer_404(redis: ArqRedis) -> None:
         assert (await hubspot.post("/webhooks/zoho", json={})).status_code == 404
         assert (await zoho.post("/webhooks/hubspot", json=[])).status_code == 404
         assert (await hubspot.get("/readyz")).json()["sources"] == ["hubspot"]
+
+
+async def test_an_association_change_in_the_batch_is_counted_not_refused(
+    client: httpx.AsyncClient, redis: ArqRedis
+) -> None:
+    # Association-change events name two objects (fromObjectId, toObjectId) and have no objectId; refusing
+    # the batch for them would lose the reschedule next to them once HubSpot gives up retrying.
+    start, _, _ = sample("hubspot/appointment_reschedule")
+    association = {
+        "eventId": 5,
+        "subscriptionId": 99,
+        "portalId": 62515,
+        "occurredAt": 1795000000150,
+        "subscriptionType": "contact.associationChange",
+        "attemptNumber": 0,
+        "associationType": "CONTACT_TO_COMPANY",
+        "fromObjectId": 1,
+        "toObjectId": 2,
+        "associationRemoved": False,
+    }
+
+    response = await deliver(client, [start, association])
+
+    assert response.json() == {"status": "accepted", "queued": 1, "duplicates": 0, "ignored": 1}
+
+
+async def test_the_latest_event_decides_the_operation(client: httpx.AsyncClient, redis: ArqRedis) -> None:
+    start, _, _ = sample("hubspot/appointment_reschedule")
+    deleted = start | {"subscriptionType": "object.deletion", "propertyName": None, "occurredAt": 1795000000200}
+    restored = start | {"subscriptionType": "object.restore", "propertyName": None, "occurredAt": 1795000000300}
+
+    await deliver(client, [restored, deleted, start])
+
+    (job,) = await jobs(redis)
+    assert job["operation"] == "insert"
