@@ -33,6 +33,8 @@ class Change:
     fields: Mapping[str, FieldChange] = field(default_factory=dict)
     first_seen: bool = False
     stale: bool = False
+    # When the state the old values come from was current (the snapshot's modified time), if known.
+    since: datetime | None = None
 
 
 def same_value(old: Any, new: Any) -> bool:
@@ -66,7 +68,7 @@ def diff(
         for name in sorted(watched)
         if name in known and not same_value(known[name], current.fields.get(name))
     }
-    return Change(fields=changes, first_seen=previous is None)
+    return Change(fields=changes, first_seen=previous is None, since=previous.modified_time if previous else None)
 
 
 def moved_times(change: Change, field_name: str) -> tuple[datetime, datetime] | None:

@@ -32,12 +32,15 @@ class CrmClients:
         return self.hubspot
 
 
-async def fetch_record(event: ChangeEvent, crm: CrmClients) -> Record:
-    """GET the record now (never trust a notification's values: they may be stale or out of order)."""
+async def fetch_record(event: ChangeEvent, crm: CrmClients, fields: frozenset[str]) -> Record:
+    """GET the record now (never trust a notification's values: they may be stale or out of order).
+
+    `fields` are those the rules read; Zoho returns every field anyway, HubSpot only those asked for.
+    """
     if event.source == "zoho" and event.module == zoho_models.APPOINTMENTS:
         return await crm.require_zoho().get_appointment(event.record_id)
     if event.source == "hubspot" and event.module == hubspot_models.APPOINTMENTS:
-        return await crm.require_hubspot().get_appointment(event.record_id)
+        return await crm.require_hubspot().get_appointment(event.record_id, fields)
     raise ActionNotApplicableError(f"crmflow cannot fetch {event.source}/{event.module} records")
 
 

@@ -30,6 +30,7 @@ from workers.errors import (
     ActionNotApplicableError,
     CrmAuthError,
     CrmNotFoundError,
+    CrmRateLimitedError,
     CrmRejectedError,
     CrmTransientError,
 )
@@ -43,8 +44,12 @@ logger = logging.getLogger("crmflow.jobs")
 
 # Failures that retrying cannot fix: recorded as dead letters at once.
 FINAL_ERRORS = (CrmAuthError, CrmNotFoundError, CrmRejectedError, ActionNotApplicableError)
-# Tries that may be spent waiting for Zoho to return a record as new as the change it announced.
+# Tries that may be spent waiting for the CRM to return a record as new as the change it announced.
 LAGGING_READ_TRIES = 3
+# Waiting out a CRM's rate limit is not a failed try; it may go on this long after the job was queued (under
+# arq's job expiry, 24 hours after enqueueing), then the job becomes a dead letter.
+RATE_LIMIT_MAX_AGE_S = 20 * 3600
+RATE_LIMITED_KEY_TTL_S = 2 * 86_400
 
 
 @dataclass(frozen=True)
@@ -86,11 +91,14 @@ def lock_key(event: ChangeEvent) -> str:
 async def process_change(ctx: dict[str, Any], event_data: Any) -> dict[str, Any]:
     """The arq job: handle one change under the record's lock; retry transient failures with backoff."""
     deps: WorkerDeps = ctx["deps"]
-    job_try: int = ctx.get("job_try", 1)
+    runs: int = ctx.get("job_try", 1)
     try:
         event = ChangeEvent.model_validate(event_data)
     except ValidationError as exc:
-        return await _reject_malformed(deps, event_data, job_try, exc)
+        return await _reject_malformed(deps, event_data, runs, exc)
+    # Runs spent waiting for a rate limit do not count as tries.
+    job_try = runs - int(await deps.redis.get(_rate_limited_key(event)) or 0)
+    enqueued_at: datetime | None = ctx.get("enqueue_time")
     if job_try > deps.policy.max_tries:
         # Reached only when earlier tries never reported back: the worker running them was killed.
         message = f"started {job_try - 1} times without finishing (worker killed each time?)"
@@ -105,6 +113,8 @@ async def process_change(ctx: dict[str, Any], event_data: Any) -> dict[str, Any]
     except TimeoutError:
         overdue = CrmTransientError(f"the job took longer than {deps.work_timeout_s:.0f}s", code="JOB_TIMEOUT")
         return await _retry_or_give_up(deps, event, job_try, overdue)
+    except CrmRateLimitedError as exc:
+        return await _wait_out_rate_limit(deps, event, job_try, exc, enqueued_at)
     except (CrmTransientError, RedisError) as exc:
         return await _retry_or_give_up(deps, event, job_try, exc)
     except Exception as exc:
@@ -120,19 +130,19 @@ async def handle_change(event: ChangeEvent, deps: WorkerDeps, *, job_try: int) -
     if event.operation == "delete":
         await delete_snapshot(deps.redis, *where)
         return {"status": "deleted"}
+    watched = deps.rules.watched_fields(event.source, event.module) | remembered_fields(event.source, event.module)
     try:
-        record = await fetch_record(event, deps.crm)
+        record = await fetch_record(event, deps.crm, watched)
     except CrmNotFoundError:
         await delete_snapshot(deps.redis, *where)
         return {"status": "gone"}
     except FINAL_ERRORS as exc:
         return await _dead_letter(deps, event, job_try, exc.code, str(exc), type(exc).__name__)
-    watched = deps.rules.watched_fields(event.source, event.module) | remembered_fields(event.source, event.module)
     previous = await load_snapshot(deps.redis, *where)
     notified_at = datetime.fromtimestamp(event.notified_at_ms / 1000, UTC)
     lagging = looks_lagging(previous, record, notified_at=notified_at, mentioned=event.changed_fields, watched=watched)
     if lagging and job_try < LAGGING_READ_TRIES:
-        raise CrmTransientError("Zoho returned the record as it was before the notified change", code="LAGGING_READ")
+        raise CrmTransientError("the CRM returned the record as it was before the notified change", code="LAGGING_READ")
     change = diff(previous, record, watched, inferred_previous=previous_values(record))
     if change.stale:
         return {"status": "stale", "modified_time": record.modified_time.isoformat()}
@@ -182,6 +192,27 @@ async def _run_action(
             **names,
         )
     return {**names, "status": result.status, "detail": result.detail}
+
+
+def _rate_limited_key(event: ChangeEvent) -> str:
+    return f"crmflow:ratelimited:{event.job_id()}"
+
+
+async def _wait_out_rate_limit(
+    deps: WorkerDeps, event: ChangeEvent, job_try: int, exc: CrmRateLimitedError, enqueued_at: datetime | None
+) -> dict[str, Any]:
+    """Retry after the wait the CRM asked for (plus up to 10 % jitter), without spending a try."""
+    age_s = (deps.clock() - enqueued_at).total_seconds() if enqueued_at is not None else 0.0
+    if exc.retry_after_s is None or age_s > RATE_LIMIT_MAX_AGE_S:
+        return await _retry_or_give_up(deps, event, job_try, exc)
+    key = _rate_limited_key(event)
+    async with deps.redis.pipeline(transaction=True) as pipe:
+        pipe.incr(key)
+        pipe.expire(key, RATE_LIMITED_KEY_TTL_S)
+        await pipe.execute()
+    delay = exc.retry_after_s * (1 + 0.1 * deps.jitter())
+    logger.warning("%s rate limited (%s); retrying in %.1fs", event.job_id(), exc, delay)
+    raise Retry(defer=delay) from exc
 
 
 async def _retry_or_give_up(

@@ -25,6 +25,9 @@ from workers.jobs import RetryPolicy, WorkerDeps, process_change, utcnow
 from workers.ledger import Ledger
 from workers.rules.model import RuleSet
 
+# Runs a job may spend waiting out rate limits (e.g. 20 hours of HubSpot's ten-second windows).
+RATE_LIMIT_RUNS = 10_000
+
 
 def crm_clients(config: WorkerConfig, redis: Redis, http: httpx.AsyncClient) -> CrmClients:
     """A client for each CRM configured; the others stay None (their events become dead letters)."""
@@ -94,8 +97,9 @@ def build_worker(
         poll_delay=config.poll_delay_s,
         job_timeout=config.job_timeout_s,
         keep_result=config.keep_result_s,
-        # One more than our own limit: on that extra try the job records a dead letter instead of vanishing.
-        max_tries=config.max_tries + 1,
+        # Above our own limit: on the extra run the job records a dead letter instead of vanishing; and runs
+        # spent waiting out rate limits do not count as tries (workers/jobs.py), so arq must allow them.
+        max_tries=config.max_tries + 1 + RATE_LIMIT_RUNS,
         burst=burst,
         handle_signals=not burst if handle_signals is None else handle_signals,
     )

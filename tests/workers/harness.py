@@ -27,6 +27,7 @@ def worker_config(redis_url: str, **overrides: Any) -> WorkerConfig:
     """Both CRMs pointed at the sandbox (http://sandbox), with retries fast enough for tests."""
     values = {
         "REDIS_URL": redis_url,
+        "RULES_PATH": str(REPO / "rules" / "default.yaml"),
         "ZOHO_API_DOMAIN": "http://sandbox",
         "ZOHO_ACCOUNTS_URL": "http://sandbox",
         "ZOHO_CLIENT_ID": "sandbox-client-id",
@@ -50,8 +51,8 @@ async def run_worker(
     **overrides: Any,
 ) -> None:
     """Run one worker until the queue is empty (including the retries it deferred), or until `until()`."""
-    rules = load_rules(REPO / "rules" / "default.yaml")
-    worker = build_worker(worker_config(redis_url, **overrides), rules, http=http, burst=until is None)
+    config = worker_config(redis_url, **overrides)
+    worker = build_worker(config, load_rules(config.rules_path), http=http, burst=until is None)
     try:
         if until is None:
             await worker.main()

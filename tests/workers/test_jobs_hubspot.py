@@ -167,7 +167,28 @@ async def test_a_429_waits_as_long_as_hubspot_says_then_one_note(
     await redis.delete(PAUSE_KEY)
     await run_worker(redis_url, hubspot.http)
 
-    assert wait_s - 1 < waited <= wait_s
+    # At least what HubSpot asked for, plus at most 10 % jitter so waiting workers do not all return at once.
+    assert wait_s - 1 < waited <= wait_s * 1.1
+    assert len(await hubspot.notes(NEVER_RESCHEDULED)) == 1
+
+
+async def test_waiting_out_rate_limits_does_not_use_up_tries(redis: ArqRedis, redis_url: str, hubspot: HubSpot) -> None:
+    # Six 429s in a row with WORKER_MAX_TRIES=4: counted as tries, the reschedule would be a dead letter.
+    await baseline(redis, redis_url, hubspot)
+    await hubspot.reschedule(NEVER_RESCHEDULED, soon(5))
+    await hubspot.faults({"method": "POST", "path_prefix": NOTES, "status": 429, "times": 6})
+    event = await notify(redis, NEVER_RESCHEDULED)
+
+    async def deferred() -> bool:
+        return await deferred_s(redis, event) > 1
+
+    for _ in range(6):
+        await run_worker(redis_url, hubspot.http, until=deferred)
+        await redis.zadd(QUEUE_NAME, {event.job_id(): 1})
+        await redis.delete(PAUSE_KEY)
+    await run_worker(redis_url, hubspot.http)
+
+    assert await DeadLetters(redis).all() == []
     assert len(await hubspot.notes(NEVER_RESCHEDULED)) == 1
 
 
@@ -178,3 +199,26 @@ async def test_a_bad_token_is_a_dead_letter(redis: ArqRedis, redis_url: str, hub
     assert (await job_result(redis, event))["status"] == "dead_lettered"
     (letter,) = await DeadLetters(redis).all()
     assert (letter.source, letter.error_code) == ("hubspot", "INVALID_AUTHENTICATION")
+
+
+async def test_properties_named_by_rules_are_fetched(
+    redis: ArqRedis, redis_url: str, hubspot: HubSpot, tmp_path: Any
+) -> None:
+    # hs_appointment_location is not among the properties crmflow reads by default; a rule condition on it
+    # must still see its value, or `equals` would silently never hold.
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "version: 1\nrules:\n  - name: only-elm-street\n    source: hubspot\n    module: appointments\n"
+        "    when: {changed: [hs_appointment_start]}\n"
+        "    conditions: [{field: hs_appointment_location, equals: 12 Elm Street}]\n"
+        "    actions: [{type: log_reschedule_history}]\n"
+    )
+    await notify(redis, NEVER_RESCHEDULED, operation="insert")
+    await run_worker(redis_url, hubspot.http, RULES_PATH=str(rules))
+    await hubspot.reschedule(NEVER_RESCHEDULED, soon(5))
+
+    event = await notify(redis, NEVER_RESCHEDULED)
+    await run_worker(redis_url, hubspot.http, RULES_PATH=str(rules))
+
+    assert [a["rule"] for a in (await job_result(redis, event))["actions"]] == ["only-elm-street"]
+    assert len(await hubspot.notes(NEVER_RESCHEDULED)) == 1

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from workers.actions.reschedule_history import ActionResult, start_change
+from workers.actions.reschedule_history import ActionResult
 from workers.crm.hubspot import HubSpotClient
 from workers.crm.hubspot_models import APPOINTMENTS, START, as_hubspot_time, properties_of
-from workers.diff import Change
+from workers.diff import Change, moved_times
 from workers.ledger import Ledger, effect_key
 from workers.record import HistoryEntry, Record, parse_datetime
 from workers.rules.model import LogRescheduleHistoryParams
@@ -32,6 +32,8 @@ class Reschedule:
     at: datetime
     user_id: str | None = None
     source: str | None = None
+    # Not found in the history: `at` is only when the record last changed, so it is not part of its identity.
+    inferred: bool = False
 
 
 def _step(before: HistoryEntry, after: HistoryEntry) -> Reschedule:
@@ -44,17 +46,26 @@ def _step(before: HistoryEntry, after: HistoryEntry) -> Reschedule:
 def reschedules(record: Record, change: Change) -> list[Reschedule]:
     """Every reschedule from the start crmflow last saw to the current one, oldest first. Pure.
 
-    From the property history (sorted by time) when it covers the change; otherwise the change itself,
-    dated by the record's last modification.
+    From the property history (sorted by time) when it covers the change, starting at the last entry with
+    the old start that is not later than the state crmflow saw (so A → B → A → C since then is three
+    moves, not one). Otherwise the change itself, marked as inferred. A start set for the first time, or
+    cleared, is not a reschedule: nothing.
     """
-    old, new = start_change(change, START)
-    moved = change.fields[START]
+    moved = moved_times(change, START)
+    if moved is None:
+        return []
+    old, new = moved
     entries = record.history.get(START, ())
-    seen = [i for i, entry in enumerate(entries) if parse_datetime(entry.value) == old]
-    if seen and parse_datetime(entries[-1].value) == new:
-        steps = zip(entries[seen[-1] :], entries[seen[-1] + 1 :], strict=False)
+    anchors = [
+        i
+        for i, entry in enumerate(entries)
+        if parse_datetime(entry.value) == old and (change.since is None or entry.timestamp <= change.since)
+    ]
+    if anchors and parse_datetime(entries[-1].value) == new:
+        steps = zip(entries[anchors[-1] :], entries[anchors[-1] + 1 :], strict=False)
         return [_step(a, b) for a, b in steps if parse_datetime(a.value) != parse_datetime(b.value)]
-    return [Reschedule(moved.old, moved.new, record.modified_time)]
+    raw = change.fields[START]
+    return [Reschedule(raw.old, raw.new, record.modified_time, inferred=True)]
 
 
 def _readable(value: Any) -> str:
@@ -86,24 +97,26 @@ def same_note(existing: Mapping[str, Any], note: Mapping[str, str]) -> bool:
 
 
 def note_key(record: Record, step: Reschedule) -> str:
-    """Ledger key of one reschedule of one appointment (whichever rule asked for it)."""
+    """Ledger key of one reschedule of one appointment (whichever rule asked for it), stable across retries."""
     instants = [str(parse_datetime(value)) for value in (step.old, step.new)]
-    return effect_key("hubspot", APPOINTMENTS, record.id, "log_reschedule_history", *instants, step.at.isoformat())
+    when = "inferred" if step.inferred else step.at.isoformat()
+    return effect_key("hubspot", APPOINTMENTS, record.id, "log_reschedule_history", *instants, when)
 
 
 async def _log_one(
-    hubspot: HubSpotClient, ledger: Ledger, record: Record, key: str, note: dict[str, str]
+    hubspot: HubSpotClient, ledger: Ledger, record: Record, key: str, note: dict[str, str], *, look_first: bool
 ) -> tuple[str, str]:
     entry = await ledger.get(key)
     if entry is not None and entry["state"] == "done":
         return "already_logged", str(entry["note_id"])
     if entry is not None:
         note = entry["note"]  # an earlier try may have created exactly this note: look before writing
+    if entry is not None or look_first:
         for existing in await hubspot.notes_of(record.id):
             if same_note(existing, note):
                 await ledger.done(key, note_id=str(existing.get("id", "")))
                 return "found_in_crm", str(existing.get("id", ""))
-    else:
+    if entry is None:
         await ledger.pending(key, note=note)
     note_id = await hubspot.create_note(record.id, note)
     await ledger.done(key, note_id=note_id)
@@ -113,9 +126,21 @@ async def _log_one(
 async def log_hubspot_reschedule(
     hubspot: HubSpotClient, ledger: Ledger, record: Record, change: Change, params: LogRescheduleHistoryParams
 ) -> ActionResult:
-    """Create the missing notes, one per reschedule."""
+    """Create the missing notes, one per reschedule.
+
+    For an appointment crmflow sees for the first time (e.g. restored from the recycle bin, or untouched
+    for longer than snapshots are kept) the ledger may have forgotten a note written long ago, so the
+    appointment's notes are read before writing.
+    """
     outcomes: Sequence[tuple[str, str]] = [
-        await _log_one(hubspot, ledger, record, note_key(record, step), note_properties(record, step, params))
+        await _log_one(
+            hubspot,
+            ledger,
+            record,
+            note_key(record, step),
+            note_properties(record, step, params),
+            look_first=change.first_seen,
+        )
         for step in reschedules(record, change)
     ]
     statuses = {status for status, _ in outcomes}

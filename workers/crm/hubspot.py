@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -46,9 +46,10 @@ class HubSpotClient:
         self._throttle = throttle
         self._note_type: int | None = None
 
-    async def get_appointment(self, record_id: str) -> Record:
-        """GET one appointment with the history of its start and end."""
-        params = {"properties": ",".join(PROPERTIES), "propertiesWithHistory": ",".join(HISTORY)}
+    async def get_appointment(self, record_id: str, properties: Collection[str] = ()) -> Record:
+        """GET one appointment (its usual properties and `properties`) with the history of its start and end."""
+        wanted = sorted(set(PROPERTIES) | set(properties))
+        params = {"properties": ",".join(wanted), "propertiesWithHistory": ",".join(HISTORY)}
         return appointment_record(await self._call("GET", f"{OBJECTS}/{APPOINTMENTS}/{record_id}", params=params))
 
     async def get_appointments(self, record_ids: Sequence[str]) -> tuple[list[Record], list[str]]:

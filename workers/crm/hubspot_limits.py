@@ -8,13 +8,16 @@ from collections.abc import Callable
 import httpx
 from redis.asyncio import Redis
 
+from workers.crm.hubspot_models import DAILY_WAIT_S
 from workers.errors import CrmRateLimitedError
 
 PAUSE_KEY = "crmflow:hubspot:pause-until"
 
 
 def pause_after_s(headers: httpx.Headers) -> float | None:
-    """Seconds to hold off after an answer whose X-HubSpot-RateLimit-Remaining is 0; None otherwise. Pure."""
+    """Seconds to hold off after an answer that says a window is used up (daily or ten-secondly). Pure."""
+    if headers.get("x-hubspot-ratelimit-daily-remaining") == "0":
+        return DAILY_WAIT_S
     if headers.get("x-hubspot-ratelimit-remaining") != "0":
         return None
     try:
@@ -41,5 +44,10 @@ class HubSpotThrottle:
     async def observe(self, response: httpx.Response, retry_after_s: float | None = None) -> None:
         """Start a pause when the answer says nothing remains in the window (or when it was a 429)."""
         wait_s = retry_after_s if retry_after_s is not None else pause_after_s(response.headers)
-        if wait_s:
-            await self._redis.set(PAUSE_KEY, str(self._clock() + wait_s), px=max(int(wait_s * 1000), 1))
+        if not wait_s:
+            return
+        until = self._clock() + wait_s
+        current = await self._redis.get(PAUSE_KEY)
+        # Only ever lengthen a pause: a ten-secondly wait must not cut a daily one short.
+        if current is None or float(current) < until:
+            await self._redis.set(PAUSE_KEY, str(until), px=max(int(wait_s * 1000), 1))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -11,7 +11,7 @@ import pytest
 from arq.connections import ArqRedis
 from pydantic import SecretStr
 
-from workers.actions.reschedule_note import log_hubspot_reschedule, note_properties, reschedules
+from workers.actions.reschedule_note import log_hubspot_reschedule, note_key, note_properties, reschedules
 from workers.crm.hubspot import HubSpotClient
 from workers.crm.hubspot_limits import HubSpotThrottle
 from workers.diff import Change, FieldChange
@@ -176,3 +176,61 @@ async def test_batch_read_asks_at_most_50_with_history(redis: ArqRedis) -> None:
     assert sizes == [50, 50, 20]
     assert len(records) == 119
     assert "7" in missing
+
+
+def test_history_walk_starts_at_the_last_seen_state_not_the_last_match() -> None:
+    # Seen at A (snapshot at T1); since then A -> B -> A -> C. Anchoring on the last A would log one move.
+    t4 = datetime(2026, 11, 20, 11, tzinfo=UTC)
+    history = record(
+        HistoryEntry(A, T1, "CRM_UI", None, "7"),
+        HistoryEntry(B, T2, "CRM_UI", None, "7"),
+        HistoryEntry(A, T3, "CRM_UI", None, "7"),
+        HistoryEntry(C, t4, "CRM_UI", None, "7"),
+    )
+    change = Change(fields={"hs_appointment_start": FieldChange(A, C)}, since=T1)
+
+    assert [(s.old, s.new) for s in reschedules(history, change)] == [(A, B), (B, A), (A, C)]
+
+
+def test_a_start_set_for_the_first_time_is_not_a_reschedule() -> None:
+    change = Change(fields={"hs_appointment_start": FieldChange(None, C)})
+
+    assert reschedules(record(), change) == []
+
+
+def test_an_inferred_step_has_the_same_key_whatever_the_records_modified_time() -> None:
+    # Without history the step is dated by the record's last change; a retry after another edit must still
+    # find the pending note under the same ledger key.
+    later = Record("hubspot", "appointments", "30118", T3 + timedelta(hours=1), FULL.fields, {})
+    (before,), (after,) = reschedules(record(), A_TO_C), reschedules(later, A_TO_C)
+
+    assert before.inferred and after.inferred
+    assert note_key(record(), before) == note_key(later, after)
+
+
+async def test_a_first_seen_appointment_looks_for_its_note_before_writing(redis: ArqRedis) -> None:
+    # E.g. restored from the recycle bin after the ledger forgot the note written before its deletion.
+    fake = FakeHubSpot()
+    one_step = Change(fields={"hs_appointment_start": FieldChange(B, C)})
+    await log_hubspot_reschedule(client(fake), Ledger(redis), FULL, one_step, NO_PARAMS)
+    await redis.flushdb()  # the ledger's 30 days have passed
+
+    first_seen = Change(fields=one_step.fields, first_seen=True)
+    again = await log_hubspot_reschedule(client(fake), Ledger(redis), FULL, first_seen, NO_PARAMS)
+
+    assert again.status == "found_in_crm"
+    assert len(fake.notes) == 1
+
+
+async def test_a_shared_pause_only_ever_grows(redis: ArqRedis) -> None:
+    now = [1000.0]
+    throttle = HubSpotThrottle(redis, clock=lambda: now[0])
+    daily = httpx.Response(200, headers={"X-HubSpot-RateLimit-Daily-Remaining": "0"})
+    ten_secondly = httpx.Response(200, headers={"X-HubSpot-RateLimit-Remaining": "0"})
+
+    await throttle.observe(daily)
+    await throttle.observe(ten_secondly)
+
+    with pytest.raises(CrmRateLimitedError) as raised:
+        await throttle.check()
+    assert raised.value.retry_after_s == 3600
