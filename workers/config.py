@@ -41,10 +41,18 @@ class WorkerConfig(BaseSettings):
     job_timeout_s: float = Field(default=30.0, ge=5, le=300, validation_alias="WORKER_JOB_TIMEOUT_S")
     keep_result_s: int = Field(default=86_400, ge=60, validation_alias="WORKER_KEEP_RESULT_S")
 
+    # On SIGTERM: stop taking jobs, give running ones this long to finish, then hand them back to the queue.
+    shutdown_grace_s: int = Field(default=25, ge=0, le=600, validation_alias="WORKER_SHUTDOWN_GRACE_S")
+
     # Retries of transient failures: exponential backoff with full jitter, then a dead letter.
     max_tries: int = Field(default=12, ge=1, le=100, validation_alias="WORKER_MAX_TRIES")
+    # Nor retried past this age (counted from when the job was queued); arq forgets a job 24 h after that.
+    max_age_s: int = Field(default=72_000, ge=60, le=82_800, validation_alias="WORKER_MAX_AGE_S")
     retry_base_s: float = Field(default=2.0, gt=0, validation_alias="WORKER_RETRY_BASE_S")
     retry_cap_s: float = Field(default=300.0, gt=0, validation_alias="WORKER_RETRY_CAP_S")
+
+    # Test hook (workers/checkpoints.py): hold jobs at this named point so a test can kill the worker there.
+    test_pause_at: str | None = Field(default=None, validation_alias="CRMFLOW_TEST_PAUSE_AT")
 
     @field_validator("zoho_api_domain", "zoho_accounts_url", "hubspot_api_base")
     @classmethod

@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 
 from workers.actions.dispatch import Actions
 from workers.backoff import backoff_s
+from workers.checkpoints import NO_CHECKPOINTS, Checkpoints
 from workers.contract import ChangeEvent
 from workers.deadletters import DeadLetter, DeadLetters, dead_letter_id
 from workers.diff import Change, diff, looks_lagging, snapshot_of
@@ -46,9 +47,6 @@ logger = logging.getLogger("crmflow.jobs")
 FINAL_ERRORS = (CrmAuthError, CrmNotFoundError, CrmRejectedError, ActionNotApplicableError)
 # Tries that may be spent waiting for the CRM to return a record as new as the change it announced.
 LAGGING_READ_TRIES = 3
-# Waiting out a CRM's rate limit is not a failed try; it may go on this long after the job was queued (under
-# arq's job expiry, 24 hours after enqueueing), then the job becomes a dead letter.
-RATE_LIMIT_MAX_AGE_S = 20 * 3600
 RATE_LIMITED_KEY_TTL_S = 2 * 86_400
 
 
@@ -59,6 +57,8 @@ class RetryPolicy:
     max_tries: int
     base_s: float
     cap_s: float
+    # No retry once the job is this old (from enqueueing), tries left or not, rate limits included.
+    max_age_s: float = 72_000
 
 
 def utcnow() -> datetime:
@@ -82,6 +82,7 @@ class WorkerDeps:
     lock_timeout_s: float
     clock: Callable[[], datetime] = field(default=utcnow)
     jitter: Callable[[], float] = field(default=random.random)
+    checkpoints: Checkpoints = NO_CHECKPOINTS
 
 
 def lock_key(event: ChangeEvent) -> str:
@@ -112,16 +113,16 @@ async def process_change(ctx: dict[str, Any], event_data: Any) -> dict[str, Any]
                 return await handle_change(event, deps, job_try=job_try)
     except TimeoutError:
         overdue = CrmTransientError(f"the job took longer than {deps.work_timeout_s:.0f}s", code="JOB_TIMEOUT")
-        return await _retry_or_give_up(deps, event, job_try, overdue)
+        return await _retry_or_give_up(deps, event, job_try, overdue, enqueued_at)
     except CrmRateLimitedError as exc:
         return await _wait_out_rate_limit(deps, event, job_try, exc, enqueued_at)
     except (CrmTransientError, RedisError) as exc:
-        return await _retry_or_give_up(deps, event, job_try, exc)
+        return await _retry_or_give_up(deps, event, job_try, exc, enqueued_at)
     except Exception as exc:
         # A bug or corrupt state: keep the change (retried, then a dead letter) rather than let arq drop it.
         logger.exception("%s try %d: unexpected error", event.job_id(), job_try)
         unexpected = CrmTransientError(f"unexpected {type(exc).__name__}: {exc}", code="UNEXPECTED")
-        return await _retry_or_give_up(deps, event, job_try, unexpected)
+        return await _retry_or_give_up(deps, event, job_try, unexpected, enqueued_at)
 
 
 async def handle_change(event: ChangeEvent, deps: WorkerDeps, *, job_try: int) -> dict[str, Any]:
@@ -150,6 +151,7 @@ async def handle_change(event: ChangeEvent, deps: WorkerDeps, *, job_try: int) -
         deps.rules, source=event.source, module=event.module, changed=change.fields, record=record.fields
     )
     results = [await _run_action(deps, event, job_try, step, record, change) for step in planned]
+    await deps.checkpoints.reach("before_snapshot")
     await save_snapshot(deps.redis, *where, snapshot_of(record, watched))
     return {
         "status": "processed",
@@ -202,9 +204,8 @@ async def _wait_out_rate_limit(
     deps: WorkerDeps, event: ChangeEvent, job_try: int, exc: CrmRateLimitedError, enqueued_at: datetime | None
 ) -> dict[str, Any]:
     """Retry after the wait the CRM asked for (plus up to 10 % jitter), without spending a try."""
-    age_s = (deps.clock() - enqueued_at).total_seconds() if enqueued_at is not None else 0.0
-    if exc.retry_after_s is None or age_s > RATE_LIMIT_MAX_AGE_S:
-        return await _retry_or_give_up(deps, event, job_try, exc)
+    if exc.retry_after_s is None or _age_s(deps, enqueued_at) > deps.policy.max_age_s:
+        return await _retry_or_give_up(deps, event, job_try, exc, enqueued_at)
     key = _rate_limited_key(event)
     async with deps.redis.pipeline(transaction=True) as pipe:
         pipe.incr(key)
@@ -215,12 +216,21 @@ async def _wait_out_rate_limit(
     raise Retry(defer=delay) from exc
 
 
+def _age_s(deps: WorkerDeps, enqueued_at: datetime | None) -> float:
+    return (deps.clock() - enqueued_at).total_seconds() if enqueued_at is not None else 0.0
+
+
 async def _retry_or_give_up(
-    deps: WorkerDeps, event: ChangeEvent, job_try: int, exc: CrmTransientError | RedisError
+    deps: WorkerDeps,
+    event: ChangeEvent,
+    job_try: int,
+    exc: CrmTransientError | RedisError,
+    enqueued_at: datetime | None = None,
 ) -> dict[str, Any]:
     code = exc.code if isinstance(exc, CrmTransientError) else "REDIS"
-    if job_try >= deps.policy.max_tries:
-        message = f"gave up after {job_try} tries; last error: {exc}"
+    age_s = _age_s(deps, enqueued_at)
+    if job_try >= deps.policy.max_tries or age_s > deps.policy.max_age_s:
+        message = f"gave up after {job_try} tries and {age_s / 60:.0f} min; last error: {exc}"
         return await _dead_letter(deps, event, job_try, code, message, type(exc).__name__)
     retry_after = exc.retry_after_s if isinstance(exc, CrmTransientError) else None
     policy = deps.policy

@@ -13,6 +13,7 @@ from arq.worker import func
 from redis.asyncio import Redis
 
 from workers.actions.dispatch import Actions
+from workers.checkpoints import Checkpoints
 from workers.config import WorkerConfig
 from workers.contract import PROCESS_CHANGE, QUEUE_NAME, dumps, loads
 from workers.crm.hubspot import HubSpotClient
@@ -67,13 +68,20 @@ def build_worker(
         ctx["http"] = client
         redis = ctx["redis"]
         crm = crm_clients(config, redis, client)
+        checkpoints = Checkpoints(redis, config.test_pause_at)
         ctx["deps"] = WorkerDeps(
             redis=redis,
             rules=rules,
             crm=crm,
-            actions=Actions(crm=crm, ledger=Ledger(redis)),
+            actions=Actions(crm=crm, ledger=Ledger(redis), checkpoints=checkpoints),
             deadletters=DeadLetters(redis),
-            policy=RetryPolicy(max_tries=config.max_tries, base_s=config.retry_base_s, cap_s=config.retry_cap_s),
+            policy=RetryPolicy(
+                max_tries=config.max_tries,
+                base_s=config.retry_base_s,
+                cap_s=config.retry_cap_s,
+                max_age_s=config.max_age_s,
+            ),
+            checkpoints=checkpoints,
             work_timeout_s=config.job_timeout_s - 2,
             lock_timeout_s=config.job_timeout_s + 10,
             clock=clock or utcnow,
@@ -102,4 +110,6 @@ def build_worker(
         max_tries=config.max_tries + 1 + RATE_LIMIT_RUNS,
         burst=burst,
         handle_signals=not burst if handle_signals is None else handle_signals,
+        # SIGTERM: take no new jobs, let running ones finish this long, then cancel them (arq re-queues them).
+        job_completion_wait=config.shutdown_grace_s,
     )

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from workers.actions.reschedule_history import ActionResult, log_zoho_reschedule
 from workers.actions.reschedule_note import log_hubspot_reschedule
+from workers.checkpoints import NO_CHECKPOINTS, Checkpoints
 from workers.diff import Change
 from workers.errors import ActionNotApplicableError
 from workers.fetch import CrmClients
@@ -22,6 +23,7 @@ class Actions:
 
     crm: CrmClients
     ledger: Ledger
+    checkpoints: Checkpoints = NO_CHECKPOINTS
 
     async def run(self, planned: PlannedAction, record: Record, change: Change, *, now: datetime) -> ActionResult:
         spec = planned.action
@@ -30,7 +32,12 @@ class Actions:
             assert isinstance(params, LogRescheduleHistoryParams)
             if record.source == "zoho":
                 zoho = self.crm.require_zoho()
-                return await log_zoho_reschedule(zoho, self.ledger, record, change, params, now=now)
+                return await log_zoho_reschedule(
+                    zoho, self.ledger, record, change, params, now=now, checkpoint=self.checkpoints.reach
+                )
             if record.source == "hubspot":
-                return await log_hubspot_reschedule(self.crm.require_hubspot(), self.ledger, record, change, params)
+                hubspot = self.crm.require_hubspot()
+                return await log_hubspot_reschedule(
+                    hubspot, self.ledger, record, change, params, checkpoint=self.checkpoints.reach
+                )
         raise ActionNotApplicableError(f"action {spec.type!r} has no implementation for {record.source}")

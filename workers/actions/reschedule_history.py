@@ -12,11 +12,12 @@ Exactly once in effect, in layers (the caller holds the appointment's lock throu
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from workers.checkpoints import NO_CHECKPOINTS
 from workers.crm.zoho import ZohoClient
 from workers.crm.zoho_models import APPOINTMENTS, as_zoho_time
 from workers.diff import Change, moved_times
@@ -26,6 +27,8 @@ from workers.record import Record, parse_datetime
 from workers.rules.model import LogRescheduleHistoryParams
 
 logger = logging.getLogger("crmflow.actions")
+
+Checkpoint = Callable[[str], Awaitable[None]]
 
 START = "Appointment_Start_Time"
 COUNT = "Reschedule_Count"
@@ -145,6 +148,7 @@ async def log_zoho_reschedule(
     params: LogRescheduleHistoryParams,
     *,
     now: datetime,
+    checkpoint: Checkpoint = NO_CHECKPOINTS.reach,
 ) -> ActionResult:
     """Write the history row unless crmflow or Zoho already has it."""
     row = history_row(record, change, params, now=now)
@@ -162,7 +166,9 @@ async def log_zoho_reschedule(
             row_id = str(existing.get("id", ""))
             await ledger.done(key, row_id=row_id)
             return ActionResult("found_in_crm", row_id, missed)
+    await checkpoint("before_crm_write")
     row_id = await zoho.add_reschedule_history(row)
+    await checkpoint("after_crm_write")
     await ledger.done(key, row_id=row_id)
     logger.info(
         "appointment %s: history row %s (%s -> %s)", record.id, row_id, row["Rescheduled_From"], row["Rescheduled_To"]

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from workers.actions.reschedule_history import ActionResult
+from workers.actions.reschedule_history import ActionResult, Checkpoint
+from workers.checkpoints import NO_CHECKPOINTS
 from workers.crm.hubspot import HubSpotClient
 from workers.crm.hubspot_models import APPOINTMENTS, START, as_hubspot_time, properties_of
 from workers.diff import Change, moved_times
@@ -104,7 +105,14 @@ def note_key(record: Record, step: Reschedule) -> str:
 
 
 async def _log_one(
-    hubspot: HubSpotClient, ledger: Ledger, record: Record, key: str, note: dict[str, str], *, look_first: bool
+    hubspot: HubSpotClient,
+    ledger: Ledger,
+    record: Record,
+    key: str,
+    note: dict[str, str],
+    *,
+    look_first: bool,
+    checkpoint: Checkpoint,
 ) -> tuple[str, str]:
     entry = await ledger.get(key)
     if entry is not None and entry["state"] == "done":
@@ -118,13 +126,21 @@ async def _log_one(
                 return "found_in_crm", str(existing.get("id", ""))
     if entry is None:
         await ledger.pending(key, note=note)
+    await checkpoint("before_crm_write")
     note_id = await hubspot.create_note(record.id, note)
+    await checkpoint("after_crm_write")
     await ledger.done(key, note_id=note_id)
     return "created", note_id
 
 
 async def log_hubspot_reschedule(
-    hubspot: HubSpotClient, ledger: Ledger, record: Record, change: Change, params: LogRescheduleHistoryParams
+    hubspot: HubSpotClient,
+    ledger: Ledger,
+    record: Record,
+    change: Change,
+    params: LogRescheduleHistoryParams,
+    *,
+    checkpoint: Checkpoint = NO_CHECKPOINTS.reach,
 ) -> ActionResult:
     """Create the missing notes, one per reschedule.
 
@@ -140,6 +156,7 @@ async def log_hubspot_reschedule(
             note_key(record, step),
             note_properties(record, step, params),
             look_first=change.first_seen,
+            checkpoint=checkpoint,
         )
         for step in reschedules(record, change)
     ]
