@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,33 +21,12 @@ import httpx
 import pytest
 import redis
 
-from crmflow.embedded_redis import free_port
-from tests.processes import answers, sandbox_auth, stack_env, start, stop, wait_for
+from tests.e2e.conftest import enqueue
+from tests.processes import sandbox_auth, stack_env, start, stop, wait_for
 from workers.checkpoints import POINTS, paused_key
-from workers.contract import PROCESS_CHANGE, QUEUE_NAME, ChangeEvent, dumps
+from workers.contract import QUEUE_NAME, ChangeEvent
 
 JOB_TIMEOUT_S = 10  # a killed worker's job runs again after WORKER_JOB_TIMEOUT_S + 10 s
-
-
-def enqueue(store: redis.Redis, event: ChangeEvent) -> None:
-    """Queue a job as the receiver does (arq's job format), from a synchronous test."""
-    job = {"t": 1, "f": PROCESS_CHANGE, "a": [event.model_dump(mode="json")], "k": {}, "et": int(time.time() * 1000)}
-    store.psetex(f"arq:job:{event.job_id()}", 86_400_000, dumps(job))
-    store.zadd(QUEUE_NAME, {event.job_id(): int(time.time() * 1000)})
-
-
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = start(
-        ["sandbox", "--port", str(port)], stack_env("redis://unused", url), tmp_path, tmp_path / "sandbox.log"
-    )
-    try:
-        wait_for(lambda: answers(f"{url}/_sandbox/history"), "the sandbox")
-        yield url
-    finally:
-        stop(process)
 
 
 def zoho_appointments(zoho: httpx.Client) -> list[str]:
@@ -105,14 +84,14 @@ CASES: dict[str, tuple[str, Callable[[httpx.Client], list[str]], Callable[[httpx
 
 @pytest.mark.parametrize("source", list(CASES))
 def test_killed_at_every_point_each_reschedule_is_logged_once(
-    source: str, sandbox: str, redis_url: str, tmp_path: Path
+    source: str, sandbox_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     module, prepare, entries, write = CASES[source]
     store = redis.Redis.from_url(redis_url)
     store.flushdb()
-    zoho = httpx.Client(base_url=sandbox, timeout=10)
+    zoho = httpx.Client(base_url=sandbox_url, timeout=10)
     ids = prepare(zoho)
-    env = stack_env(redis_url, sandbox, WORKER_JOB_TIMEOUT_S=str(JOB_TIMEOUT_S), WORKER_MAX_JOBS="1")
+    env = stack_env(redis_url, sandbox_url, WORKER_JOB_TIMEOUT_S=str(JOB_TIMEOUT_S), WORKER_MAX_JOBS="1")
     doomed = [
         start(["worker"], env | {"CRMFLOW_TEST_PAUSE_AT": point}, tmp_path, tmp_path / f"doomed-{point}.log")
         for point in POINTS

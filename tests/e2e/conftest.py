@@ -1,0 +1,42 @@
+"""Shared by the multi-process tests: a sandbox process, and queueing a job the way the receiver does."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from crmflow.embedded_redis import free_port
+from tests.processes import answers, stack_env, start, stop, wait_for
+from workers.contract import PROCESS_CHANGE, QUEUE_NAME, ChangeEvent, dumps
+
+
+@pytest.fixture
+def sandbox_url(tmp_path: Path) -> Iterator[str]:
+    """A `crmflow sandbox` process on a free port (no notifications sent)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = start(
+        ["sandbox", "--port", str(port)], stack_env("redis://unused", url), tmp_path, tmp_path / "sandbox.log"
+    )
+    try:
+        wait_for(lambda: answers(f"{url}/_sandbox/history"), "the sandbox")
+        yield url
+    finally:
+        stop(process)
+
+
+def enqueue(store: redis.Redis, event: ChangeEvent) -> None:
+    """Queue a job as the receiver does (arq's job format), from a synchronous test."""
+    now_ms = int(time.time() * 1000)
+    job = {"t": 1, "f": PROCESS_CHANGE, "a": [event.model_dump(mode="json")], "k": {}, "et": now_ms}
+    store.psetex(f"arq:job:{event.job_id()}", 86_400_000, dumps(job))
+    store.zadd(QUEUE_NAME, {event.job_id(): now_ms})
+
+
+def zoho_event(record_id: str, notified_at_ms: int = 1) -> ChangeEvent:
+    fields = {"source": "zoho", "module": "Appointments__s", "record_id": record_id, "operation": "update"}
+    return ChangeEvent.model_validate(fields | {"notified_at_ms": notified_at_ms})
