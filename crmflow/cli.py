@@ -58,7 +58,7 @@ def receiver(host: str, port: int) -> None:
 def worker() -> None:
     """Run an arq worker: fetch, diff, rules, actions."""
     from workers.config import WorkerConfig
-    from workers.main import build_worker
+    from workers.main import run_forever
     from workers.rules.load import RuleFileError, load_rules
 
     try:
@@ -72,7 +72,7 @@ def worker() -> None:
     apis = {"zoho": config.zoho_api_domain, "hubspot": config.hubspot_api_base}
     active = ", ".join(f"{source} ({apis[source]})" for source in config.sources)
     logger.info("worker: sources active: %s; %d rules from %s", active, len(rules.rules), config.rules_path)
-    build_worker(config, rules).run()
+    run_forever(config, rules)
 
 
 @main.command()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
+from signal import Signals
 from typing import Any
 
 import httpx
@@ -11,6 +14,11 @@ from arq import Worker
 from arq.connections import RedisSettings
 from arq.worker import func
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from workers.actions.dispatch import Actions
 from workers.checkpoints import Checkpoints
@@ -25,6 +33,8 @@ from workers.fetch import CrmClients
 from workers.jobs import RetryPolicy, WorkerDeps, process_change, utcnow
 from workers.ledger import Ledger
 from workers.rules.model import RuleSet
+
+logger = logging.getLogger("crmflow.worker")
 
 # Runs a job may spend waiting out rate limits (e.g. 20 hours of HubSpot's ten-second windows).
 RATE_LIMIT_RUNS = 10_000
@@ -93,6 +103,10 @@ def build_worker(
 
     redis_settings = RedisSettings.from_dsn(config.redis_url)
     redis_settings.conn_retries = 30  # wait up to ~30 s for Redis at start-up
+    # A Redis blip (restart, failover) stalls commands for a while instead of failing them: about 30 s of
+    # retries with backoff. A longer outage ends this worker; `crmflow worker` then starts a new one.
+    redis_settings.retry_on_error = [RedisConnectionError, RedisTimeoutError]
+    redis_settings.retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=30)
     return Worker(
         functions=[func(process_change, name=PROCESS_CHANGE)],
         queue_name=QUEUE_NAME,
@@ -113,3 +127,26 @@ def build_worker(
         # SIGTERM: take no new jobs, let running ones finish this long, then cancel them (arq re-queues them).
         job_completion_wait=config.shutdown_grace_s,
     )
+
+
+def run_forever(config: WorkerConfig, rules: RuleSet) -> None:
+    """Run a worker until a signal stops it; when Redis stays away longer than its retries, start a fresh one.
+
+    arq's worker ends when a Redis command finally fails. Its queue and jobs are in Redis, so a new worker
+    carries on where it stopped once Redis is back (jobs it was running come back after their in-progress
+    key expires). New workers are started with backoff: 1 s, doubling, at most 30 s.
+    """
+    delay_s = 1.0
+    while True:
+        stopped: list[Signals] = []
+        worker = build_worker(config, rules)
+        worker.on_stop = stopped.append
+        try:
+            worker.run()
+            return
+        except (RedisError, OSError) as exc:
+            if stopped:
+                return
+            logger.error("worker lost Redis (%s: %s); starting a new one in %.0fs", type(exc).__name__, exc, delay_s)
+            time.sleep(delay_s)
+            delay_s = min(delay_s * 2, 30.0)
