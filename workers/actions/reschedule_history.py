@@ -118,6 +118,14 @@ def missed_reschedule(record: Record, change: Change) -> dict[str, Any]:
     return {"Rescheduled_From": as_zoho_time(old), "Rescheduled_To": as_zoho_time(zoho_from)}
 
 
+def same_move(existing: Mapping[str, Any], move: Mapping[str, Any]) -> bool:
+    """Whether a history row moved the appointment between the same two times as `move` (whenever it did)."""
+    return all(
+        parse_datetime(existing.get(k)) is not None and parse_datetime(existing.get(k)) == parse_datetime(move[k])
+        for k in ("Rescheduled_From", "Rescheduled_To")
+    )
+
+
 def same_reschedule(existing: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
     """Whether a history row already in Zoho records the same reschedule as `row` (same instants)."""
     keys = ("Rescheduled_From", "Rescheduled_To", "Rescheduled_Time")
@@ -153,6 +161,12 @@ async def log_zoho_reschedule(
     """Write the history row unless crmflow or Zoho already has it."""
     row = history_row(record, change, params, now=now)
     missed = missed_reschedule(record, change)
+    history: list[Mapping[str, Any]] | None = None
+    if missed:
+        # An earlier try may have logged that step before it failed (e.g. killed before saving the state).
+        history = await zoho.list_reschedule_history(record.id)
+        if any(same_move(existing, missed) for existing in history):
+            missed = {}
     key = reschedule_key(record, row)
     entry = await ledger.get(key)
     if entry is not None and entry["state"] == "done":
@@ -161,7 +175,7 @@ async def log_zoho_reschedule(
         row = entry["row"]  # resend exactly what an earlier try may already have written
     else:
         await ledger.pending(key, row=row)
-    for existing in await zoho.list_reschedule_history(record.id):
+    for existing in history if history is not None else await zoho.list_reschedule_history(record.id):
         if same_reschedule(existing, row):
             row_id = str(existing.get("id", ""))
             await ledger.done(key, row_id=row_id)

@@ -251,3 +251,19 @@ async def test_back_and_forth_within_minutes_logs_every_reschedule(redis: ArqRed
         assert (await log_zoho_reschedule(client, ledger, record, change, NO_PARAMS, now=NOW)).status == "created"
 
     assert [(r["Rescheduled_From"], r["Rescheduled_To"]) for r in fake.rows] == [(OLD, NEW), (NEW, OLD), (OLD, NEW)]
+
+
+async def test_a_step_an_earlier_try_logged_is_not_reported_as_missed(redis: ArqRedis) -> None:
+    # Found by the soak: a try wrote A -> B and failed before saving the new state; its retry sees A -> C
+    # and would report A -> B as a hidden reschedule although Zoho has its row.
+    a, b, c = "2026-11-24T09:00:00+00:00", "2026-11-25T09:00:00+00:00", "2026-11-26T09:00:00+00:00"
+    fake = FakeHistory()
+    fake.rows.append({"id": "row-ab", "Rescheduled_From": a, "Rescheduled_To": b, "Rescheduled_Time": NOW.isoformat()})
+    record = rescheduled(Appointment_Start_Time=c, Rescheduled_From=b, Rescheduled_To=c, Reschedule_Count=2)
+    change = Change(fields={"Appointment_Start_Time": FieldChange(a, c), "Reschedule_Count": FieldChange(0, 2)})
+
+    result = await log_zoho_reschedule(zoho(redis, fake), Ledger(redis), record, change, NO_PARAMS, now=NOW)
+
+    assert result.status == "created"
+    assert result.missed == {}
+    assert [(r["Rescheduled_From"], r["Rescheduled_To"]) for r in fake.rows] == [(a, b), (b, c)]
