@@ -1,4 +1,4 @@
-"""The `crmflow` command: receiver, worker, sandbox, demo and rules check. The only place settings are read."""
+"""The `crmflow` command: receiver, worker, sandbox, demo, rules check and dlq. The only place settings are read."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from typing import NoReturn
 import click
 import uvicorn
 
+from crmflow.dlq import COMMANDS as DLQ_COMMANDS
+from crmflow.dlq import DlqSettings
 from crmflow.settings import SettingsError, load_settings
 
 logger = logging.getLogger("crmflow")
@@ -145,6 +147,20 @@ def rules_check(path: Path) -> None:
         _fail(f"{path}: invalid rules", str(exc), code=1)
     count = len(ruleset.rules)
     click.echo(f"{path}: ok, {count} rule{'' if count == 1 else 's'}")
+
+
+@main.group()
+@click.pass_context
+def dlq(ctx: click.Context) -> None:
+    """Dead letters: work that failed for good. List, show, replay and purge them."""
+    try:
+        ctx.obj = load_settings(DlqSettings)
+    except SettingsError as exc:
+        _fail("invalid configuration", str(exc))
+
+
+for _command in DLQ_COMMANDS:
+    dlq.add_command(_command)
 
 
 def _redacted(url: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 QUEUE_NAME = "crmflow:queue"
 PROCESS_CHANGE = "process_change"
@@ -33,10 +33,25 @@ class ChangeEvent(BaseModel):
     notified_at_ms: int = Field(ge=0)
     # Where it came from inside the CRM: Zoho's watch channel, HubSpot's portal (account) id.
     channel_id: str | None = None
+    # 0 for a notification; set by `crmflow dlq replay` to a fresh value (epoch milliseconds of the replay),
+    # so that the replayed job gets an id of its own instead of being refused as a duplicate of the job that
+    # failed, whose id arq keeps for WORKER_KEEP_RESULT_S.
+    replay: int = Field(default=0, ge=0)
 
     def job_id(self) -> str:
         """Deterministic arq job id: a redelivered notification maps to the same job and is not queued twice."""
-        return f"{self.source}:{self.module}:{self.record_id}:{self.operation}:{self.notified_at_ms}"
+        job_id = f"{self.source}:{self.module}:{self.record_id}:{self.operation}:{self.notified_at_ms}"
+        # Only replays carry the suffix, so the ids of notifications are the same as before the field existed.
+        return f"{job_id}:replay:{self.replay}" if self.replay else job_id
+
+    @model_serializer(mode="wrap")
+    def _without_zero_replay(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A notification's job carries no `replay` key, exactly as before the field existed, so workers that
+        # do not know the field yet still accept it during a rolling deploy.
+        data: dict[str, Any] = handler(self)
+        if not self.replay:
+            data.pop("replay", None)
+        return data
 
 
 def _fallback(obj: object) -> str:
