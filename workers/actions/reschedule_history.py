@@ -12,7 +12,7 @@ Exactly once in effect, in layers (the caller holds the appointment's lock throu
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -118,12 +118,27 @@ def missed_reschedule(record: Record, change: Change) -> dict[str, Any]:
     return {"Rescheduled_From": as_zoho_time(old), "Rescheduled_To": as_zoho_time(zoho_from)}
 
 
-def same_move(existing: Mapping[str, Any], move: Mapping[str, Any]) -> bool:
-    """Whether a history row moved the appointment between the same two times as `move` (whenever it did)."""
-    return all(
-        parse_datetime(existing.get(k)) is not None and parse_datetime(existing.get(k)) == parse_datetime(move[k])
-        for k in ("Rescheduled_From", "Rescheduled_To")
-    )
+def uncovered_span(missed: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The part of a hidden span (from → to) that no history row covers: {} when rows chain across it. Pure.
+
+    Rows already in Zoho are followed forward from the span's start and backward from its end; what is
+    left between is the part nobody logged.
+    """
+    moves = [(parse_datetime(r.get("Rescheduled_From")), parse_datetime(r.get("Rescheduled_To"))) for r in rows]
+    start, end = parse_datetime(missed["Rescheduled_From"]), parse_datetime(missed["Rescheduled_To"])
+    for _ in moves:  # at most one step per row, so a cycle cannot loop forever
+        onward = [to for frm, to in moves if frm == start and to is not None and start != end]
+        if not onward:
+            break
+        start = onward[-1]
+    for _ in moves:
+        back = [frm for frm, to in moves if to == end and frm is not None and start != end]
+        if not back:
+            break
+        end = back[-1]
+    if start is None or end is None or start == end:
+        return {}
+    return {"Rescheduled_From": as_zoho_time(start), "Rescheduled_To": as_zoho_time(end)}
 
 
 def same_reschedule(existing: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
@@ -163,10 +178,9 @@ async def log_zoho_reschedule(
     missed = missed_reschedule(record, change)
     history: list[Mapping[str, Any]] | None = None
     if missed:
-        # An earlier try may have logged that step before it failed (e.g. killed before saving the state).
+        # Earlier tries may have logged part of that span before failing (e.g. killed before saving the state).
         history = await zoho.list_reschedule_history(record.id)
-        if any(same_move(existing, missed) for existing in history):
-            missed = {}
+        missed = uncovered_span(missed, history)
     key = reschedule_key(record, row)
     entry = await ledger.get(key)
     if entry is not None and entry["state"] == "done":

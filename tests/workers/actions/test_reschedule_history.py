@@ -11,7 +11,13 @@ import pytest
 from arq.connections import ArqRedis
 from pydantic import SecretStr
 
-from workers.actions.reschedule_history import history_row, log_zoho_reschedule, missed_reschedule, same_reschedule
+from workers.actions.reschedule_history import (
+    history_row,
+    log_zoho_reschedule,
+    missed_reschedule,
+    same_reschedule,
+    uncovered_span,
+)
 from workers.crm.zoho import ZohoClient
 from workers.crm.zoho_auth import ZohoTokens
 from workers.diff import Change, FieldChange
@@ -267,3 +273,25 @@ async def test_a_step_an_earlier_try_logged_is_not_reported_as_missed(redis: Arq
     assert result.status == "created"
     assert result.missed == {}
     assert [(r["Rescheduled_From"], r["Rescheduled_To"]) for r in fake.rows] == [(a, b), (b, c)]
+
+
+@pytest.mark.parametrize(
+    ("rows", "left"),
+    [
+        ([], ("01", "04")),
+        ([("01", "02")], ("02", "04")),
+        ([("03", "04")], ("01", "03")),
+        ([("01", "02"), ("03", "04")], ("02", "03")),
+        ([("01", "02"), ("02", "03"), ("03", "04")], None),
+        ([("01", "02"), ("02", "01")], ("01", "04")),
+    ],
+    ids=["nothing-logged", "start-logged", "end-logged", "both-ends", "all-logged", "cycle"],
+)
+def test_uncovered_span(rows: list[tuple[str, str]], left: tuple[str, str] | None) -> None:
+    def at(day: str) -> str:
+        return f"2026-12-{day}T09:00:00+00:00"
+
+    history = [{"Rescheduled_From": at(a), "Rescheduled_To": at(b)} for a, b in rows]
+    span = uncovered_span({"Rescheduled_From": at("01"), "Rescheduled_To": at("04")}, history)
+
+    assert span == ({} if left is None else {"Rescheduled_From": at(left[0]), "Rescheduled_To": at(left[1])})
