@@ -5,15 +5,18 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 
 from arq.connections import ArqRedis
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from receiver.config import ReceiverConfig
 from receiver.enqueue import connect_queue
 from receiver.errors import QueueUnavailableError, WebhookError
+from receiver.redact import redact, secret_pattern
 from receiver.routes import ReceiverState, routes_for
 
 logger = logging.getLogger("crmflow.receiver")
@@ -21,11 +24,16 @@ logger = logging.getLogger("crmflow.receiver")
 
 async def _webhook_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, WebhookError)
-    logger.warning("%s %s rejected: %d %s", request.method, request.url.path, exc.status_code, exc.detail)
-    body: dict[str, object] = {"error": exc.code, "detail": exc.detail}
+    # Messages may quote what the request sent (a header, a field name): never let a configured secret through.
+    secrets = secret_pattern(request.app.state.crmflow.config)
+    detail = redact(exc.detail, secrets)
+    logger.warning("%s %s rejected: %d %s", request.method, request.url.path, exc.status_code, detail)
+    body: dict[str, object] = {"error": exc.code, "detail": detail}
     if exc.errors is not None:
-        body["errors"] = exc.errors
-    return JSONResponse(body, status_code=exc.status_code)
+        body["errors"] = [{key: redact(str(value), secrets) for key, value in error.items()} for error in exc.errors]
+    # Over the cap, too slow or cut short: the rest of the body is not worth reading, so the connection is closed.
+    headers = {"connection": "close"} if exc.close_connection else None
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
 
 async def _queue_unavailable(request: Request, exc: Exception) -> Response:
@@ -37,9 +45,21 @@ async def _queue_unavailable(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    # Starlette's own refusals (404 unknown path, 405 wrong method) in the same JSON shape as every other one.
+    assert isinstance(exc, HTTPException)
+    code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
+    return JSONResponse({"error": code, "detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
 async def _client_disconnect(request: Request, exc: Exception) -> Response:
     # The sender hung up mid-body: nothing was queued, and nobody is left to read this answer.
-    return JSONResponse({"error": "client_disconnected"}, status_code=400)
+    logger.warning("%s %s rejected: the client hung up before sending the whole body", request.method, request.url.path)
+    return JSONResponse(
+        {"error": "client_disconnected", "detail": "the client closed the connection before sending the whole body"},
+        status_code=400,
+        headers={"connection": "close"},
+    )
 
 
 def create_app(config: ReceiverConfig, *, redis: ArqRedis | None = None) -> Starlette:
@@ -59,6 +79,7 @@ def create_app(config: ReceiverConfig, *, redis: ArqRedis | None = None) -> Star
             WebhookError: _webhook_error,
             QueueUnavailableError: _queue_unavailable,
             ClientDisconnect: _client_disconnect,
+            HTTPException: _http_error,
         },
     )
     app.state.crmflow = ReceiverState(config=config, redis=queue)

@@ -15,6 +15,9 @@ class ReceiverConfig(BaseSettings):
 
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, validation_alias="RECEIVER_MAX_BODY_BYTES")
+    # The whole body must arrive within this many seconds of the route starting to read it (else 408), so a
+    # sender that trickles its body or stops mid-way does not hold the request open.
+    body_timeout_s: float = Field(default=10.0, gt=0, le=300, validation_alias="RECEIVER_BODY_TIMEOUT_S")
 
     # Zoho echoes this token (chosen when the watch channel was enabled, at most 50 characters) in callbacks.
     zoho_notify_token: SecretStr | None = Field(default=None, validation_alias="ZOHO_NOTIFY_TOKEN")

@@ -3,7 +3,10 @@
 * WebhookError                 a request the sender must not retry as is (4xx)
   - UnsupportedMediaTypeError  415  body is not declared as JSON
   - PayloadTooLargeError       413  body over the size cap
-  - MalformedJsonError         400  body is not valid JSON (or not UTF-8)
+  - HeadersTooLargeError       431  request headers over their cap
+  - RequestTimeoutError        408  body not received within RECEIVER_BODY_TIMEOUT_S
+  - MalformedRequestError      400  conflicting headers, or a body that does not match its Content-Length
+  - MalformedJsonError         400  body is not valid JSON (or not UTF-8, or nested too deep)
   - AuthenticationError        401  token or channel does not match; nothing is queued
   - SchemaError                422  JSON does not match the sender's documented payload
 * QueueUnavailableError        503  Redis did not accept the jobs; the sender should retry
@@ -19,6 +22,8 @@ class WebhookError(Exception):
 
     status_code = 400
     code = "bad_request"
+    # The body may be partly unread: the answer asks the server to close the connection rather than drain it.
+    close_connection = False
 
     def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(detail)
@@ -38,6 +43,30 @@ class PayloadTooLargeError(WebhookError):
 
     status_code = 413
     code = "payload_too_large"
+    close_connection = True
+
+
+class HeadersTooLargeError(WebhookError):
+    """The request's headers are larger than the receiver accepts."""
+
+    status_code = 431
+    code = "headers_too_large"
+
+
+class RequestTimeoutError(WebhookError):
+    """The body did not arrive in time: the sender trickles it, or stopped sending without hanging up."""
+
+    status_code = 408
+    code = "request_timeout"
+    close_connection = True
+
+
+class MalformedRequestError(WebhookError):
+    """The request's framing is inconsistent (e.g. a body shorter than its Content-Length)."""
+
+    status_code = 400
+    code = "malformed_request"
+    close_connection = True
 
 
 class MalformedJsonError(WebhookError):

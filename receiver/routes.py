@@ -1,4 +1,4 @@
-"""Routes: POST /webhooks/zoho and /webhooks/hubspot (receive → verify → validate → enqueue), /healthz, /readyz."""
+"""Routes: POST /webhooks/zoho and /webhooks/hubspot (receive → verify → validate → enqueue), health, OpenAPI."""
 
 from __future__ import annotations
 
@@ -17,7 +17,15 @@ from starlette.routing import Route
 from receiver.config import ReceiverConfig
 from receiver.dedupe import remember, unseen
 from receiver.enqueue import enqueue_events
-from receiver.receive import parse_json, read_capped, require_json
+from receiver.openapi import openapi_document
+from receiver.receive import (
+    check_header_size,
+    declared_length,
+    parse_json,
+    read_capped,
+    require_json,
+    require_shallow,
+)
 from receiver.validate import hubspot_events, validate_hubspot, validate_zoho, zoho_events
 from receiver.verify import HubSpotSignatureHeaders, hubspot_uri, verify_hubspot, verify_zoho
 
@@ -38,9 +46,12 @@ def _state(request: Request) -> ReceiverState:
 
 
 async def _body(request: Request, state: ReceiverState) -> bytes:
-    require_json(request.headers.get("content-type"))
+    config = state.config
+    check_header_size(request.scope["headers"])
+    require_json(request.headers.getlist("content-type"))
+    declared = declared_length(request.headers.getlist("content-length"), max_bytes=config.max_body_bytes)
     return await read_capped(
-        request.headers.get("content-length"), request.stream(), max_bytes=state.config.max_body_bytes
+        declared, request.stream(), max_bytes=config.max_body_bytes, timeout_s=config.body_timeout_s
     )
 
 
@@ -54,7 +65,10 @@ async def zoho_webhook(request: Request) -> Response:
     token = state.config.zoho_notify_token
     assert token is not None  # the route exists only when Zoho is configured
     payload = parse_json(await _body(request, state))
+    # The token is checked on the very object that is then validated and queued (a key given twice keeps its last
+    # value for both), and before anything walks the whole body.
     verify_zoho(payload, expected_token=token.get_secret_value(), channel_ids=state.config.zoho_channel_ids)
+    require_shallow(payload)
     notification = validate_zoho(payload)
     events = zoho_events(notification)
     result = await enqueue_events(state.redis, events)
@@ -100,7 +114,9 @@ async def hubspot_webhook(request: Request) -> Response:
         now_ms=int(time.time() * 1000),
         accept_legacy=config.hubspot_accept_v1,
     )
-    events = validate_hubspot(parse_json(body))
+    payload = parse_json(body)
+    require_shallow(payload)
+    events = validate_hubspot(payload)
     appointments = {event.delivery_key(): event for event in events if event.is_appointment}
     fresh_keys = await unseen(state.redis, "hubspot", appointments)
     changes = hubspot_events([event for key, event in appointments.items() if key in fresh_keys])
@@ -129,9 +145,23 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ready", "sources": _state(request).config.sources})
 
 
+def _openapi_route(config: ReceiverConfig) -> Route:
+    document = openapi_document(config)
+
+    async def openapi(request: Request) -> Response:
+        """The receiver's OpenAPI document (only the sources this receiver serves)."""
+        return JSONResponse(document)
+
+    return Route("/openapi.json", openapi, methods=["GET"])
+
+
 def routes_for(config: ReceiverConfig) -> list[Route]:
     """The receiver's routes; a source that is not configured has none (its webhook path answers 404)."""
-    routes = [Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])]
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        _openapi_route(config),
+    ]
     if "zoho" in config.sources:
         routes.append(Route("/webhooks/zoho", zoho_webhook, methods=["POST"]))
     if "hubspot" in config.sources:

@@ -49,6 +49,7 @@ _HUBSPOT_DECODED = {
 _HUBSPOT_ESCAPES = re.compile("|".join(_HUBSPOT_DECODED), re.IGNORECASE)
 MAX_AGE_MS = 5 * 60 * 1000  # HubSpot: "Reject the request if the timestamp is older than 5 minutes."
 MAX_AHEAD_MS = 60 * 1000  # clock skew tolerated for a timestamp in the future
+MAX_TIMESTAMP_DIGITS = 16
 
 
 def hubspot_uri(public_base_url: str, raw_path: str, query: str) -> str:
@@ -113,13 +114,14 @@ def verify_hubspot(
     elif version == "v2":
         expected = hubspot_v2_signature(secret, method, uri, body)
     else:
-        raise AuthenticationError(f"unknown X-HubSpot-Signature-Version {version!r}")
+        raise AuthenticationError("unknown X-HubSpot-Signature-Version (expected v1 or v2)")
     if not _same(headers.legacy.lower(), expected):
         raise AuthenticationError(f"X-HubSpot-Signature ({version}) does not match")
 
 
 def _check_timestamp(timestamp: str | None, now_ms: int) -> None:
-    if not timestamp or not timestamp.isascii() or not timestamp.isdigit():
+    # Epoch milliseconds have 13 digits; a longer string is refused before int() (which has a digit limit).
+    if not timestamp or len(timestamp) > MAX_TIMESTAMP_DIGITS or not timestamp.isascii() or not timestamp.isdigit():
         raise AuthenticationError("missing or malformed X-HubSpot-Request-Timestamp")
     age_ms = now_ms - int(timestamp)
     if age_ms > MAX_AGE_MS:

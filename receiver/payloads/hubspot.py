@@ -14,7 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictInt
 APPOINTMENT_TYPE_ID = "0-421"
 MAX_EVENTS = 100  # "Each request can contain up to 100 events."
 
-Id = Annotated[StrictInt, Field(ge=0)]
+# HubSpot's ids and times are 64-bit (Java longs); larger numbers are refused with the field named.
+MAX_LONG = 2**63 - 1
+Id = Annotated[StrictInt, Field(ge=0, le=MAX_LONG)]
 
 
 class HubSpotEvent(BaseModel):
