@@ -275,6 +275,7 @@ def outcome(soak: Soak, store: redis.Redis) -> tuple[list[dict[str, Any]], Moves
     return dead_letters(store), rows, notes
 
 
+@pytest.mark.timeout(900)
 def test_soak(stack: Stack) -> None:
     soak = stack.soak
     store = redis.Redis.from_url(soak.store_url)

@@ -86,23 +86,24 @@ def _quiet_body(response: httpx.Response) -> Any:
 
 
 def _history(raw: Any) -> tuple[HistoryEntry, ...]:
-    entries = []
-    for item in raw if isinstance(raw, list) else []:
+    entries: list[tuple[int, HistoryEntry]] = []
+    for position, item in enumerate(raw if isinstance(raw, list) else []):
         at = parse_datetime(item.get("timestamp")) if isinstance(item, dict) else None
         if at is None:
             continue
         user = item.get("updatedByUserId")
-        entries.append(
-            HistoryEntry(
-                value=item.get("value"),
-                timestamp=at,
-                source_type=item.get("sourceType"),
-                source_id=None if item.get("sourceId") is None else str(item.get("sourceId")),
-                user_id=None if user is None else str(user),
-            )
+        entry = HistoryEntry(
+            value=item.get("value"),
+            timestamp=at,
+            source_type=item.get("sourceType"),
+            source_id=None if item.get("sourceId") is None else str(item.get("sourceId")),
+            user_id=None if user is None else str(user),
         )
-    # HubSpot does not document the order (newest first has been observed): sort by time, oldest first.
-    return tuple(sorted(entries, key=lambda entry: entry.timestamp))
+        entries.append((position, entry))
+    # HubSpot does not document the order: sort by time, oldest first. Two changes in the same millisecond
+    # keep HubSpot's own order reversed, since it has been seen listing the newest first.
+    ordered = sorted(entries, key=lambda pair: (pair[1].timestamp, -pair[0]))
+    return tuple(entry for _, entry in ordered)
 
 
 def appointment_record(obj: Any) -> Record:

@@ -173,3 +173,20 @@ def test_default_association_type_is_the_unlabelled_hubspot_defined_one() -> Non
     assert association_type_id(body) == 1207
     with pytest.raises(CrmRejectedError):
         association_type_id({"results": []})
+
+
+def test_changes_in_the_same_millisecond_keep_hubspots_newest_first_order_reversed() -> None:
+    # Two reschedules within one millisecond: sorted by time alone they would keep HubSpot's newest-first
+    # listing, and the history would end on the older value.
+    same = "2026-11-21T10:00:00.000Z"
+    history = {
+        "hs_appointment_start": [
+            {"value": "2026-12-03T09:00:00.000Z", "timestamp": same},
+            {"value": "2026-12-02T09:00:00.000Z", "timestamp": same},
+            {"value": "2026-12-01T09:00:00.000Z", "timestamp": "2026-11-20T10:00:00.000Z"},
+        ]
+    }
+
+    record = appointment_record(appointment(propertiesWithHistory=history))
+
+    assert [e.value[:10] for e in record.history["hs_appointment_start"]] == ["2026-12-01", "2026-12-02", "2026-12-03"]
