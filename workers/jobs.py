@@ -97,9 +97,12 @@ async def process_change(ctx: dict[str, Any], event_data: Any) -> dict[str, Any]
         event = ChangeEvent.model_validate(event_data)
     except ValidationError as exc:
         return await _reject_malformed(deps, event_data, runs, exc)
-    # Runs spent waiting for a rate limit do not count as tries.
-    job_try = runs - int(await deps.redis.get(_rate_limited_key(event)) or 0)
     enqueued_at: datetime | None = ctx.get("enqueue_time")
+    try:
+        # Runs spent waiting for a rate limit do not count as tries.
+        job_try = runs - int(await deps.redis.get(_rate_limited_key(event)) or 0)
+    except RedisError as exc:
+        return await _retry_or_give_up(deps, event, runs, exc, enqueued_at)
     if job_try > deps.policy.max_tries:
         # Reached only when earlier tries never reported back: the worker running them was killed.
         message = f"started {job_try - 1} times without finishing (worker killed each time?)"

@@ -417,3 +417,38 @@ async def test_dead_letters_keep_what_the_change_was(redis: ArqRedis, redis_url:
 
     (letter,) = await DeadLetters(redis).all()
     assert letter.context["changed"]["Appointment_Start_Time"] == {"old": before, "new": _zoho(soon(6))}
+
+
+async def test_redis_failing_at_the_start_of_a_job_is_a_retry_not_a_failure() -> None:
+    # Otherwise arq would record the job as failed for good (if Redis is back by then): the change lost.
+    from arq import Retry
+
+    from receiver.enqueue import connect_queue
+    from workers.actions.dispatch import Actions
+    from workers.fetch import CrmClients
+    from workers.jobs import RetryPolicy, WorkerDeps, process_change
+    from workers.ledger import Ledger
+    from workers.rules.model import RuleSet
+
+    dead = connect_queue("redis://127.0.0.1:1/0")
+    deps = WorkerDeps(
+        redis=dead,
+        rules=RuleSet(),
+        crm=CrmClients(),
+        actions=Actions(crm=CrmClients(), ledger=Ledger(dead)),
+        deadletters=DeadLetters(dead),
+        policy=RetryPolicy(max_tries=4, base_s=0.01, cap_s=0.05),
+        work_timeout_s=5,
+        lock_timeout_s=15,
+    )
+    event = {
+        "source": "zoho",
+        "module": "Appointments__s",
+        "record_id": "1",
+        "operation": "update",
+        "notified_at_ms": 1,
+    }
+
+    with pytest.raises(Retry):
+        await process_change({"deps": deps, "job_try": 1}, event | {"notified_at_ms": 1})
+    await dead.aclose()
