@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 from arq.jobs import Job
 
-from receiver.enqueue import connect_queue
 from workers.contract import loads
+from workers.queue import connect_queue
 
 WAIT_S = 15.0
 

@@ -7,18 +7,19 @@ import json
 import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import click
-from pydantic import Field, ValidationError
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis.exceptions import RedisError
 
-from workers.contract import ChangeEvent
 from workers.deadletters import DeadLetter, DeadLetters, LetterFilter
+from workers.errors import QueueUnavailableError
+from workers.queue import connect_queue
+from workers.replay import Outcome, replay_letter, unreplayable
 
 if TYPE_CHECKING:
     from arq.connections import ArqRedis
@@ -177,58 +178,6 @@ def _dump(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
 
-# --- Replay ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a replay did with one letter: queued it as `job_id`, or skipped it for `reason`."""
-
-    id: str
-    job_id: str | None = None
-    reason: str | None = None
-
-
-def unreplayable(letter: DeadLetter) -> str | None:
-    """Why replaying `letter` could not redo its work, or None if it can be replayed."""
-    try:
-        ChangeEvent.model_validate(letter.event)
-    except ValidationError:
-        return "MALFORMED_JOB: its job's arguments are not a ChangeEvent, so there is no event to queue again"
-    if letter.error_code == "MISSED_RESCHEDULE":
-        return (
-            "MISSED_RESCHEDULE: Zoho keeps no time or user for this reschedule and the record has moved on, so a "
-            "replay would find no change; log it by hand from the context, then purge the letter"
-        )
-    if letter.rule is not None or letter.action is not None:
-        return (
-            f"{letter.error_code}: its job went on after this action failed and stored the record as seen, so a "
-            "replayed job would find no change and run nothing"
-        )
-    return None
-
-
-def replay_event(letter: DeadLetter, stamp_ms: int) -> ChangeEvent:
-    """The letter's event with a replay number no earlier replay of it used: a job id of its own."""
-    previous = ChangeEvent.model_validate(letter.event).replay
-    return ChangeEvent.model_validate(letter.event | {"replay": max(stamp_ms, previous + 1)})
-
-
-async def replay_letter(redis: ArqRedis, store: DeadLetters, letter: DeadLetter, *, stamp_ms: int) -> Outcome:
-    """Queue the letter's event through the receiver's path, then remove the letter; or say why not."""
-    from receiver.enqueue import enqueue_events
-
-    reason = unreplayable(letter)
-    if reason is not None:
-        return Outcome(letter.id, reason=reason)
-    event = replay_event(letter, stamp_ms)
-    # Queued first, removed after: a crash in between leaves the letter, and replaying it again only queues
-    # the same work again, which the worker's ledger keeps from being done twice.
-    await enqueue_events(redis, [event])
-    await store.delete(letter.id)
-    return Outcome(letter.id, job_id=event.job_id())
-
-
 # --- Running against Redis -------------------------------------------------------------------------------
 
 
@@ -251,8 +200,6 @@ def _where(redis_url: str) -> str:
 
 
 async def _session(redis_url: str, work: Callable[[ArqRedis, DeadLetters], Awaitable[T]]) -> T:
-    from receiver.enqueue import connect_queue
-
     redis = connect_queue(redis_url)
     try:
         return await work(redis, DeadLetters(redis))
@@ -262,8 +209,6 @@ async def _session(redis_url: str, work: Callable[[ArqRedis, DeadLetters], Await
 
 def run(work: Callable[[ArqRedis, DeadLetters], Awaitable[T]]) -> T:
     """Run `work` on the configured Redis; exit 2 with one line if Redis fails."""
-    from receiver.errors import QueueUnavailableError
-
     redis_url = _settings().redis_url
     try:
         return asyncio.run(_session(redis_url, work))

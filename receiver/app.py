@@ -14,10 +14,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from receiver.config import ReceiverConfig
-from receiver.enqueue import connect_queue
-from receiver.errors import QueueUnavailableError, WebhookError
+from receiver.errors import WebhookError
 from receiver.redact import redact, secret_pattern
 from receiver.routes import ReceiverState, routes_for
+from workers.errors import QueueUnavailableError
+from workers.queue import connect_queue
 
 logger = logging.getLogger("crmflow.receiver")
 

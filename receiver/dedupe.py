@@ -7,14 +7,8 @@ from collections.abc import Collection
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from receiver.errors import QueueUnavailableError
-
-# HubSpot retries a failed delivery up to 10 times over 24 hours; remember events a little longer.
-SEEN_TTL_S = 26 * 3600
-
-
-def _key(source: str, delivery_key: str) -> str:
-    return f"crmflow:seen:{source}:{delivery_key}"
+from workers import keys as redis_keys
+from workers.errors import QueueUnavailableError
 
 
 async def unseen(redis: Redis, source: str, keys: Collection[str]) -> set[str]:
@@ -25,7 +19,7 @@ async def unseen(redis: Redis, source: str, keys: Collection[str]) -> set[str]:
     try:
         async with redis.pipeline(transaction=False) as pipe:
             for key in ordered:
-                pipe.exists(_key(source, key))
+                pipe.exists(redis_keys.seen(source, key))
             found = await pipe.execute()
     except (RedisError, OSError) as exc:
         raise QueueUnavailableError(f"Redis did not answer: {type(exc).__name__}") from exc
@@ -39,7 +33,7 @@ async def remember(redis: Redis, source: str, keys: Collection[str]) -> None:
     try:
         async with redis.pipeline(transaction=False) as pipe:
             for key in keys:
-                pipe.set(_key(source, key), b"1", ex=SEEN_TTL_S)
+                pipe.set(redis_keys.seen(source, key), b"1", ex=redis_keys.SEEN_TTL_S)
             await pipe.execute()
     except (RedisError, OSError) as exc:
         # The jobs are queued; not remembering only means a redelivery would queue them again (harmless).

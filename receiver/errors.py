@@ -9,7 +9,8 @@
   - MalformedJsonError         400  body is not valid JSON (or not UTF-8, or nested too deep)
   - AuthenticationError        401  token or channel does not match; nothing is queued
   - SchemaError                422  JSON does not match the sender's documented payload
-* QueueUnavailableError        503  Redis did not accept the jobs; the sender should retry
+* QueueUnavailableError        503  Redis did not accept the jobs; the sender should retry (raised by the queue,
+                                    workers/queue.py, and by receiver/dedupe.py; defined in workers/errors.py)
 """
 
 from __future__ import annotations
@@ -88,7 +89,3 @@ class SchemaError(WebhookError):
 
     status_code = 422
     code = "invalid_payload"
-
-
-class QueueUnavailableError(Exception):
-    """Redis could not take the jobs; answered with 503 so that the sender retries."""

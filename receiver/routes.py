@@ -16,7 +16,6 @@ from starlette.routing import Route
 
 from receiver.config import ReceiverConfig
 from receiver.dedupe import remember, unseen
-from receiver.enqueue import enqueue_events
 from receiver.openapi import openapi_document
 from receiver.receive import (
     check_header_size,
@@ -26,8 +25,9 @@ from receiver.receive import (
     require_json,
     require_shallow,
 )
-from receiver.validate import hubspot_events, validate_hubspot, validate_zoho, zoho_events
+from receiver.validate import hubspot_events, hubspot_module, validate_hubspot, validate_zoho, zoho_events
 from receiver.verify import HubSpotSignatureHeaders, hubspot_uri, verify_hubspot, verify_zoho
+from workers.queue import enqueue_events
 
 logger = logging.getLogger("crmflow.receiver")
 
@@ -94,7 +94,7 @@ def public_uri(request: Request, base_url: str) -> str:
 
 
 async def hubspot_webhook(request: Request) -> Response:
-    """Accept a signed HubSpot batch: verify the raw bytes, then one job per appointment, new events only."""
+    """Accept a signed HubSpot batch: verify the raw bytes, then one job per record served, new events only."""
     state = _state(request)
     config = state.config
     assert config.hubspot_client_secret is not None and config.public_base_url is not None
@@ -117,14 +117,14 @@ async def hubspot_webhook(request: Request) -> Response:
     payload = parse_json(body)
     require_shallow(payload)
     events = validate_hubspot(payload)
-    appointments = {event.delivery_key(): event for event in events if event.is_appointment}
-    fresh_keys = await unseen(state.redis, "hubspot", appointments)
-    changes = hubspot_events([event for key, event in appointments.items() if key in fresh_keys])
+    served = {event.delivery_key(): event for event in events if hubspot_module(event) is not None}
+    fresh_keys = await unseen(state.redis, "hubspot", served)
+    changes = hubspot_events([event for key, event in served.items() if key in fresh_keys])
     result = await enqueue_events(state.redis, changes)
     await remember(state.redis, "hubspot", fresh_keys)
-    appointment_events = sum(1 for event in events if event.is_appointment)
-    duplicates = appointment_events - len(fresh_keys) + result.duplicates
-    ignored = len(events) - appointment_events
+    served_events = sum(1 for event in events if hubspot_module(event) is not None)
+    duplicates = served_events - len(fresh_keys) + result.duplicates
+    ignored = len(events) - served_events
     logger.info(
         "hubspot batch of %d: %d queued, %d duplicate, %d ignored", len(events), result.queued, duplicates, ignored
     )

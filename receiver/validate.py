@@ -9,7 +9,8 @@ from pydantic import ValidationError
 from receiver.errors import SchemaError
 from receiver.payloads.hubspot import HubSpotBatch, HubSpotEvent
 from receiver.payloads.zoho import ZohoNotification
-from workers.contract import SUPPORTED_MODULES, ChangeEvent
+from workers import sources
+from workers.contract import ChangeEvent
 
 
 def _schema_error(exc: ValidationError, what: str = "Zoho notification") -> SchemaError:
@@ -31,7 +32,7 @@ def validate_zoho(payload: Any) -> ZohoNotification:
 
 def zoho_events(notification: ZohoNotification) -> list[ChangeEvent]:
     """One ChangeEvent per distinct record id, in the order Zoho listed them; none for unsupported modules."""
-    if ("zoho", notification.module) not in SUPPORTED_MODULES:
+    if not sources.supported("zoho", notification.module):
         return []
     return [
         ChangeEvent(
@@ -58,25 +59,43 @@ def validate_hubspot(payload: Any) -> list[HubSpotEvent]:
 _OPERATIONS = {"creation": "insert", "deletion": "delete", "restore": "insert"}
 
 
+def hubspot_module(event: HubSpotEvent) -> str | None:
+    """The module of the one record `event` is about, if crmflow serves it (None: not turned into work).
+
+    The generic format names the object type (objectTypeId), the legacy one its subscription type's prefix
+    ("appointment.propertyChange"); association changes name two objects (no objectId) and are not about one.
+    """
+    if event.objectId is None:
+        return None
+    prefix, dot, _ = event.subscriptionType.partition(".")
+    for name in (event.objectTypeId, prefix if dot else None):
+        module = sources.notified_module("hubspot", name) if name else None
+        if module is not None:
+            return module.name
+    return None
+
+
 def hubspot_events(events: list[HubSpotEvent]) -> list[ChangeEvent]:
-    """One ChangeEvent per appointment: its events in this batch coalesce (fields united, latest time kept).
+    """One ChangeEvent per record: its events in this batch coalesce (fields united, latest time kept).
 
     The latest event (by occurredAt) gives the operation: deletion → delete, creation or restore → insert,
-    anything else → update. Events for other object types are not turned into work (the caller counts them).
+    anything else → update. Events for modules crmflow does not serve are not turned into work (the caller
+    counts them).
     """
-    grouped: dict[tuple[int, int], list[HubSpotEvent]] = {}
+    grouped: dict[tuple[int, str, int], list[HubSpotEvent]] = {}
     for event in events:
-        if event.is_appointment and event.objectId is not None:
-            grouped.setdefault((event.portalId, event.objectId), []).append(event)
+        module = hubspot_module(event)
+        if module is not None and event.objectId is not None:
+            grouped.setdefault((event.portalId, module, event.objectId), []).append(event)
     changes = []
-    for (portal, object_id), group in grouped.items():
+    for (portal, module, object_id), group in grouped.items():
         # What happened last decides: a deletion followed by a restore is not a delete.
         latest = max(group, key=lambda event: event.occurredAt)
         operation = _OPERATIONS.get(latest.action, "update")
         changes.append(
             ChangeEvent(
                 source="hubspot",
-                module="appointments",
+                module=module,
                 record_id=str(object_id),
                 operation=operation,
                 changed_fields=tuple(sorted({e.propertyName for e in group if e.propertyName})),

@@ -12,7 +12,7 @@ import pytest
 from arq.connections import ArqRedis
 
 from crmflow.embedded_redis import EmbeddedRedis, redis_reachable
-from receiver.enqueue import connect_queue
+from workers.queue import connect_queue
 
 SAMPLES = Path(__file__).parent / "samples"
 # A database of its own on the developer's Redis, so tests never touch db 0.

@@ -16,14 +16,15 @@ from arq.connections import ArqRedis
 from arq.jobs import Job
 from pydantic import ValidationError
 
-from crmflow.dlq import parse_duration, replay_event
-from receiver.enqueue import enqueue_events
+from crmflow.dlq import parse_duration
 from sandbox.app import create_app as create_sandbox
 from sandbox.config import SandboxConfig
 from tests.test_cli import crmflow
 from tests.workers.test_jobs import HISTORY_PATH, NEVER_RESCHEDULED, Zoho, notify, soon, work, zoho_error
 from workers.contract import PROCESS_CHANGE, QUEUE_NAME, ChangeEvent, loads
 from workers.deadletters import DeadLetter, DeadLetters, dead_letter_id
+from workers.queue import enqueue_events
+from workers.replay import replay_event
 
 Dlq = Callable[..., Awaitable[subprocess.CompletedProcess[str]]]
 RECORD = "5545974000002555001"

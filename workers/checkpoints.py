@@ -11,13 +11,15 @@ import os
 
 from redis.asyncio import Redis
 
+from workers import keys
+
 # Where a job can be held: just before the CRM write, between the CRM's answer and crmflow's own bookkeeping
 # (the ledger), and after every action but before the record's new state is saved.
 POINTS = ("before_crm_write", "after_crm_write", "before_snapshot")
 
 
 def paused_key(point: str) -> str:
-    return f"crmflow:test:paused:{point}"
+    return keys.paused_at(point)
 
 
 class Checkpoints:

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
-QUEUE_NAME = "crmflow:queue"
+from workers.keys import QUEUE_NAME
+
+__all__ = ["PROCESS_CHANGE", "QUEUE_NAME", "ChangeEvent", "dumps", "loads"]
+
 PROCESS_CHANGE = "process_change"
 
-Source = Literal["zoho", "hubspot"]
 Operation = Literal["insert", "update", "delete"]
-
-# (source, module) pairs the workers know how to fetch and act on. Notifications for anything else are
-# acknowledged and counted by the receiver, never queued.
-SUPPORTED_MODULES: frozenset[tuple[str, str]] = frozenset({("zoho", "Appointments__s"), ("hubspot", "appointments")})
+# A source's name as registered in workers/sources/ ("zoho", "hubspot"); which (source, module) pairs the
+# workers can fetch and act on is the registry's to say, so a new CRM needs no change here.
+SourceName = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")]
 
 
 class ChangeEvent(BaseModel):
@@ -23,7 +24,7 @@ class ChangeEvent(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    source: Source
+    source: SourceName
     module: str = Field(min_length=1, max_length=100)
     record_id: str = Field(min_length=1, max_length=64)
     operation: Operation

@@ -13,15 +13,21 @@ from typing import Any
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
+from workers import keys
+
 logger = logging.getLogger("crmflow.deadletters")
 
-INDEX_KEY = "crmflow:deadletters"  # sorted set: id -> last failure, epoch seconds
-LETTER_KEY_PREFIX = "crmflow:deadletter:"
+INDEX_KEY = keys.DEADLETTER_INDEX  # sorted set: id -> last failure, epoch seconds
+LETTER_KEY_PREFIX = keys.DEADLETTER_PREFIX
 
 # Retention: a letter is kept this long after its last failure (its key's TTL), and at most this many
-# letters are kept (the oldest last failures go first). Documented in the README.
-RETENTION = timedelta(days=14)
-MAX_LETTERS = 100_000
+# letters are kept (the oldest last failures go first).
+RETENTION = keys.DEADLETTER_RETENTION
+MAX_LETTERS = keys.DEADLETTER_MAX
+
+# Error codes of letters the worker writes about a job as a whole rather than a CRM answer.
+MISSED_RESCHEDULE = "MISSED_RESCHEDULE"  # a reschedule hidden between two fetches, kept for logging by hand
+MALFORMED_JOB = "MALFORMED_JOB"  # job arguments that are not a ChangeEvent
 # Letters read or removed per round trip.
 _READ_BATCH = 500
 # Index entries removed per trim at most, so that one trim never holds Redis for long.
@@ -64,7 +70,7 @@ return removed
 
 
 def _letter_key(letter_id: str) -> str:
-    return f"{LETTER_KEY_PREFIX}{letter_id}"
+    return keys.deadletter(letter_id)
 
 
 def _utcnow() -> datetime:

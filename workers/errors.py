@@ -7,6 +7,7 @@
   - CrmNotFoundError           final: the record does not exist (any more)
   - CrmRejectedError           final: the CRM refused the request (NOT_ALLOWED, INVALID_DATA, ...)
 * ActionNotApplicableError     final: a rule's action cannot apply to this record or change
+* QueueUnavailableError        Redis did not accept jobs (workers/queue.py); the receiver answers 503
 """
 
 from __future__ import annotations
@@ -70,3 +71,7 @@ class ActionNotApplicableError(Exception):
     """A rule's action cannot be carried out for this record or change."""
 
     code = "NOT_APPLICABLE"
+
+
+class QueueUnavailableError(Exception):
+    """Redis could not take the jobs: nothing is lost, the caller (a sender, an operator) should try again."""

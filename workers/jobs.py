@@ -21,11 +21,12 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from workers import keys
 from workers.actions.dispatch import Actions
 from workers.backoff import backoff_s
 from workers.checkpoints import NO_CHECKPOINTS, Checkpoints
 from workers.contract import ChangeEvent
-from workers.deadletters import DeadLetter, DeadLetters, dead_letter_id
+from workers.deadletters import MALFORMED_JOB, MISSED_RESCHEDULE, DeadLetter, DeadLetters, dead_letter_id
 from workers.diff import Change, diff, looks_lagging, snapshot_of
 from workers.errors import (
     ActionNotApplicableError,
@@ -47,7 +48,6 @@ logger = logging.getLogger("crmflow.jobs")
 FINAL_ERRORS = (CrmAuthError, CrmNotFoundError, CrmRejectedError, ActionNotApplicableError)
 # Tries that may be spent waiting for the CRM to return a record as new as the change it announced.
 LAGGING_READ_TRIES = 3
-RATE_LIMITED_KEY_TTL_S = 2 * 86_400
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class WorkerDeps:
 
 
 def lock_key(event: ChangeEvent) -> str:
-    return f"crmflow:lock:{event.source}:{event.module}:{event.record_id}"
+    return keys.lock(event.source, event.module, event.record_id)
 
 
 async def process_change(ctx: dict[str, Any], event_data: Any) -> dict[str, Any]:
@@ -189,7 +189,7 @@ async def _run_action(
             deps,
             event,
             job_try,
-            "MISSED_RESCHEDULE",
+            MISSED_RESCHEDULE,
             message,
             "MissedReschedule",
             context=context,
@@ -200,7 +200,7 @@ async def _run_action(
 
 
 def _rate_limited_key(event: ChangeEvent) -> str:
-    return f"crmflow:ratelimited:{event.job_id()}"
+    return keys.rate_limited(event.job_id())
 
 
 async def _wait_out_rate_limit(
@@ -212,7 +212,7 @@ async def _wait_out_rate_limit(
     key = _rate_limited_key(event)
     async with deps.redis.pipeline(transaction=True) as pipe:
         pipe.incr(key)
-        pipe.expire(key, RATE_LIMITED_KEY_TTL_S)
+        pipe.expire(key, keys.RATE_LIMITED_TTL_S)
         await pipe.execute()
     delay = exc.retry_after_s * (1 + 0.1 * deps.jitter())
     logger.warning("%s rate limited (%s); retrying in %.1fs", event.job_id(), exc, delay)
@@ -288,7 +288,7 @@ async def _reject_malformed(deps: WorkerDeps, event_data: Any, job_try: int, exc
         record_id=str(raw.get("record_id", "unknown")),
         event=raw,
         error_class="ValidationError",
-        error_code="MALFORMED_JOB",
+        error_code=MALFORMED_JOB,
         message=f"job arguments are not a ChangeEvent: {exc.error_count()} problems",
         tries=job_try,
         first_failed_at=now,
@@ -296,4 +296,4 @@ async def _reject_malformed(deps: WorkerDeps, event_data: Any, job_try: int, exc
     )
     await deps.deadletters.add(letter)
     logger.error("dead letter %s: malformed job arguments", letter.id)
-    return {"status": "dead_lettered", "dead_letter": letter.id, "error": "MALFORMED_JOB"}
+    return {"status": "dead_lettered", "dead_letter": letter.id, "error": MALFORMED_JOB}

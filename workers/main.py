@@ -20,14 +20,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from workers import sources
 from workers.actions.dispatch import Actions
 from workers.checkpoints import Checkpoints
 from workers.config import WorkerConfig
 from workers.contract import PROCESS_CHANGE, QUEUE_NAME, dumps, loads
-from workers.crm.hubspot import HubSpotClient
-from workers.crm.hubspot_limits import HubSpotThrottle
-from workers.crm.zoho import ZohoClient
-from workers.crm.zoho_auth import ZohoTokens
 from workers.deadletters import DeadLetters
 from workers.fetch import CrmClients
 from workers.jobs import RetryPolicy, WorkerDeps, process_change, utcnow
@@ -41,25 +38,9 @@ RATE_LIMIT_RUNS = 10_000
 
 
 def crm_clients(config: WorkerConfig, redis: Redis, http: httpx.AsyncClient) -> CrmClients:
-    """A client for each CRM configured; the others stay None (their events become dead letters)."""
-    zoho = hubspot = None
-    if config.zoho_client_id and config.zoho_client_secret and config.zoho_refresh_token:
-        tokens = ZohoTokens(
-            redis,
-            http,
-            accounts_url=config.zoho_accounts_url,
-            client_id=config.zoho_client_id,
-            client_secret=config.zoho_client_secret,
-            refresh_token=config.zoho_refresh_token,
-            request_timeout_s=config.http_timeout_s,
-        )
-        zoho = ZohoClient(http, api_domain=config.zoho_api_domain, tokens=tokens)
-    if config.hubspot_access_token is not None:
-        throttle = HubSpotThrottle(redis)
-        hubspot = HubSpotClient(
-            http, api_base=config.hubspot_api_base, token=config.hubspot_access_token, throttle=throttle
-        )
-    return CrmClients(zoho=zoho, hubspot=hubspot)
+    """A client for each source configured; the others stay out (their events become dead letters)."""
+    connected = {source.name: source.connect(config, redis, http) for source in sources.all_sources()}
+    return CrmClients({name: client for name, client in connected.items() if client is not None})
 
 
 def build_worker(

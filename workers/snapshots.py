@@ -7,14 +7,12 @@ from datetime import datetime
 import orjson
 from redis.asyncio import Redis
 
+from workers import keys
 from workers.diff import Snapshot
-
-# A record untouched for this long is treated as seen for the first time again.
-SNAPSHOT_TTL_S = 180 * 86_400
 
 
 def snapshot_key(source: str, module: str, record_id: str) -> str:
-    return f"crmflow:snapshot:{source}:{module}:{record_id}"
+    return keys.snapshot(source, module, record_id)
 
 
 async def load_snapshot(redis: Redis, source: str, module: str, record_id: str) -> Snapshot | None:
@@ -27,7 +25,7 @@ async def load_snapshot(redis: Redis, source: str, module: str, record_id: str) 
 
 async def save_snapshot(redis: Redis, source: str, module: str, record_id: str, snapshot: Snapshot) -> None:
     data = {"modified_time": snapshot.modified_time.isoformat(), "fields": dict(snapshot.fields)}
-    await redis.set(snapshot_key(source, module, record_id), orjson.dumps(data), ex=SNAPSHOT_TTL_S)
+    await redis.set(snapshot_key(source, module, record_id), orjson.dumps(data), ex=keys.SNAPSHOT_TTL_S)
 
 
 async def delete_snapshot(redis: Redis, source: str, module: str, record_id: str) -> None:

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictInt
 
-APPOINTMENT_TYPE_ID = "0-421"
 MAX_EVENTS = 100  # "Each request can contain up to 100 events."
 
 # HubSpot's ids and times are 64-bit (Java longs); larger numbers are refused with the field named.
@@ -37,12 +36,6 @@ class HubSpotEvent(BaseModel):
     propertyName: str | None = None
     propertyValue: Any = None
     changeSource: str | None = None
-
-    @property
-    def is_appointment(self) -> bool:
-        """An event about one appointment (association changes name two objects and are not)."""
-        kind = self.objectTypeId == APPOINTMENT_TYPE_ID or self.subscriptionType.startswith("appointment.")
-        return kind and self.objectId is not None
 
     @property
     def action(self) -> str:

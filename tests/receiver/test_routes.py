@@ -12,9 +12,9 @@ from arq.connections import ArqRedis
 
 from receiver.app import create_app
 from receiver.config import ReceiverConfig
-from receiver.enqueue import connect_queue
 from tests.conftest import sample
 from workers.contract import QUEUE_NAME
+from workers.queue import connect_queue
 
 TOKEN = "TOKEN_FOR_VERIFICATION_OF_1000000068001"
 JSON = {"content-type": "application/json"}

@@ -13,11 +13,11 @@ import httpx
 from arq.connections import ArqRedis
 from arq.jobs import Job
 
-from receiver.enqueue import enqueue_events
 from tests.processes import REPO
 from workers.config import WorkerConfig
 from workers.contract import QUEUE_NAME, ChangeEvent, loads
 from workers.main import build_worker
+from workers.queue import enqueue_events
 from workers.rules.load import load_rules
 
 _clock = itertools.count(1_763_700_000_000)

@@ -14,12 +14,12 @@ import httpx
 import pytest
 from arq.connections import ArqRedis
 
-from receiver.enqueue import enqueue_events
 from sandbox.app import create_app as create_sandbox
 from sandbox.config import SandboxConfig
 from tests.workers.harness import enqueue_change, job_result, run_worker
 from workers.contract import ChangeEvent
 from workers.deadletters import DeadLetters
+from workers.queue import enqueue_events
 
 NEVER_RESCHEDULED = "5545974000002555001"  # "AC Repair - James", Scheduled
 RESCHEDULED_ONCE = "5545974000002555012"  # "Boiler Service - Maria"
@@ -423,11 +423,11 @@ async def test_redis_failing_at_the_start_of_a_job_is_a_retry_not_a_failure() ->
     # Otherwise arq would record the job as failed for good (if Redis is back by then): the change lost.
     from arq import Retry
 
-    from receiver.enqueue import connect_queue
     from workers.actions.dispatch import Actions
     from workers.fetch import CrmClients
     from workers.jobs import RetryPolicy, WorkerDeps, process_change
     from workers.ledger import Ledger
+    from workers.queue import connect_queue
     from workers.rules.model import RuleSet
 
     dead = connect_queue("redis://127.0.0.1:1/0")

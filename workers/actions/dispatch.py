@@ -1,12 +1,12 @@
-"""Actions: run a rule's planned action against the CRM the record came from."""
+"""Actions: run a rule's planned action with the implementation the record's source declares for it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from workers.actions.reschedule_history import ActionResult, log_zoho_reschedule
-from workers.actions.reschedule_note import log_hubspot_reschedule
+from workers import sources
+from workers.actions.base import ActionResult
 from workers.checkpoints import NO_CHECKPOINTS, Checkpoints
 from workers.diff import Change
 from workers.errors import ActionNotApplicableError
@@ -14,7 +14,7 @@ from workers.fetch import CrmClients
 from workers.ledger import Ledger
 from workers.record import Record
 from workers.rules.evaluate import PlannedAction
-from workers.rules.model import LogRescheduleHistoryParams
+from workers.sources.base import ActionRun
 
 
 @dataclass(frozen=True)
@@ -27,17 +27,10 @@ class Actions:
 
     async def run(self, planned: PlannedAction, record: Record, change: Change, *, now: datetime) -> ActionResult:
         spec = planned.action
-        if spec.type == "log_reschedule_history":
-            params = spec.params
-            assert isinstance(params, LogRescheduleHistoryParams)
-            if record.source == "zoho":
-                zoho = self.crm.require_zoho()
-                return await log_zoho_reschedule(
-                    zoho, self.ledger, record, change, params, now=now, checkpoint=self.checkpoints.reach
-                )
-            if record.source == "hubspot":
-                hubspot = self.crm.require_hubspot()
-                return await log_hubspot_reschedule(
-                    hubspot, self.ledger, record, change, params, checkpoint=self.checkpoints.reach
-                )
-        raise ActionNotApplicableError(f"action {spec.type!r} has no implementation for {record.source}")
+        module = sources.module_of(record.source, record.module)
+        implementation = module.actions.get(spec.type) if module is not None else None
+        if implementation is None:
+            raise ActionNotApplicableError(f"action {spec.type!r} has no implementation for {record.source}")
+        client = self.crm.require(record.source)
+        run = ActionRun(self.ledger, record, change, spec.params, now, self.checkpoints.reach)
+        return await implementation(client, run)

@@ -19,7 +19,8 @@ from workers.crm.hubspot_models import (
     note_ids,
     raise_for_hubspot,
 )
-from workers.errors import CrmRateLimitedError, CrmTransientError
+from workers.crm.responses import send
+from workers.errors import CrmRateLimitedError
 from workers.record import Record
 
 OBJECTS = "/crm/objects/2026-03"
@@ -107,12 +108,10 @@ class HubSpotClient:
         if self._throttle is not None:
             await self._throttle.check()
         headers = {"Authorization": f"Bearer {self._token.get_secret_value()}"}
-        try:
-            response = await self._http.request(method, self._base + path, params=params, json=json, headers=headers)
-        except httpx.TimeoutException:
-            raise CrmTransientError(f"{method} {path}: timed out", code="TIMEOUT") from None
-        except httpx.HTTPError as exc:
-            raise CrmTransientError(f"{method} {path}: {type(exc).__name__}", code="CONNECTION") from None
+        url = self._base + path
+        response = await send(
+            self._http, method, url, what=f"{method} {path}", params=params, json=json, headers=headers
+        )
         try:
             body = raise_for_hubspot(response)
         except CrmRateLimitedError as exc:

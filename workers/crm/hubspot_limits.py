@@ -8,10 +8,11 @@ from collections.abc import Callable
 import httpx
 from redis.asyncio import Redis
 
+from workers import keys
 from workers.crm.hubspot_models import DAILY_WAIT_S
 from workers.errors import CrmRateLimitedError
 
-PAUSE_KEY = "crmflow:hubspot:pause-until"
+PAUSE_KEY = keys.HUBSPOT_PAUSE
 
 
 def pause_after_s(headers: httpx.Headers) -> float | None:

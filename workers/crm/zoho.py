@@ -7,9 +7,10 @@ from typing import Any
 
 import httpx
 
+from workers.crm.responses import send
 from workers.crm.zoho_auth import ZohoTokens
 from workers.crm.zoho_models import APPOINTMENTS, HISTORY, appointment_record, created_id, history_rows, raise_for_zoho
-from workers.errors import CrmAuthError, CrmTransientError
+from workers.errors import CrmAuthError
 from workers.record import Record
 
 # A 401 a new access token cannot cure: the grant itself lacks the scope.
@@ -58,15 +59,7 @@ class ZohoClient:
     async def _send(
         self, method: str, path: str, token: str, *, params: dict[str, str] | None, json: Any
     ) -> httpx.Response:
-        try:
-            return await self._http.request(
-                method,
-                self._base + path,
-                params=params,
-                json=json,
-                headers={"Authorization": f"Zoho-oauthtoken {token}"},
-            )
-        except httpx.TimeoutException:
-            raise CrmTransientError(f"{method} {path}: timed out", code="TIMEOUT") from None
-        except httpx.HTTPError as exc:
-            raise CrmTransientError(f"{method} {path}: {type(exc).__name__}", code="CONNECTION") from None
+        headers = {"Authorization": f"Zoho-oauthtoken {token}"}
+        return await send(
+            self._http, method, self._base + path, what=f"{method} {path}", params=params, json=json, headers=headers
+        )

@@ -19,14 +19,15 @@ import orjson
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from workers.crm.responses import body_of
+from workers import keys
+from workers.crm.responses import body_of, send
 from workers.errors import CrmAuthError, CrmRateLimitedError, CrmTransientError
 
 logger = logging.getLogger("crmflow.zoho.auth")
 
 REFRESH_MARGIN_S = 120  # refresh this long before Zoho's expiry
 REFRESH_BUDGET = 8  # refreshes allowed per window (Zoho's limit is 10 per 10 minutes)
-REFRESH_WINDOW_S = 600
+REFRESH_WINDOW_S = keys.ZOHO_REFRESH_WINDOW_S
 DEFAULT_EXPIRES_IN_S = 3600  # Zoho sometimes omits expires_in; its tokens live one hour
 
 
@@ -73,7 +74,9 @@ class ZohoTokens:
         self._request_timeout_s = request_timeout_s
         self._clock = clock
         scope = hashlib.sha256(f"{accounts_url}|{client_id}".encode()).hexdigest()[:12]
-        self._key = f"crmflow:zoho:token:{scope}"
+        self._key = keys.zoho_token(scope)
+        self._lock_key = keys.zoho_token_lock(scope)
+        self._budget_key = keys.zoho_refreshes(scope)
 
     async def _cached(self) -> tuple[str, float] | None:
         raw = await self._redis.get(self._key)
@@ -93,7 +96,7 @@ class ZohoTokens:
         """Replace `stale` with a new token, unless another worker already did while we waited for the lock."""
         # The lock outlives the token request (bounded by the HTTP client's timeout) by a margin.
         hold_s = self._request_timeout_s + 10
-        async with self._redis.lock(f"{self._key}:lock", timeout=hold_s, blocking_timeout=hold_s, sleep=0.05):
+        async with self._redis.lock(self._lock_key, timeout=hold_s, blocking_timeout=hold_s, sleep=0.05):
             cached = await self._cached()
             if cached is not None and cached[0] != stale and cached[1] - self._clock() > REFRESH_MARGIN_S:
                 return cached[0]
@@ -107,7 +110,7 @@ class ZohoTokens:
             return token
 
     async def _spend_budget(self) -> None:
-        budget_key = f"{self._key}:refreshes"
+        budget_key = self._budget_key
         # Create the window with its expiry in one command, so a crash can never leave it without one.
         await self._redis.set(budget_key, 0, ex=REFRESH_WINDOW_S, nx=True)
         used = await self._redis.incr(budget_key)
@@ -127,9 +130,11 @@ class ZohoTokens:
             "refresh_token": self._refresh_token.get_secret_value(),
         }
         try:
-            response = await self._http.post(f"{self._accounts_url}/oauth/v2/token", data=form)
-        except httpx.HTTPError as exc:
-            raise CrmTransientError(f"token request failed: {type(exc).__name__}", code="OAUTH_UNREACHABLE") from None
+            response = await send(self._http, "POST", f"{self._accounts_url}/oauth/v2/token", what="token", data=form)
+        except CrmTransientError as exc:
+            raise CrmTransientError(
+                f"token request failed: {type(exc.__cause__).__name__}", code="OAUTH_UNREACHABLE"
+            ) from exc
         if response.status_code == 429 or response.status_code >= 500:
             raise CrmTransientError(f"token request: HTTP {response.status_code}", code="OAUTH_UNAVAILABLE")
         grant = body_of(response)

@@ -1,10 +1,10 @@
-"""Rule checks: source, module and fields against the catalogue, actions against the registry. Pure."""
+"""Rule checks: source, module and fields against the sources' catalogues, actions against the registry. Pure."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ValidationError
 
-from workers.rules.fields import CATALOGUE
+from workers import sources
 from workers.rules.model import ActionSpec, Rule
 from workers.rules.problems import Loc, Problem, did_you_mean, validation_problems
 from workers.rules.registry import ACTION_TYPES
@@ -38,15 +38,16 @@ def check_rule(doc: RuleDoc, loc: Loc) -> tuple[Rule | None, list[Problem]]:
 
 def catalogue_problems(doc: RuleDoc, loc: Loc) -> list[Problem]:
     """Unknown source, module (for that source) or fields (for that module)."""
-    modules = CATALOGUE.get(doc.source)
-    if modules is None:
-        known = ", ".join(sorted(CATALOGUE))
+    source = sources.source_named(doc.source)
+    if source is None:
+        known = ", ".join(sorted(s.name for s in sources.all_sources()))
         return [Problem((*loc, "source"), f"unknown source {doc.source!r} (known sources: {known})")]
-    fields = modules.get(doc.module)
-    if fields is None:
-        known = ", ".join(sorted(modules))
+    module = source.module(doc.module)
+    if module is None:
+        known = ", ".join(sorted(m.name for m in source.modules))
         message = f"unknown module {doc.module!r} for {doc.source} (known modules: {known})"
         return [Problem((*loc, "module"), message)]
+    fields = module.catalogue
     named: list[tuple[Loc, str]] = [((*loc, "when", "changed", i), f) for i, f in enumerate(doc.when.changed)]
     named += [((*loc, "conditions", i, "field"), c.field.split(".", 1)[0]) for i, c in enumerate(doc.conditions)]
     target = f"{doc.source}/{doc.module}"

@@ -1,13 +1,14 @@
-"""Action registry: each action type's parameter model and the source/modules it can run on. Pure."""
+"""Action registry: each action type's parameter model, and where it can run (as the sources declare). Pure."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
 from pydantic import BaseModel
 
+from workers import sources
 from workers.rules.model import LogRescheduleHistoryParams
 
 
@@ -20,11 +21,21 @@ class ActionType:
     targets: frozenset[tuple[str, str]]
 
 
-ACTION_TYPES: Mapping[str, ActionType] = MappingProxyType(
-    {
-        "log_reschedule_history": ActionType(
-            params=LogRescheduleHistoryParams,
-            targets=frozenset({("zoho", "Appointments__s"), ("hubspot", "appointments")}),
-        ),
-    }
-)
+# The `with:` model of each action type rules may name; which sources implement it is theirs to declare.
+ACTION_PARAMS: Mapping[str, type[BaseModel]] = MappingProxyType({"log_reschedule_history": LogRescheduleHistoryParams})
+
+
+class _ActionTypes(Mapping[str, ActionType]):
+    """Action types with their targets as the source registry has them now (sources may be added later)."""
+
+    def __getitem__(self, name: str) -> ActionType:
+        return ActionType(params=ACTION_PARAMS[name], targets=sources.action_targets(name))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(ACTION_PARAMS)
+
+    def __len__(self) -> int:
+        return len(ACTION_PARAMS)
+
+
+ACTION_TYPES: Mapping[str, ActionType] = _ActionTypes()

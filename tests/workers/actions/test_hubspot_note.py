@@ -11,7 +11,7 @@ import pytest
 from arq.connections import ArqRedis
 from pydantic import SecretStr
 
-from workers.actions.reschedule_note import log_hubspot_reschedule, note_key, note_properties, reschedules
+from workers.actions.hubspot_note import log_hubspot_reschedule, note_key, note_properties, reschedules
 from workers.crm.hubspot import HubSpotClient
 from workers.crm.hubspot_limits import HubSpotThrottle
 from workers.diff import Change, FieldChange

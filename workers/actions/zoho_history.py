@@ -12,11 +12,11 @@ Exactly once in effect, in layers (the caller holds the appointment's lock throu
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from workers.actions.base import ActionResult, Checkpoint
 from workers.checkpoints import NO_CHECKPOINTS
 from workers.crm.zoho import ZohoClient
 from workers.crm.zoho_models import APPOINTMENTS, as_zoho_time
@@ -28,21 +28,9 @@ from workers.rules.model import LogRescheduleHistoryParams
 
 logger = logging.getLogger("crmflow.actions")
 
-Checkpoint = Callable[[str], Awaitable[None]]
-
 START = "Appointment_Start_Time"
 COUNT = "Reschedule_Count"
 REASONS = ("By Customer", "By Team")
-
-
-@dataclass(frozen=True)
-class ActionResult:
-    """What an action did (created, already_logged or found_in_crm), and anything it could not do."""
-
-    status: str
-    detail: str = ""
-    # A reschedule that happened but cannot be logged faithfully (see missed_reschedule).
-    missed: dict[str, Any] = field(default_factory=dict)
 
 
 def _user(value: Any) -> dict[str, str] | None:
@@ -176,29 +164,31 @@ async def log_zoho_reschedule(
     """Write the history row unless crmflow or Zoho already has it."""
     row = history_row(record, change, params, now=now)
     missed = missed_reschedule(record, change)
-    history: list[Mapping[str, Any]] | None = None
+    history: Sequence[Mapping[str, Any]] | None = None
     if missed:
         # Earlier tries may have logged part of that span before failing (e.g. killed before saving the state).
         history = await zoho.list_reschedule_history(record.id)
         missed = uncovered_span(missed, history)
-    key = reschedule_key(record, row)
-    entry = await ledger.get(key)
-    if entry is not None and entry["state"] == "done":
-        return ActionResult("already_logged", entry["row_id"], missed)
-    if entry is not None:
-        row = entry["row"]  # resend exactly what an earlier try may already have written
-    else:
-        await ledger.pending(key, row=row)
-    for existing in history if history is not None else await zoho.list_reschedule_history(record.id):
-        if same_reschedule(existing, row):
-            row_id = str(existing.get("id", ""))
-            await ledger.done(key, row_id=row_id)
-            return ActionResult("found_in_crm", row_id, missed)
-    await checkpoint("before_crm_write")
-    row_id = await zoho.add_reschedule_history(row)
-    await checkpoint("after_crm_write")
-    await ledger.done(key, row_id=row_id)
-    logger.info(
-        "appointment %s: history row %s (%s -> %s)", record.id, row_id, row["Rescheduled_From"], row["Rescheduled_To"]
+
+    async def find_existing(row: Mapping[str, Any]) -> str | None:
+        rows = history if history is not None else await zoho.list_reschedule_history(record.id)
+        return next((str(found.get("id", "")) for found in rows if same_reschedule(found, row)), None)
+
+    # Always looked for first: Zoho may write such rows itself (UNCONFIRMED), and the ledger forgets.
+    applied = await ledger.apply_once(
+        reschedule_key(record, row),
+        row,
+        find_existing=find_existing,
+        write=zoho.add_reschedule_history,
+        look_first=True,
+        checkpoint=checkpoint,
     )
-    return ActionResult("created", row_id, missed)
+    if applied.outcome == "created":
+        logger.info(
+            "appointment %s: history row %s (%s -> %s)",
+            record.id,
+            applied.crm_id,
+            row["Rescheduled_From"],
+            row["Rescheduled_To"],
+        )
+    return ActionResult(applied.outcome, applied.crm_id, missed)

@@ -11,7 +11,7 @@ import pytest
 from arq.connections import ArqRedis
 from pydantic import SecretStr
 
-from workers.actions.reschedule_history import (
+from workers.actions.zoho_history import (
     history_row,
     log_zoho_reschedule,
     missed_reschedule,

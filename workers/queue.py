@@ -1,4 +1,8 @@
-"""Enqueue: put ChangeEvents on the arq queue with deterministic job ids, so redeliveries are not queued twice."""
+"""Enqueue: put ChangeEvents on the arq queue with deterministic job ids, so redeliveries are not queued twice.
+
+The producer side of the queue, used by the receiver, the CLI (dead-letter replay), the demo and the tests;
+workers/main.py is the consumer side and workers/contract.py the job format between them.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,8 @@ from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool
 from redis.exceptions import RedisError
 
-from receiver.errors import QueueUnavailableError
 from workers.contract import PROCESS_CHANGE, QUEUE_NAME, ChangeEvent, dumps, loads
+from workers.errors import QueueUnavailableError
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,7 @@ async def enqueue_events(redis: ArqRedis, events: Iterable[ChangeEvent]) -> Enqu
 
 
 def connect_queue(redis_url: str) -> ArqRedis:
-    """A lazily connecting arq client: the receiver starts (and answers 503) even while Redis is down."""
+    """A lazily connecting arq client: its users start (and answer 503) even while Redis is down."""
     pool = ConnectionPool.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
     redis = ArqRedis(connection_pool=pool, job_serializer=dumps, job_deserializer=loads, default_queue_name=QUEUE_NAME)
     redis.auto_close_connection_pool = True  # aclose() also closes the pool this function made

@@ -2,9 +2,9 @@
 
 HubSpot keeps the history of hs_appointment_start (propertiesWithHistory), so every reschedule since the
 start crmflow last saw is known with its time and author, even when several happened between two
-fetches: each becomes its own note. Exactly once, as for Zoho: the ledger is keyed by the reschedule
-(appointment, from, to, when), holds the exact note as "pending" before the create, and a retry after a
-pending entry first looks among the appointment's notes for that very note before creating it.
+fetches: each becomes its own note. Exactly once, as for Zoho, through Ledger.apply_once: the ledger is
+keyed by the reschedule (appointment, from, to, when), holds the exact note as "pending" before the create,
+and a retry after a pending entry first looks among the appointment's notes for that very note.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from workers.actions.reschedule_history import ActionResult, Checkpoint
+from workers.actions.base import ActionResult, Checkpoint
 from workers.checkpoints import NO_CHECKPOINTS
 from workers.crm.hubspot import HubSpotClient
 from workers.crm.hubspot_models import APPOINTMENTS, START, as_hubspot_time, properties_of
 from workers.diff import Change, moved_times
-from workers.ledger import Ledger, effect_key
+from workers.ledger import Applied, Ledger, effect_key
 from workers.record import HistoryEntry, Record, parse_datetime
 from workers.rules.model import LogRescheduleHistoryParams
 
@@ -104,35 +104,6 @@ def note_key(record: Record, step: Reschedule) -> str:
     return effect_key("hubspot", APPOINTMENTS, record.id, "log_reschedule_history", *instants, when)
 
 
-async def _log_one(
-    hubspot: HubSpotClient,
-    ledger: Ledger,
-    record: Record,
-    key: str,
-    note: dict[str, str],
-    *,
-    look_first: bool,
-    checkpoint: Checkpoint,
-) -> tuple[str, str]:
-    entry = await ledger.get(key)
-    if entry is not None and entry["state"] == "done":
-        return "already_logged", str(entry["note_id"])
-    if entry is not None:
-        note = entry["note"]  # an earlier try may have created exactly this note: look before writing
-    if entry is not None or look_first:
-        for existing in await hubspot.notes_of(record.id):
-            if same_note(existing, note):
-                await ledger.done(key, note_id=str(existing.get("id", "")))
-                return "found_in_crm", str(existing.get("id", ""))
-    if entry is None:
-        await ledger.pending(key, note=note)
-    await checkpoint("before_crm_write")
-    note_id = await hubspot.create_note(record.id, note)
-    await checkpoint("after_crm_write")
-    await ledger.done(key, note_id=note_id)
-    return "created", note_id
-
-
 async def log_hubspot_reschedule(
     hubspot: HubSpotClient,
     ledger: Ledger,
@@ -148,18 +119,25 @@ async def log_hubspot_reschedule(
     for longer than snapshots are kept) the ledger may have forgotten a note written long ago, so the
     appointment's notes are read before writing.
     """
-    outcomes: Sequence[tuple[str, str]] = [
-        await _log_one(
-            hubspot,
-            ledger,
-            record,
+
+    async def find_existing(note: Mapping[str, str]) -> str | None:
+        notes = await hubspot.notes_of(record.id)
+        return next((str(found.get("id", "")) for found in notes if same_note(found, note)), None)
+
+    async def write(note: Mapping[str, str]) -> str:
+        return await hubspot.create_note(record.id, note)
+
+    outcomes: Sequence[Applied] = [
+        await ledger.apply_once(
             note_key(record, step),
             note_properties(record, step, params),
+            find_existing=find_existing,
+            write=write,
             look_first=change.first_seen,
             checkpoint=checkpoint,
         )
         for step in reschedules(record, change)
     ]
-    statuses = {status for status, _ in outcomes}
+    statuses = {applied.outcome for applied in outcomes}
     status = next(s for s in ("created", "found_in_crm", "already_logged") if s in statuses) if statuses else "none"
-    return ActionResult(status, ",".join(note_id for _, note_id in outcomes))
+    return ActionResult(status, ",".join(applied.crm_id for applied in outcomes))

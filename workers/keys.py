@@ -1,0 +1,111 @@
+"""Redis keys: every key crmflow writes, what it holds and how long it lives (the operator's inventory). Pure.
+
+Nothing else in crmflow spells a key. Keys that arq itself writes for our queue are listed too, for the
+operator's sake, though arq builds them.
+
+| key                                     | holds                                  | lives                       |
+|-----------------------------------------|----------------------------------------|-----------------------------|
+| crmflow:queue                           | sorted set: job ids by when due (ms)   | while jobs wait             |
+| arq:job:<job id>                        | a queued job (written by arq)          | until run; 1 day at most    |
+| arq:in-progress:<job id>                | a job being run (arq)                  | job timeout + 10 s          |
+| arq:retry:<job id>                      | how often arq ran the job (arq)        | 1 day                       |
+| arq:result:<job id>                     | the job's result; refuses the same id  | WORKER_KEEP_RESULT_S        |
+| crmflow:seen:<source>:<delivery key>    | a webhook event already queued         | SEEN_TTL_S (26 h)           |
+| crmflow:lock:<source>:<module>:<id>     | the record's lock while a job runs     | job timeout + 10 s          |
+| crmflow:snapshot:<source>:<module>:<id> | the record's last state seen           | SNAPSHOT_TTL_S (180 d)      |
+| crmflow:ledger:<digest>                 | an effect pending or done in a CRM     | LEDGER_TTL_S (30 d)         |
+| crmflow:ratelimited:<job id>            | runs spent waiting on rate limits      | RATE_LIMITED_TTL_S (2 d)    |
+| crmflow:deadletters                     | sorted set: letter ids by last failure | trimmed to the retention    |
+| crmflow:deadletter:<id>                 | one dead letter                        | DEADLETTER_RETENTION (14 d) |
+| crmflow:zoho:token:<account>            | the shared Zoho access token           | the token's lifetime        |
+| crmflow:zoho:token:<account>:lock       | held by the worker refreshing it       | HTTP timeout + 10 s         |
+| crmflow:zoho:token:<account>:refreshes  | refreshes in the current window        | ZOHO_REFRESH_WINDOW_S       |
+| crmflow:hubspot:pause-until             | when HubSpot's rate-limit pause ends   | the pause                   |
+| crmflow:test:paused:<checkpoint>        | a test-held job's process id           | until the test ends         |
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+PREFIX = "crmflow:"
+DAY_S = 86_400
+
+# --- The queue (arq's sorted set; arq adds arq:job:, arq:in-progress:, arq:retry: and arq:result: keys) --
+QUEUE_NAME = f"{PREFIX}queue"
+
+# --- Receiver ------------------------------------------------------------------------------------------
+# HubSpot retries a failed delivery up to 10 times over 24 hours; remember events a little longer.
+SEEN_TTL_S = 26 * 3600
+
+
+def seen(source: str, delivery_key: str) -> str:
+    """A webhook event (by its delivery key) that was already queued."""
+    return f"{PREFIX}seen:{source}:{delivery_key}"
+
+
+# --- Worker: per record ---------------------------------------------------------------------------------
+# A record untouched for this long is treated as seen for the first time again.
+SNAPSHOT_TTL_S = 180 * DAY_S
+# Longer than any retry window (max tries x retry cap is well under a day) and than arq's job expiry.
+LEDGER_TTL_S = 30 * DAY_S
+RATE_LIMITED_TTL_S = 2 * DAY_S
+
+
+def lock(source: str, module: str, record_id: str) -> str:
+    """The record's lock: one job at a time per record (its timeout is set by the worker)."""
+    return f"{PREFIX}lock:{source}:{module}:{record_id}"
+
+
+def snapshot(source: str, module: str, record_id: str) -> str:
+    """The record's last state seen, what the next change is diffed against."""
+    return f"{PREFIX}snapshot:{source}:{module}:{record_id}"
+
+
+def ledger(digest: str) -> str:
+    """One effect applied (or about to be) in a CRM, by a digest of what identifies it."""
+    return f"{PREFIX}ledger:{digest}"
+
+
+def rate_limited(job_id: str) -> str:
+    """How many runs of a job were spent waiting out rate limits (they do not count as tries)."""
+    return f"{PREFIX}ratelimited:{job_id}"
+
+
+# --- Dead letters ---------------------------------------------------------------------------------------
+DEADLETTER_INDEX = f"{PREFIX}deadletters"
+DEADLETTER_PREFIX = f"{PREFIX}deadletter:"
+# A letter is kept this long after its last failure (its key's TTL), and at most DEADLETTER_MAX of them.
+DEADLETTER_RETENTION = timedelta(days=14)
+DEADLETTER_MAX = 100_000
+
+
+def deadletter(letter_id: str) -> str:
+    """One dead letter."""
+    return f"{DEADLETTER_PREFIX}{letter_id}"
+
+
+# --- CRM accounts ---------------------------------------------------------------------------------------
+ZOHO_REFRESH_WINDOW_S = 600
+HUBSPOT_PAUSE = f"{PREFIX}hubspot:pause-until"
+
+
+def zoho_token(account: str) -> str:
+    """The access token all workers share for one Zoho account (accounts URL and client id, hashed)."""
+    return f"{PREFIX}zoho:token:{account}"
+
+
+def zoho_token_lock(account: str) -> str:
+    """Held by the one worker refreshing the account's token."""
+    return f"{zoho_token(account)}:lock"
+
+
+def zoho_refreshes(account: str) -> str:
+    """Token refreshes spent in the current ZOHO_REFRESH_WINDOW_S window."""
+    return f"{zoho_token(account)}:refreshes"
+
+
+# --- Tests ----------------------------------------------------------------------------------------------
+def paused_at(point: str) -> str:
+    """A job held at a named checkpoint, with the worker's process id (only when CRMFLOW_TEST_PAUSE_AT is set)."""
+    return f"{PREFIX}test:paused:{point}"

@@ -1,0 +1,89 @@
+"""Sources: the shape of a CRM's declaration, everything crmflow needs to know that is specific to one CRM.
+
+A `Source` names the CRM, says how to build its client from the worker's settings, and lists its
+`SourceModule`s. A module says how one of its records is fetched, which fields every snapshot keeps, how
+a first-seen record's previous values are inferred, which fields rules may name (the catalogue) and which
+actions it implements. Everything else (the receiver's filter, rules checks, fetch, dispatch) is derived
+from these declarations by the registry in workers/sources/__init__.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from workers.actions.base import ActionResult, Checkpoint
+from workers.diff import Change
+from workers.ledger import Ledger
+from workers.record import Record
+
+if TYPE_CHECKING:
+    import httpx
+    from redis.asyncio import Redis
+
+    from workers.config import WorkerConfig
+
+Client = TypeVar("Client")
+
+
+@dataclass(frozen=True)
+class ActionRun:
+    """One planned action's inputs, as every implementation receives them (besides its CRM's client)."""
+
+    ledger: Ledger
+    record: Record
+    change: Change
+    params: BaseModel
+    now: datetime
+    checkpoint: Checkpoint
+
+
+# An action implementation for one module: (client, run) -> what it did.
+ActionImpl = Callable[[Client, ActionRun], Awaitable[ActionResult]]
+
+
+def _nothing_inferred(record: Record) -> Mapping[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class SourceModule(Generic[Client]):
+    """One module (object type) of a CRM that crmflow can fetch and act on."""
+
+    # The module's name as notifications and rules spell it (Zoho's API name, HubSpot's object name).
+    name: str
+    # Field API names rules may name in triggers and conditions.
+    catalogue: frozenset[str]
+    # GET one record by id; the second argument is the set of fields the rules read.
+    fetch: Callable[[Client, str, frozenset[str]], Awaitable[Record]]
+    # Fields every snapshot keeps, whatever the rules watch, because actions reason about their old values.
+    remembered: frozenset[str] = frozenset()
+    # What a record seen for the first time says about its own previous state ({}: nothing).
+    infer_previous: Callable[[Record], Mapping[str, Any]] = _nothing_inferred
+    # action type (as rules name it, see workers/rules/registry.py) -> implementation for this module.
+    actions: Mapping[str, ActionImpl[Client]] = field(default_factory=dict)
+    # Other names the CRM's notifications use for this module (HubSpot: objectTypeId, subscription prefix).
+    aliases: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Source(Generic[Client]):
+    """A CRM: its name, its modules, and how a worker builds its client (None: not configured there)."""
+
+    name: str
+    modules: tuple[SourceModule[Client], ...]
+    connect: Callable[[WorkerConfig, Redis, httpx.AsyncClient], Client | None]
+    # Said when a job needs this source in a worker where it is not configured: which settings to set.
+    settings_hint: str
+
+    def module(self, name: str) -> SourceModule[Client] | None:
+        """The module called `name` (exactly, as rules and jobs name it), if any."""
+        return next((m for m in self.modules if m.name == name), None)
+
+    def notified(self, name: str) -> SourceModule[Client] | None:
+        """The module a notification calls `name` (the module's name or one of its aliases), if any."""
+        return next((m for m in self.modules if name == m.name or name in m.aliases), None)

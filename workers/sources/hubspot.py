@@ -1,0 +1,81 @@
+"""Source hubspot: HubSpot's appointments object, fetched with HubSpotClient; reschedules logged as notes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from workers.actions.base import ActionResult
+from workers.actions.hubspot_note import log_hubspot_reschedule
+from workers.crm import hubspot_models
+from workers.crm.hubspot import HubSpotClient
+from workers.crm.hubspot_limits import HubSpotThrottle
+from workers.record import Record
+from workers.rules.model import LogRescheduleHistoryParams
+from workers.sources.base import ActionRun, Source, SourceModule
+
+if TYPE_CHECKING:
+    import httpx
+    from redis.asyncio import Redis
+
+    from workers.config import WorkerConfig
+
+# Appointment (object type 0-421) property names (docs/hubspot.md, "Appointments, notes and associations
+# API"). hs_appointment_name, _start, _end and _status appear in HubSpot's own examples; the others are
+# HubSpot's standard object properties or were seen only in third-party code (UNCONFIRMED). A portal's
+# custom properties must be added here before rules can name them.
+APPOINTMENT_PROPERTIES: frozenset[str] = frozenset(
+    {
+        "hs_appointment_name",
+        "hs_appointment_start",
+        "hs_appointment_end",
+        "hs_appointment_status",
+        "hs_appointment_location",
+        "hs_duration",
+        "hubspot_owner_id",
+        "hs_pipeline",
+        "hs_pipeline_stage",
+        "hs_object_id",
+        "hs_createdate",
+        "hs_lastmodifieddate",
+    }
+)
+# How HubSpot's webhooks name appointments: the generic format's objectTypeId and the legacy format's
+# subscription type prefix ("appointment.propertyChange").
+APPOINTMENT_ALIASES = frozenset({"0-421", "appointment"})
+
+
+def connect(config: WorkerConfig, redis: Redis, http: httpx.AsyncClient) -> HubSpotClient | None:
+    """A HubSpot client sharing HubSpot's rate-limit pauses through Redis, when the worker has a token."""
+    if config.hubspot_access_token is None:
+        return None
+    throttle = HubSpotThrottle(redis)
+    return HubSpotClient(http, api_base=config.hubspot_api_base, token=config.hubspot_access_token, throttle=throttle)
+
+
+async def fetch_appointment(hubspot: HubSpotClient, record_id: str, fields: frozenset[str]) -> Record:
+    """HubSpot returns only the properties asked for: the usual ones and those the rules read."""
+    return await hubspot.get_appointment(record_id, fields)
+
+
+async def log_reschedule_history(hubspot: HubSpotClient, run: ActionRun) -> ActionResult:
+    params = run.params
+    assert isinstance(params, LogRescheduleHistoryParams)
+    return await log_hubspot_reschedule(hubspot, run.ledger, run.record, run.change, params, checkpoint=run.checkpoint)
+
+
+SOURCE: Source[HubSpotClient] = Source(
+    name="hubspot",
+    modules=(
+        SourceModule(
+            name=hubspot_models.APPOINTMENTS,
+            catalogue=APPOINTMENT_PROPERTIES,
+            fetch=fetch_appointment,
+            remembered=frozenset({hubspot_models.START}),
+            infer_previous=hubspot_models.inferred_previous,
+            actions={"log_reschedule_history": log_reschedule_history},
+            aliases=APPOINTMENT_ALIASES,
+        ),
+    ),
+    connect=connect,
+    settings_hint="HubSpot is not configured in this worker (HUBSPOT_ACCESS_TOKEN)",
+)

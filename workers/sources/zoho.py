@@ -1,0 +1,109 @@
+"""Source zoho: Zoho CRM's Appointments__s module, fetched with ZohoClient; reschedules logged as history rows."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from workers.actions.base import ActionResult
+from workers.actions.zoho_history import log_zoho_reschedule
+from workers.crm import zoho_models
+from workers.crm.zoho import ZohoClient
+from workers.crm.zoho_auth import ZohoTokens
+from workers.record import Record
+from workers.rules.model import LogRescheduleHistoryParams
+from workers.sources.base import ActionRun, Source, SourceModule
+
+if TYPE_CHECKING:
+    import httpx
+    from redis.asyncio import Redis
+
+    from workers.config import WorkerConfig
+
+# Appointments__s fields, from GET /crm/v7/Appointments__s/{id} (docs/zoho-crm.md, "Appointments API").
+# Meta keys such as $editable are not fields and are left out.
+APPOINTMENT_FIELDS: frozenset[str] = frozenset(
+    {
+        "Owner",
+        "Appointment_Name",
+        "Appointment_Start_Time",
+        "Appointment_End_Time",
+        "Duration",
+        "Status",
+        "Service_Name",
+        "Appointment_For",
+        "Location",
+        "Address",
+        "Remind_At",
+        "Additional_Information",
+        "Rescheduled_From",
+        "Rescheduled_To",
+        "Rescheduled_Time",
+        "Rescheduled_By",
+        "Reschedule_Reason",
+        "Reschedule_Note",
+        "Reschedule_Count",
+        "Cancelled_Time",
+        "Cancelled_By",
+        "Cancellation_Reason",
+        "Cancellation_Note",
+        "Job_Sheet_Name__s",
+        "Job_Sheet_Created__s",
+        "Job_Sheet_Section__s",
+        "Job_Sheet_Description__s",
+        "Created_Time",
+        "Created_By",
+        "Modified_Time",
+        "Modified_By",
+        "Tag",
+        "Last_Activity_Time",
+        "Record_Status__s",
+        "Contact_Name__s",
+        "id",
+    }
+)
+
+
+def connect(config: WorkerConfig, redis: Redis, http: httpx.AsyncClient) -> ZohoClient | None:
+    """A Zoho client sharing its access token through Redis, when the worker has Zoho's credentials."""
+    if not (config.zoho_client_id and config.zoho_client_secret and config.zoho_refresh_token):
+        return None
+    tokens = ZohoTokens(
+        redis,
+        http,
+        accounts_url=config.zoho_accounts_url,
+        client_id=config.zoho_client_id,
+        client_secret=config.zoho_client_secret,
+        refresh_token=config.zoho_refresh_token,
+        request_timeout_s=config.http_timeout_s,
+    )
+    return ZohoClient(http, api_domain=config.zoho_api_domain, tokens=tokens)
+
+
+async def fetch_appointment(zoho: ZohoClient, record_id: str, fields: frozenset[str]) -> Record:
+    """Zoho returns every field of the record, whatever the rules read."""
+    return await zoho.get_appointment(record_id)
+
+
+async def log_reschedule_history(zoho: ZohoClient, run: ActionRun) -> ActionResult:
+    params = run.params
+    assert isinstance(params, LogRescheduleHistoryParams)
+    return await log_zoho_reschedule(
+        zoho, run.ledger, run.record, run.change, params, now=run.now, checkpoint=run.checkpoint
+    )
+
+
+SOURCE: Source[ZohoClient] = Source(
+    name="zoho",
+    modules=(
+        SourceModule(
+            name=zoho_models.APPOINTMENTS,
+            catalogue=APPOINTMENT_FIELDS,
+            fetch=fetch_appointment,
+            remembered=frozenset({"Appointment_Start_Time", "Reschedule_Count"}),
+            infer_previous=zoho_models.inferred_previous,
+            actions={"log_reschedule_history": log_reschedule_history},
+        ),
+    ),
+    connect=connect,
+    settings_hint="Zoho is not configured in this worker (ZOHO_CLIENT_ID, ...)",
+)
