@@ -61,6 +61,10 @@ async def run_worker(
         async with asyncio.timeout(30):
             while not await until():  # noqa: ASYNC110 - polls state in Redis, not an in-process event
                 await asyncio.sleep(0.01)
+            # Let jobs finish their bookkeeping: closing the worker cancels them, and a job cancelled inside
+            # one of arq's Redis transactions leaves a pipeline unclosed (a ResourceWarning, so a failed test).
+            while any(not job.done() for job in worker.tasks.values()):  # noqa: ASYNC110 - arq's tasks
+                await asyncio.sleep(0.005)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
