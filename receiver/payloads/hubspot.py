@@ -1,6 +1,6 @@
 """HubSpot webhook body: a JSON array of up to 100 subscription events. Pure.
 
-Format: https://developers.hubspot.com/docs/api/webhooks (see ../shared/reference/hubspot.md §1). Both the
+Format: https://developers.hubspot.com/docs/api/webhooks (see docs/hubspot.md, "Webhook batches"). Both the
 generic format (`object.propertyChange` with `objectTypeId`) and the legacy one (`contact.propertyChange`)
 validate; keys HubSpot may add later are ignored, not rejected.
 """

@@ -1,7 +1,7 @@
 """Zoho CRM Notification API callback body (what Zoho POSTs to a watch channel's notify_url). Pure.
 
-Format: https://www.zoho.com/crm/developer/docs/api/v7/notifications/enable.html (see
-../shared/reference/zoho-crm.md §1.4). Keys Zoho may add later are ignored, not rejected.
+Format: https://www.zoho.com/crm/developer/docs/api/v7/notifications/enable.html (see docs/zoho-crm.md,
+"Notifications (watch channels)"). Keys Zoho may add later are ignored, not rejected.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """HubSpot CRM API response shapes and their translation into Records and our errors. Pure.
 
-Shapes: ../shared/reference/hubspot.md §3.5 (objects, propertiesWithHistory) and §5.3 (429 bodies).
+Shapes: docs/hubspot.md, "Appointments, notes and associations API" (objects, propertiesWithHistory) and
+"Rate limits and errors" (429 bodies).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Zoho OAuth: one access token shared by every worker through Redis, refreshed under a lock.
 
 Zoho allows about 10 refreshes per 10 minutes per refresh token and at most 10 to 15 live access tokens
-(../shared/reference/zoho-crm.md §2.3), so workers never refresh on their own: the token lives in Redis,
+(docs/zoho-crm.md, "OAuth"), so workers never refresh on their own: the token lives in Redis,
 is refreshed only near expiry or after an INVALID_TOKEN answer, and only by the worker holding the lock.
 A local budget keeps refreshes below Zoho's throttle even if something keeps rejecting the token.
 """

@@ -1,7 +1,8 @@
 """Zoho CRM API response shapes and their translation into Records and our errors. Pure.
 
-Shapes: ../shared/reference/zoho-crm.md §3 (records are wrapped in {"data": [...]}; writes answer one
-{"code","details","message","status"} entry per record; request-level errors are unwrapped).
+Shapes: docs/zoho-crm.md, "Appointments API", "Rescheduled history module" and "Errors and limits" (records
+are wrapped in {"data": [...]}; writes answer one {"code","details","message","status"} entry per record;
+request-level errors are unwrapped).
 """
 
 from __future__ import annotations
