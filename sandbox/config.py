@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import timezone
 from typing import Literal
 
-from sandbox.zoho_time import parse_offset
+from sandbox.zoho.time import parse_offset
 
 
 @dataclass(frozen=True)

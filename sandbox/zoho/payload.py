@@ -1,4 +1,4 @@
-"""Request-body checks shared by the write endpoints: a JSON object holding a bounded array. Pure."""
+"""Request-body checks shared by Zoho's write endpoints: a JSON object holding a bounded array. Pure."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from sandbox.zoho_errors import array_invalid, array_missing, array_too_long, invalid_body
+from sandbox.zoho.errors import array_invalid, array_missing, array_too_long, invalid_body
 
 
 def parse_json_body(raw: bytes) -> Any:

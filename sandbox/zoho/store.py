@@ -11,21 +11,10 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from sandbox.appointments import plan_update
-from sandbox.control_records import build_appointment
-from sandbox.history import (
-    MAX_ROWS_PER_APPOINTMENT,
-    NEVER_RESCHEDULED,
-    ROW_LIMIT,
-    HistoryDraft,
-    parse_history_item,
-)
 from sandbox.ids import IdSequence
-from sandbox.listing import ListPage, ListQuery, select_page
-from sandbox.render import render_record, render_value
-from sandbox.seed import API_USER, USERS, User, seed_appointments
-from sandbox.writes import RecordChange, RecordSuccess, WriteOutcome
-from sandbox.zoho_errors import (
+from sandbox.zoho.appointments import plan_update
+from sandbox.zoho.control_records import build_appointment
+from sandbox.zoho.errors import (
     RecordError,
     field_ref,
     invalid_id_in_url,
@@ -36,6 +25,17 @@ from sandbox.zoho_errors import (
     record_invalid,
     record_not_object,
 )
+from sandbox.zoho.history import (
+    MAX_ROWS_PER_APPOINTMENT,
+    NEVER_RESCHEDULED,
+    ROW_LIMIT,
+    HistoryDraft,
+    parse_history_item,
+)
+from sandbox.zoho.listing import ListPage, ListQuery, select_page
+from sandbox.zoho.render import render_record, render_value
+from sandbox.zoho.seed import API_USER, USERS, User, seed_appointments
+from sandbox.zoho.writes import RecordChange, RecordSuccess, WriteOutcome
 
 APPOINTMENTS = "Appointments__s"
 HISTORY = "Appointments_Rescheduled_History__s"
@@ -64,7 +64,7 @@ class ZohoStore:
         self._history: dict[str, dict[str, Any]] = {}
 
     def reset(self, now: datetime) -> None:
-        """Back to the seed data (see sandbox.seed), times derived from `now`."""
+        """Back to the seed data (see sandbox.zoho.seed), times derived from `now`."""
         self._ids = IdSequence()
         self._users = {user.id: user for user in USERS}
         self._appointments = {record["id"]: record for record in seed_appointments(now)}

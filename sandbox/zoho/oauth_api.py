@@ -7,9 +7,9 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sandbox.oauth import TOKEN_LIFETIME, OAuthError
 from sandbox.responses import Endpoint, json_response
 from sandbox.runtime import SandboxRuntime
+from sandbox.zoho.oauth import TOKEN_LIFETIME, OAuthError
 
 
 async def _params(request: Request) -> dict[str, str]:

@@ -16,10 +16,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-from sandbox.watch_conditions import NotificationCondition, condition_allows, parse_conditions
-from sandbox.writes import Operation
-from sandbox.zoho_errors import RecordError, mandatory_not_found, record_invalid, record_not_object
-from sandbox.zoho_time import format_datetime, parse_datetime
+from sandbox.zoho.errors import RecordError, mandatory_not_found, record_invalid, record_not_object
+from sandbox.zoho.time import format_datetime, parse_datetime
+from sandbox.zoho.watch_conditions import NotificationCondition, condition_allows, parse_conditions
+from sandbox.zoho.writes import Operation
 
 MODULE_IDS = {
     "Appointments__s": "5545974000000091001",

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sandbox.zoho_errors import RecordError
+from sandbox.zoho.errors import RecordError
 
 Operation = Literal["insert", "update", "delete"]
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sandbox.zoho_errors import (
+from sandbox.zoho.errors import (
     ambiguity,
     discrete_pagination_limit,
     fields_limit_exceeded,

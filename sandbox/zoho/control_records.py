@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sandbox.appointments import STATUSES
-from sandbox.seed import User, blank_appointment
-from sandbox.zoho_time import parse_datetime
+from sandbox.zoho.appointments import STATUSES
+from sandbox.zoho.seed import User, blank_appointment
+from sandbox.zoho.time import parse_datetime
 
 DATETIME_FIELDS = frozenset(
     {

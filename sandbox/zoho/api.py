@@ -1,4 +1,4 @@
-"""The `/crm/...` routes: authentication, dispatch, and translation between HTTP and the store.
+"""Zoho's `/crm/{version}/...` routes: authentication, dispatch, and translation between HTTP and the store.
 
 Served paths (any of Zoho's API versions v2..v8):
     GET  /crm/{v}/Appointments__s?fields=                       list
@@ -9,7 +9,7 @@ Served paths (any of Zoho's API versions v2..v8):
     GET  /crm/{v}/Appointments_Rescheduled_History__s?fields=   list
     POST /crm/{v}/Appointments_Rescheduled_History__s           add rows (<= 100)
     GET  /crm/{v}/Appointments_Rescheduled_History__s/{id}      one row
-    *    /crm/{v}/actions/watch                                 see sandbox.watch_api
+    *    /crm/{v}/actions/watch                                 see sandbox.zoho.watch_api
 Other methods on these paths answer INVALID_REQUEST_METHOD, other modules INVALID_MODULE, anything else
 INVALID_URL_PATTERN; every path first requires a valid `Zoho-oauthtoken`.
 """
@@ -24,21 +24,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, Router, request_response
 
-from sandbox import watch_api
 from sandbox.ids import is_record_id
-from sandbox.listing import parse_fields, parse_list_query
-from sandbox.payload import parse_json_body, records_array
-from sandbox.responses import error_response, json_response, page_response, write_response
+from sandbox.responses import json_response
 from sandbox.runtime import SandboxRuntime
-from sandbox.writes import WriteOutcome
-from sandbox.zoho_errors import (
+from sandbox.zoho import watch_api
+from sandbox.zoho.errors import (
     ZohoApiError,
     invalid_id_in_url,
     invalid_module,
     invalid_request_method,
     invalid_url_pattern,
 )
-from sandbox.zoho_store import APPOINTMENT_SORT_FIELDS, APPOINTMENTS, HISTORY, HISTORY_SORT_FIELDS
+from sandbox.zoho.listing import parse_fields, parse_list_query
+from sandbox.zoho.payload import parse_json_body, records_array
+from sandbox.zoho.responses import error_response, page_response, write_response
+from sandbox.zoho.store import APPOINTMENT_SORT_FIELDS, APPOINTMENTS, HISTORY, HISTORY_SORT_FIELDS
+from sandbox.zoho.writes import WriteOutcome
 
 API_VERSIONS = frozenset({"v2", "v2.1", "v3", "v4", "v5", "v6", "v7", "v8"})
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]

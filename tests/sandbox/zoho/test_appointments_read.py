@@ -16,7 +16,7 @@ from tests.sandbox.harness import (
     Harness,
     error,
 )
-from tests.sandbox.test_auth_and_routing import INVALID_URL
+from tests.sandbox.zoho.test_auth_and_routing import INVALID_URL
 
 ZOHO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}$")
 DATETIME_FIELDS = ("Appointment_Start_Time", "Appointment_End_Time", "Created_Time", "Modified_Time")

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sandbox.seed import User
-from sandbox.zoho_errors import RecordError, dependent, mandatory_not_found, not_allowed, record_invalid
-from sandbox.zoho_time import parse_datetime
+from sandbox.zoho.errors import RecordError, dependent, mandatory_not_found, not_allowed, record_invalid
+from sandbox.zoho.seed import User
+from sandbox.zoho.time import parse_datetime
 
 REASONS = ("By Customer", "By Team")
 STATUSES = ("Scheduled", "Overdue", "Completed", "Cancelled")

@@ -1,4 +1,4 @@
-"""The sandbox's seed data: users and appointments, with times derived from the clock at reset. Pure.
+"""The Zoho side's seed data: users and appointments, with times derived from the clock at reset. Pure.
 
 Users (the first is the API user every access token acts as):
     5545974000000393001  Patricia Boyle  patricia.boyle@zylker.example

@@ -14,7 +14,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.zoho_errors import RecordError
+from sandbox.zoho.errors import RecordError
 
 MAX_CONDITION_FIELDS = 10
 MAX_GROUP_SIZE = 2

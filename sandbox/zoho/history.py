@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sandbox.appointments import REASONS
-from sandbox.zoho_errors import RecordError, mandatory_not_found, record_invalid, record_not_object
-from sandbox.zoho_time import parse_datetime
+from sandbox.zoho.appointments import REASONS
+from sandbox.zoho.errors import RecordError, mandatory_not_found, record_invalid, record_not_object
+from sandbox.zoho.time import parse_datetime
 
 MANDATORY = ("Appointment_Name", "Rescheduled_Time", "Rescheduled_By", "Rescheduled_From", "Rescheduled_To")
 MAX_ROWS_PER_CALL = 100

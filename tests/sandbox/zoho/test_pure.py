@@ -1,4 +1,4 @@
-"""Pure pieces tested directly: datetime rules, config validation, watch conditions, fault decisions."""
+"""Zoho pieces tested directly: datetime rules, config validation, watch conditions."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from sandbox.config import SandboxConfig
-from sandbox.faults import FaultPlan, FaultRule
-from sandbox.watch import MODULE_IDS
-from sandbox.watch_conditions import condition_allows, parse_conditions
-from sandbox.zoho_errors import RecordError
-from sandbox.zoho_time import format_datetime, parse_datetime, parse_offset
+from sandbox.zoho.errors import RecordError
+from sandbox.zoho.time import format_datetime, parse_datetime, parse_offset
+from sandbox.zoho.watch import MODULE_IDS
+from sandbox.zoho.watch_conditions import condition_allows, parse_conditions
 
 
 @pytest.mark.parametrize(
@@ -91,15 +90,3 @@ def test_condition_groups_hold_at_most_two_nodes() -> None:
         "json_path": "$.watch[2].notification_condition[0].field_selection.group",
         "maximum_length": 2,
     }
-
-
-def test_fault_plan_tries_rules_in_order_and_counts_firings() -> None:
-    plan = FaultPlan(seed=0)
-    plan.set_rules([FaultRule(method="GET", status=429, times=1), FaultRule(status=500)])
-
-    decisions = [plan.decide("GET", "/crm/v7/Appointments__s") for _ in range(2)]
-    control = plan.decide("GET", "/_sandbox/requests")
-
-    assert [decision.status if decision else None for decision in decisions] == [429, 500]
-    assert control is None
-    assert [(rule["fired"], rule["remaining"]) for rule in plan.snapshot()] == [(1, 0), (1, None)]

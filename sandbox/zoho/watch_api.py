@@ -7,12 +7,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sandbox.payload import parse_json_body, records_array
-from sandbox.responses import json_response, no_content
+from sandbox.responses import json_response
 from sandbox.runtime import SandboxRuntime
-from sandbox.watch import MAX_CHANNELS_PER_CALL, MODULE_IDS, SUBSCRIBED, UNSUBSCRIBED, Channel, resource_uri
-from sandbox.writes import RecordSuccess, multi_status
-from sandbox.zoho_errors import RecordError, invalid_request_method, required_param_missing
+from sandbox.zoho.errors import RecordError, invalid_request_method, required_param_missing
+from sandbox.zoho.payload import parse_json_body, records_array
+from sandbox.zoho.responses import no_content
+from sandbox.zoho.watch import MAX_CHANNELS_PER_CALL, MODULE_IDS, SUBSCRIBED, UNSUBSCRIBED, Channel, resource_uri
+from sandbox.zoho.writes import RecordSuccess, multi_status
 
 # Zoho's OpenAPI spec answers a successful enable with 201; PUT and PATCH answer 200.
 _SUCCESS_STATUS = {"POST": 201, "PUT": 200, "PATCH": 200}

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from sandbox.zoho_time import format_datetime
+from sandbox.zoho.time import format_datetime
 
 
 def render_value(value: Any, tz: timezone) -> Any:

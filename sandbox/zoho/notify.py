@@ -18,9 +18,9 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import orjson
 
-from sandbox.watch import Channel, resource_uri
-from sandbox.writes import Operation, RecordChange
-from sandbox.zoho_time import epoch_ms
+from sandbox.zoho.time import epoch_ms
+from sandbox.zoho.watch import Channel, resource_uri
+from sandbox.zoho.writes import Operation, RecordChange
 
 
 @dataclass(frozen=True)
