@@ -9,7 +9,7 @@ import httpx
 
 from sandbox.config import SandboxConfig
 from sandbox.faults import FaultPlan
-from sandbox.hubspot_runtime import HubSpotRuntime
+from sandbox.hubspot.runtime import HubSpotRuntime
 from sandbox.request_log import RequestLog
 from sandbox.zoho.errors import invalid_token
 from sandbox.zoho.notify import Delivery, Notifier, plan_deliveries

@@ -24,10 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sandbox.hubspot_catalogue import APPOINTMENTS
-from sandbox.hubspot_records import HubRecord, Source
-from sandbox.hubspot_time import format_iso, truncate_ms
-from sandbox.hubspot_writes import apply_write
+from sandbox.hubspot.catalogue import APPOINTMENTS
+from sandbox.hubspot.records import HubRecord, Source
+from sandbox.hubspot.time import format_iso, truncate_ms
+from sandbox.hubspot.writes import apply_write
 
 
 @dataclass(frozen=True)

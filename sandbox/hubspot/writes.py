@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from sandbox.hubspot_catalogue import APPOINTMENTS
-from sandbox.hubspot_records import HubRecord, Source
-from sandbox.hubspot_time import format_iso, parse_datetime
+from sandbox.hubspot.catalogue import APPOINTMENTS
+from sandbox.hubspot.records import HubRecord, Source
+from sandbox.hubspot.time import format_iso, parse_datetime
 
 START = "hs_appointment_start"
 END = "hs_appointment_end"

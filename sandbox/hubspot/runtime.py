@@ -10,14 +10,14 @@ import httpx
 from pydantic import JsonValue
 
 from sandbox.config import SandboxConfig
-from sandbox.hubspot_errors import RatePolicy
-from sandbox.hubspot_events import EventIds, EventSettings, events_for
-from sandbox.hubspot_faults import fault_policy, hubspot_fault_answer
-from sandbox.hubspot_ratelimit import RateLimiter
-from sandbox.hubspot_records import Source
-from sandbox.hubspot_store import HubSpotStore, ObjectChange
-from sandbox.hubspot_time import truncate_ms
-from sandbox.hubspot_webhooks import WebhookSender, WebhookSettings
+from sandbox.hubspot.errors import RatePolicy
+from sandbox.hubspot.events import EventIds, EventSettings, events_for
+from sandbox.hubspot.faults import fault_policy, hubspot_fault_answer
+from sandbox.hubspot.ratelimit import RateLimiter
+from sandbox.hubspot.records import Source
+from sandbox.hubspot.store import HubSpotStore, ObjectChange
+from sandbox.hubspot.time import truncate_ms
+from sandbox.hubspot.webhooks import WebhookSender, WebhookSettings
 
 BEARER = "bearer "
 

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from pydantic import JsonValue
 
-from sandbox.hubspot_errors import AUTH_MESSAGE, RatePolicy, correlation_id, rate_limit_body
+from sandbox.hubspot.errors import AUTH_MESSAGE, RatePolicy, correlation_id, rate_limit_body
 
 _ERRORS: dict[int, tuple[str, str]] = {
     400: ("VALIDATION_ERROR", "Invalid input"),

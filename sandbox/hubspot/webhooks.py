@@ -23,9 +23,9 @@ from typing import Any
 import httpx
 import orjson
 
-from sandbox.hubspot_events import attempt_body, batches
-from sandbox.hubspot_signing import signed_headers
-from sandbox.hubspot_time import epoch_ms, format_iso
+from sandbox.hubspot.events import attempt_body, batches
+from sandbox.hubspot.signing import signed_headers
+from sandbox.hubspot.time import epoch_ms, format_iso
 
 USER_AGENT = (
     "HubSpot Connect 2.0 (http://dev.hubspot.com/) (namespace: webhooks-nio-http-client) - "

@@ -11,8 +11,8 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sandbox.hubspot_catalogue import ObjectType, resolve_object_type
-from sandbox.hubspot_errors import HubSpotApiError, invalid_json, unknown_object_type
+from sandbox.hubspot.catalogue import ObjectType, resolve_object_type
+from sandbox.hubspot.errors import HubSpotApiError, invalid_json, unknown_object_type
 
 Owner = TypeVar("Owner")
 Handler = Callable[[Owner, Request], Awaitable[Response]]

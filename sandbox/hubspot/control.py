@@ -25,13 +25,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sandbox.hubspot_catalogue import APPOINTMENTS, NOTES
-from sandbox.hubspot_errors import HubSpotApiError
-from sandbox.hubspot_events import SUBSCRIPTIONS
-from sandbox.hubspot_records import Source
-from sandbox.hubspot_runtime import HubSpotRuntime
-from sandbox.hubspot_seed import ANA
-from sandbox.hubspot_time import format_iso
+from sandbox.hubspot.catalogue import APPOINTMENTS, NOTES
+from sandbox.hubspot.errors import HubSpotApiError
+from sandbox.hubspot.events import SUBSCRIPTIONS
+from sandbox.hubspot.records import Source
+from sandbox.hubspot.runtime import HubSpotRuntime
+from sandbox.hubspot.seed import ANA
+from sandbox.hubspot.time import format_iso
 from sandbox.responses import json_response
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import orjson
 
-from sandbox.hubspot_signing import signature_v1
+from sandbox.hubspot.signing import signature_v1
 from tests.sandbox.conftest import MakeSandbox
 from tests.sandbox.harness import (
     BEN,

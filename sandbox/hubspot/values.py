@@ -2,7 +2,7 @@
 
 Values may be JSON strings, numbers or booleans (HubSpot stores every value as a string); `null` and ""
 clear a property ("Properties values can be cleared by passing an empty string"). Datetimes are stored in
-the rendering of sandbox.hubspot_time. Error codes PROPERTY_DOESNT_EXIST, READ_ONLY_VALUE, INVALID_OPTION
+the rendering of sandbox.hubspot.time. Error codes PROPERTY_DOESNT_EXIST, READ_ONLY_VALUE, INVALID_OPTION
 and INVALID_OWNER_ID are HubSpot's; INVALID_DATETIME, INVALID_STRING_LENGTH, INVALID_NUMBER,
 INVALID_PROPERTY_VALUE and REQUIRED_PROPERTY are the sandbox's names for cases the reference does not quote.
 """
@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from decimal import Decimal, InvalidOperation
 
-from sandbox.hubspot_catalogue import ObjectType, PropertySpec
-from sandbox.hubspot_errors import PropertyProblem, invalid_json, property_errors
-from sandbox.hubspot_time import format_iso, parse_datetime
+from sandbox.hubspot.catalogue import ObjectType, PropertySpec
+from sandbox.hubspot.errors import PropertyProblem, invalid_json, property_errors
+from sandbox.hubspot.time import format_iso, parse_datetime
 
 Check = Callable[[PropertySpec, str, Collection[str]], "str | PropertyProblem"]
 

@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sandbox.hubspot_store import ObjectChange
-from sandbox.hubspot_time import epoch_ms, parse_datetime
+from sandbox.hubspot.store import ObjectChange
+from sandbox.hubspot.time import epoch_ms, parse_datetime
 
 DatetimeFormat = Literal["epoch_ms", "iso"]
 EVENT_ID_BASE = 1765889300

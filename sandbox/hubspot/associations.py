@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from sandbox.hubspot_catalogue import APPOINTMENTS, NOTES, ObjectType
-from sandbox.hubspot_errors import HubSpotApiError, invalid_json, validation_error
+from sandbox.hubspot.catalogue import APPOINTMENTS, NOTES, ObjectType
+from sandbox.hubspot.errors import HubSpotApiError, invalid_json, validation_error
 
 HUBSPOT_DEFINED = "HUBSPOT_DEFINED"
 CATEGORIES = ("HUBSPOT_DEFINED", "USER_DEFINED", "INTEGRATOR_DEFINED", "WORK")

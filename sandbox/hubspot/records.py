@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sandbox.hubspot_catalogue import DEFAULT_PROPERTIES, ObjectType
-from sandbox.hubspot_time import format_iso
+from sandbox.hubspot.catalogue import DEFAULT_PROPERTIES, ObjectType
+from sandbox.hubspot.time import format_iso
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sandbox.hubspot_associations import object_id_of
-from sandbox.hubspot_catalogue import ObjectType
-from sandbox.hubspot_errors import (
+from sandbox.hubspot.associations import object_id_of
+from sandbox.hubspot.catalogue import ObjectType
+from sandbox.hubspot.errors import (
     MAX_BATCH_INPUTS,
     MAX_HISTORY_BATCH_INPUTS,
     invalid_json,
@@ -24,8 +24,8 @@ from sandbox.hubspot_errors import (
     too_many_inputs,
     validation_error,
 )
-from sandbox.hubspot_store import HubSpotStore
-from sandbox.hubspot_time import format_iso
+from sandbox.hubspot.store import HubSpotStore
+from sandbox.hubspot.time import format_iso
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sandbox.config import SandboxConfig
-from sandbox.hubspot_catalogue import APPOINTMENT_PROPERTIES, APPOINTMENTS, NOTES, resolve_object_type
-from sandbox.hubspot_events import EVENT_ID_CYCLE, EventIds, attempt_body, batches
-from sandbox.hubspot_ratelimit import RateLimiter
-from sandbox.hubspot_signing import signature_v3, signed_uri
-from sandbox.hubspot_time import format_iso, parse_datetime
-from sandbox.hubspot_writes import appointment_values
+from sandbox.hubspot.catalogue import APPOINTMENT_PROPERTIES, APPOINTMENTS, NOTES, resolve_object_type
+from sandbox.hubspot.events import EVENT_ID_CYCLE, EventIds, attempt_body, batches
+from sandbox.hubspot.ratelimit import RateLimiter
+from sandbox.hubspot.signing import signature_v3, signed_uri
+from sandbox.hubspot.time import format_iso, parse_datetime
+from sandbox.hubspot.writes import appointment_values
 from tests.sandbox.harness import v3_signature
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

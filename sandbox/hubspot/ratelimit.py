@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sandbox.hubspot_errors import RatePolicy
+from sandbox.hubspot.errors import RatePolicy
 
 INTERVAL_MS = 10_000
 _INTERVAL = timedelta(milliseconds=INTERVAL_MS)

@@ -6,9 +6,9 @@ Served paths ({base} = /crm/objects/2026-03 (also /crm/objects/v3) or /crm/v3/ob
     DELETE {base}/{type}/{id}          archive (204); appointments raise object.deletion
     POST   {base}/{type}               body {properties, associations?} -> 201
     POST   {base}/{type}/batch/read    body {inputs, properties, propertiesWithHistory} -> 200 or 207
-    association paths                  see sandbox.hubspot_associations_api
+    association paths                  see sandbox.hubspot.associations_api
 {type}: appointments | appointment | 0-421 | notes | note | 0-46; on /crm/v3/objects appointments only as 0-421.
-Every path first passes sandbox.hubspot_gate (token, rate limits). API changes are INTEGRATION changes by the
+Every path first passes sandbox.hubspot.gate (token, rate limits). API changes are INTEGRATION changes by the
 configured app; appointment changes are published as webhook events after the state changed, in the
 background. Unknown paths answer 404, other methods on known paths 405, both in HubSpot's error shape.
 """
@@ -21,15 +21,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, Router, request_response
 
-from sandbox.hubspot_associations import parse_associations, v3_type_name
-from sandbox.hubspot_associations_api import AssociationHandlers
-from sandbox.hubspot_batch import batch_read_answer, parse_batch_read
-from sandbox.hubspot_catalogue import ObjectType, resolve_object_type
-from sandbox.hubspot_errors import invalid_json, method_not_allowed, route_not_found, validation_error
-from sandbox.hubspot_gate import HubSpotGate
-from sandbox.hubspot_http import guarded, hubspot_response, json_body, object_type_param, query_flag, query_list
-from sandbox.hubspot_records import HubRecord
-from sandbox.hubspot_runtime import HubSpotRuntime
+from sandbox.hubspot.associations import parse_associations, v3_type_name
+from sandbox.hubspot.associations_api import AssociationHandlers
+from sandbox.hubspot.batch import batch_read_answer, parse_batch_read
+from sandbox.hubspot.catalogue import ObjectType, resolve_object_type
+from sandbox.hubspot.errors import invalid_json, method_not_allowed, route_not_found, validation_error
+from sandbox.hubspot.gate import HubSpotGate
+from sandbox.hubspot.http import guarded, hubspot_response, json_body, object_type_param, query_flag, query_list
+from sandbox.hubspot.records import HubRecord
+from sandbox.hubspot.runtime import HubSpotRuntime
 
 OBJECT_VERSIONS = frozenset({"2026-03", "v3"})
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]

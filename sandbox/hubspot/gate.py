@@ -11,9 +11,9 @@ from __future__ import annotations
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sandbox.hubspot_errors import not_authenticated, rate_limit_body
-from sandbox.hubspot_http import error_answer, hubspot_response
-from sandbox.hubspot_runtime import HubSpotRuntime
+from sandbox.hubspot.errors import not_authenticated, rate_limit_body
+from sandbox.hubspot.http import error_answer, hubspot_response
+from sandbox.hubspot.runtime import HubSpotRuntime
 
 
 def _with_headers(send: Send, headers: dict[str, str]) -> Send:

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sandbox.hubspot_associations import AssociationInput, AssociationSet
-from sandbox.hubspot_catalogue import ObjectType
-from sandbox.hubspot_errors import object_not_found, validation_error
-from sandbox.hubspot_records import HubRecord, Source
-from sandbox.hubspot_seed import FIRST_GENERATED_ID, USERS, HubSpotUser, seed_appointments
-from sandbox.hubspot_values import checked_properties
-from sandbox.hubspot_writes import apply_write
+from sandbox.hubspot.associations import AssociationInput, AssociationSet
+from sandbox.hubspot.catalogue import ObjectType
+from sandbox.hubspot.errors import object_not_found, validation_error
+from sandbox.hubspot.records import HubRecord, Source
+from sandbox.hubspot.seed import FIRST_GENERATED_ID, USERS, HubSpotUser, seed_appointments
+from sandbox.hubspot.values import checked_properties
+from sandbox.hubspot.writes import apply_write
 from sandbox.ids import IdSequence
 
 ChangeKind = Literal["object.creation", "object.deletion", "object.propertyChange"]
@@ -61,7 +61,7 @@ class HubSpotStore:
         self._ids = IdSequence(FIRST_GENERATED_ID)
 
     def reset(self, now: datetime) -> None:
-        """Back to the seed data (sandbox.hubspot_seed), times derived from `now`; no notes, no associations."""
+        """Back to the seed data (sandbox.hubspot.seed), times derived from `now`; no notes, no associations."""
         self._records = {(record.object_type.type_id, record.id): record for record in seed_appointments(now)}
         self.associations.clear()
         self._ids = IdSequence(FIRST_GENERATED_ID)

@@ -22,7 +22,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sandbox.hubspot_associations import (
+from sandbox.hubspot.associations import (
     HUBSPOT_DEFINED,
     invalid_association_type,
     labels,
@@ -32,12 +32,12 @@ from sandbox.hubspot_associations import (
     type_id_between,
     v3_type_name,
 )
-from sandbox.hubspot_catalogue import ObjectType
-from sandbox.hubspot_errors import invalid_json, method_not_allowed, route_not_found, validation_error
-from sandbox.hubspot_http import guarded, hubspot_response, json_body, object_type_param
-from sandbox.hubspot_records import HubRecord
-from sandbox.hubspot_runtime import HubSpotRuntime
-from sandbox.hubspot_time import format_iso
+from sandbox.hubspot.catalogue import ObjectType
+from sandbox.hubspot.errors import invalid_json, method_not_allowed, route_not_found, validation_error
+from sandbox.hubspot.http import guarded, hubspot_response, json_body, object_type_param
+from sandbox.hubspot.records import HubRecord
+from sandbox.hubspot.runtime import HubSpotRuntime
+from sandbox.hubspot.time import format_iso
 
 ASSOCIATIONS_VERSIONS = frozenset({"2026-03"})
 
