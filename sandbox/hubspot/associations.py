@@ -1,6 +1,7 @@
 """Association types between notes and appointments, parsing of association inputs, and the pairs made. Pure.
 
-HubSpot publishes no note<->appointment type ids (the reference's 921/920 are third-party hearsay), so the
+HubSpot publishes no note<->appointment type ids (921/920 appear only in third-party code, see docs/hubspot.md,
+"Appointments, notes and associations API"), so the
 sandbox uses ids of its own: note -> appointment 1207, appointment -> note 1206, both HUBSPOT_DEFINED with no
 label. A client that hard-codes 921 (or anything but the looked-up id) fails here as it might against a
 real portal; the ids are found through GET /crm/associations/2026-03/{from}/{to}/labels or avoided with the

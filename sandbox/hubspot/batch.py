@@ -1,10 +1,11 @@
 """`POST /crm/objects/2026-03/{type}/batch/read`: body checks, HubSpot's input limits, the 200/207 answer. Pure.
 
-Limits (reference §3.4, §5.4): at most 100 inputs; at most 50 when `propertiesWithHistory` is given (HubSpot's
-own message). Ids that do not exist (or are not in the asked archived state) make the answer 207 with one
-OBJECT_NOT_FOUND error listing them in `context.ids` (the category is UNCONFIRMED); an empty or all-missing
-batch still answers in the batch shape. Duplicate ids are read once; results keep the input order.
-`idProperty` other than hs_object_id is refused because no emulated property is unique.
+Limits (docs/hubspot.md, "Appointments, notes and associations API"): at most 100 inputs; at most 50 when
+`propertiesWithHistory` is given (HubSpot's own message). Ids that do not exist (or are not in the asked
+archived state) make the answer 207 with one OBJECT_NOT_FOUND error listing them in `context.ids` (the category
+is UNCONFIRMED); an empty or all-missing batch still answers in the batch shape. Duplicate ids are read once;
+results keep the input order. `idProperty` other than hs_object_id is refused because no emulated property is
+unique.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The emulated HubSpot object types (appointments 0-421, notes 0-46) and their property catalogues. Pure.
 
-What the sources confirm (docs/hubspot reference §3.2, §4):
+What the sources confirm (docs/hubspot.md, "Appointments, notes and associations API"):
     appointments  hs_appointment_name (required to create), hs_appointment_start, hs_appointment_end and
                   hs_appointment_status are confirmed by HubSpot's own create example, which also confirms the
                   status value SCHEDULED. UNCONFIRMED (seen only in third-party code, or assumed because every
@@ -81,7 +81,7 @@ class ObjectType:
 
     `label` is the upper-case name HubSpot uses in batch error messages ("Could not get some APPOINTMENT
     objects ..."). `v3_by_name`: whether /crm/v3/objects/{name} works; for appointments only `0-421` is
-    documented on v3 (the reference marks the name form UNCONFIRMED), so the sandbox refuses the name there.
+    documented on v3 (docs/hubspot.md marks the name form UNCONFIRMED), so the sandbox refuses the name there.
     """
 
     type_id: str

@@ -1,9 +1,9 @@
 """HubSpot API error bodies: `{status, message, correlationId, category, ...}` and the 429 rate-limit bodies. Pure.
 
-Shapes follow HubSpot's `Error` schema and error-handling page (reference §3.5, §5.3); each body gets a fresh
-`correlationId` (a UUID). Messages quoted from real HubSpot answers: the 401 text, "resource not found",
-the property-history batch limit, "Could not get some ... objects", "Property values were not valid: [...]"
-and both 429 bodies. Other messages are the sandbox's own wording (clients should key on status and
+Shapes follow HubSpot's `Error` schema and error-handling page (docs/hubspot.md, "Rate limits and errors"); each
+body gets a fresh `correlationId` (a UUID). Messages quoted from real HubSpot answers: the 401 text, "resource
+not found", the property-history batch limit, "Could not get some ... objects", "Property values were not valid:
+[...]" and both 429 bodies. Other messages are the sandbox's own wording (clients should key on status and
 category, never on message text).
 """
 

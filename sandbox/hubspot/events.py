@@ -1,14 +1,14 @@
 """The sandbox portal's webhook subscriptions and the event objects HubSpot sends for object changes. Pure.
 
-Subscriptions use the generic format (reference §1.2): object.creation and object.deletion of appointments
-(0-421), and object.propertyChange of hs_appointment_start, hs_appointment_end and hs_appointment_status,
-each with its own subscriptionId. One event per subscribed change; a start change that moves the end is two
-events. Event keys, in the order of the real generic payload: eventId, subscriptionId, portalId, appId,
-occurredAt (ms, the change time), subscriptionType, attemptNumber, objectId (a JSON integer), objectTypeId,
-propertyName and propertyValue (property changes only), changeSource (INTEGRATION for API changes, CRM_UI
-for control-API changes), sourceId, isSensitive (property changes; third-party-observed).
+Subscriptions use the generic format (docs/hubspot.md, "Webhook batches"): object.creation and object.deletion
+of appointments (0-421), and object.propertyChange of hs_appointment_start, hs_appointment_end and
+hs_appointment_status, each with its own subscriptionId. One event per subscribed change; a start change that
+moves the end is two events. Event keys, in the order of the real generic payload: eventId, subscriptionId,
+portalId, appId, occurredAt (ms, the change time), subscriptionType, attemptNumber, objectId (a JSON integer),
+objectTypeId, propertyName and propertyValue (property changes only), changeSource (INTEGRATION for API changes,
+CRM_UI for control-API changes), sourceId, isSensitive (property changes; third-party-observed).
 
-Sandbox choices where the reference is silent:
+Sandbox choices where HubSpot's sources are silent (docs/hubspot.md, "Unconfirmed behaviour"):
   * eventId is NOT unique: values cycle through EVENT_ID_CYCLE numbers, restarting at reset, because HubSpot
     says eventId "is not guaranteed to be unique" and receivers must not deduplicate on it.
   * propertyValue of a datetime property is epoch milliseconds as a string by default (the format is

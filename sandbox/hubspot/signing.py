@@ -1,11 +1,12 @@
 """HubSpot's webhook request signatures, computed as HubSpot does when it sends (not as a receiver checks). Pure.
 
-v1 (reference §2): hex(SHA-256(client_secret + body)), sent with `X-HubSpot-Signature-Version: v1` for CRM
+v1: hex(SHA-256(client_secret + body)), sent with `X-HubSpot-Signature-Version: v1` for CRM
 object subscriptions. v3: base64(HMAC-SHA256(client_secret, "POST" + uri + body + timestamp)) in
 `X-HubSpot-Signature-v3`, timestamp in ms in `X-HubSpot-Request-Timestamp`. The uri is the configured target
 URL with the characters HubSpot's validation guide tells receivers to decode (%3A %2F %3F %40 %21 %24 %27 %28
 %29 %2A %2C %3B) decoded, since a receiver following that guide must arrive at the string HubSpot signed;
-for URLs without those escapes it is the URL exactly as configured.
+for URLs without those escapes it is the URL exactly as configured. Both are described in (docs/hubspot.md,
+"Signatures").
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Values may be JSON strings, numbers or booleans (HubSpot stores every value as a
 clear a property ("Properties values can be cleared by passing an empty string"). Datetimes are stored in
 the rendering of sandbox.hubspot.time. Error codes PROPERTY_DOESNT_EXIST, READ_ONLY_VALUE, INVALID_OPTION
 and INVALID_OWNER_ID are HubSpot's; INVALID_DATETIME, INVALID_STRING_LENGTH, INVALID_NUMBER,
-INVALID_PROPERTY_VALUE and REQUIRED_PROPERTY are the sandbox's names for cases the reference does not quote.
+INVALID_PROPERTY_VALUE and REQUIRED_PROPERTY are the sandbox's names for cases no HubSpot source quotes.
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
 """Background delivery of HubSpot webhook batches: the batching window, signed POSTs, retries and the log.
 
-Events raised within `batch_window_s` of the first pending one are sent together, cut into batches of at
-most 100 (reference §1.1), each batch its own background task; at most 10 requests are in flight at once
-(HubSpot's default concurrency limit, §1.3), so batches may arrive in any order. A batch whose POST fails
-(non-2xx answer, connection error, or no answer within `timeout_s`, 5 s as HubSpot documents) is sent again
-after each of `retry_delays_s` in turn (at most 10 retries, as HubSpot's), every event's attemptNumber
-raised by one and timestamp and signatures made afresh. HubSpot retries 4xx too (current docs; older docs
-said otherwise, UNCONFIRMED which is live). A redelivery (the control API's duplicate) sends a logged body
-again byte for byte, re-signed, once, without retries. Nothing here blocks an API answer; `reset` and
-`aclose` cancel whatever is pending or in flight, and attempts of a cancelled generation are not logged.
+Events raised within `batch_window_s` of the first pending one are sent together, cut into batches of at most
+100 (docs/hubspot.md, "Webhook batches"), each batch its own background task; at most 10 requests are in flight
+at once (HubSpot's default concurrency limit, same section), so batches may arrive in any order. A batch whose
+POST fails (non-2xx answer, connection error, or no answer within `timeout_s`, 5 s as HubSpot documents) is sent
+again after each of `retry_delays_s` in turn (at most 10 retries, as HubSpot's), every event's attemptNumber
+raised by one and timestamp and signatures made afresh. HubSpot retries 4xx too (current docs; older docs said
+otherwise, UNCONFIRMED which is live). A redelivery (the control API's duplicate) sends a logged body again byte
+for byte, re-signed, once, without retries. Nothing here blocks an API answer; `reset` and `aclose` cancel
+whatever is pending or in flight, and attempts of a cancelled generation are not logged.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Pure rules for one record of PUT /Appointments__s: field checks, reschedule and status rules, derived fields.
 
-Sources: Zoho's v7 update-appointments page (via docs/zoho-crm.md §3.2) and the error examples of Zoho's
-OpenAPI repo (zoho/crm-oas v8.0 appointments). Keys the sandbox does not model as writable (system fields
-such as Created_Time, Reschedule_Count, Rescheduled_To, Appointment_End_Time, or unknown keys) are ignored,
-as Zoho's own sample PUT bodies carry them.
+Sources: Zoho's v7 update-appointments page (via docs/zoho-crm.md, "Appointments API") and the error examples of
+Zoho's OpenAPI repo (zoho/crm-oas v8.0 appointments). Keys the sandbox does not model as writable (system fields
+such as Created_Time, Reschedule_Count, Rescheduled_To, Appointment_End_Time, or unknown keys) are ignored, as
+Zoho's own sample PUT bodies carry them.
 """
 
 from __future__ import annotations

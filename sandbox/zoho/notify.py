@@ -1,8 +1,8 @@
 """Zoho notification callbacks: build the bodies (pure) and POST them with an injected httpx client.
 
-Body format: Zoho's v7 enable/update-info pages (docs/zoho-crm.md §1.4). One callback per channel per API
-call carries every record of that module and operation the channel wants. Inserts carry
-`"affected_fields": []` as in Zoho's create sample and no `affected_values`. Delivery is attempted once:
+Body format: Zoho's v7 enable/update-info pages (docs/zoho-crm.md, "Notifications (watch channels)"). One
+callback per channel per API call carries every record of that module and operation the channel wants. Inserts
+carry `"affected_fields": []` as in Zoho's create sample and no `affected_values`. Delivery is attempted once:
 Zoho documents no retries (UNCONFIRMED), so a failed delivery is only logged.
 """
 

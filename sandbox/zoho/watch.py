@@ -1,11 +1,11 @@
 """Notification channels of `/crm/v7/actions/watch`: body validation, expiry, event matching. Pure.
 
-Rules (Zoho v7 notification pages, docs/zoho-crm.md §1): `channel_id`, `events`, `notify_url` are
-mandatory; events are `{module}.{create|edit|delete|all}`; `token` is at most 50 characters; a missing
-`channel_expiry`, or one more than a week ahead, silently becomes one hour from now;
-`notify_on_related_action` defaults to true. POST upserts by channel_id. PUT replaces an existing
-channel. PATCH merges into an existing one but, as integrators report, `events` must be sent again and
-an omitted `token` becomes null. Only the sandbox's two modules can be watched.
+Rules (Zoho v7 notification pages; docs/zoho-crm.md, "Notifications (watch channels)"): `channel_id`, `events`,
+`notify_url` are mandatory; events are `{module}.{create|edit|delete|all}`; `token` is at most 50 characters; a
+missing `channel_expiry`, or one more than a week ahead, silently becomes one hour from now;
+`notify_on_related_action` defaults to true. POST upserts by channel_id. PUT replaces an existing channel. PATCH
+merges into an existing one but, as integrators report, `events` must be sent again and an omitted `token`
+becomes null. Only the sandbox's two modules can be watched.
 """
 
 from __future__ import annotations
