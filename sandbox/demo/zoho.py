@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 
-from crmflow.demo_support import as_json, finished_job, fresh_id, until
 from sandbox.config import SandboxConfig
+from sandbox.demo.support import as_json, finished_job, fresh_id, until
 
 
 def _zoho(moment: datetime) -> str:

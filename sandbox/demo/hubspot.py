@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from crmflow.demo_support import as_json, finished_job, fresh_id, until
+from sandbox.demo.support import as_json, finished_job, fresh_id, until
 
 USER = "71230003"  # the sandbox portal's Chloe Dubois
 

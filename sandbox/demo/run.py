@@ -12,14 +12,14 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 
-from crmflow.demo_hubspot import HubSpotStory
-from crmflow.demo_support import until
-from crmflow.demo_zoho import ZohoStory
 from crmflow.embedded_redis import EmbeddedRedis, free_port, redis_reachable, with_database
 from receiver.app import create_app as create_receiver
 from receiver.config import ReceiverConfig
 from sandbox.app import create_app as create_sandbox
 from sandbox.config import SandboxConfig
+from sandbox.demo.hubspot import HubSpotStory
+from sandbox.demo.support import until
+from sandbox.demo.zoho import ZohoStory
 from workers.config import WorkerConfig
 from workers.main import build_worker
 from workers.rules.load import load_rules
