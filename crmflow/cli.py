@@ -1,13 +1,18 @@
-"""The `crmflow` command: receiver, worker, sandbox, demo, rules check and dlq. The only place settings are read."""
+"""The `crmflow` command: receiver, worker, rules check and dlq; sandbox and demo are loaded by name from sandbox.cli.
+
+The only place crmflow's settings are read. The sandbox and demo commands live with the sandbox (sandbox/cli.py),
+so that no product module imports it: the group imports them only when one of them is run or listed.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import importlib
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 import uvicorn
@@ -33,7 +38,56 @@ def _fail(title: str, message: str, code: int = 2) -> NoReturn:
     sys.exit(code)
 
 
-@click.group()
+# Commands defined outside crmflow, as "module:attribute"; imported only when asked for.
+LAZY_COMMANDS = {"sandbox": "sandbox.cli:sandbox", "demo": "sandbox.cli:demo"}
+
+
+class LazyGroup(click.Group):
+    """A group that imports some commands by dotted name only when they are asked for (click's LazyGroup pattern)."""
+
+    def __init__(self, *args: Any, lazy_subcommands: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_subcommands = dict(lazy_subcommands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy_subcommands])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy_subcommands:
+            return _lazy_load(cmd_name, self.lazy_subcommands[cmd_name])
+        return super().get_command(ctx, cmd_name)
+
+
+def _lazy_load(name: str, target: str) -> click.Command:
+    module_name, _, attribute = target.partition(":")
+    try:
+        command = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        return _unavailable(name, target, exc)
+    if not isinstance(command, click.Command):
+        raise TypeError(f"{target} is not a click command")
+    return command
+
+
+def _unavailable(name: str, target: str, error: Exception) -> click.Command:
+    """A stand-in for a command that cannot be imported: listed as such; run, it fails with one line."""
+    module_name = target.partition(":")[0]
+    reason = " ".join(str(error).split())
+
+    def fail() -> None:
+        _fail(f"`crmflow {name}` is not available: {module_name} cannot be imported ({reason})", "")
+
+    return click.Command(
+        name,
+        callback=fail,
+        help=f"Not available: {module_name} cannot be imported.",
+        # Whatever options follow, the one line above is the answer (even to --help).
+        add_help_option=False,
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
+
+
+@click.group(cls=LazyGroup, lazy_subcommands=LAZY_COMMANDS)
 def main() -> None:
     """crmflow: CRM change notifications in, rules and actions out."""
     _configure_logging()
@@ -89,59 +143,6 @@ def worker() -> None:
     active = ", ".join(f"{source} ({apis[source]})" for source in config.sources)
     logger.info("worker: sources active: %s; %d rules from %s", active, len(rules.rules), config.rules_path)
     run_forever(config, rules)
-
-
-@main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, envvar="SANDBOX_HOST")
-@click.option("--port", default=8001, show_default=True, envvar="SANDBOX_PORT", type=int)
-@click.option("--notify-url", envvar="SANDBOX_NOTIFY_URL", help="Where to POST Zoho notifications (the receiver).")
-@click.option("--notify-token", envvar="SANDBOX_NOTIFY_TOKEN", default="sandbox-notify-token", show_default=True)
-@click.option("--channel-id", envvar="SANDBOX_CHANNEL_ID", default="1000000068001", show_default=True)
-@click.option("--auto-history/--no-auto-history", default=False, help="Write history rows itself, as Zoho may.")
-@click.option(
-    "--hubspot-webhook-url", envvar="SANDBOX_HUBSPOT_WEBHOOK_URL", help="Where to POST signed HubSpot webhook batches."
-)
-def sandbox(
-    host: str,
-    port: int,
-    notify_url: str | None,
-    notify_token: str,
-    channel_id: str,
-    auto_history: bool,
-    hubspot_webhook_url: str | None,
-) -> None:
-    """Run the local Zoho CRM and HubSpot emulator that tests and the demo use."""
-    from sandbox.app import create_app
-    from sandbox.config import SandboxConfig
-
-    config = SandboxConfig(
-        notify_url=notify_url,
-        notify_token=notify_token,
-        channel_id=channel_id,
-        auto_history=auto_history,
-        hubspot_webhook_url=hubspot_webhook_url,
-    )
-    logger.info(
-        "sandbox: Zoho and HubSpot at http://%s:%d; Zoho notifications to %s, HubSpot webhooks to %s",
-        host,
-        port,
-        notify_url,
-        hubspot_webhook_url,
-    )
-    uvicorn.run(create_app(config), host=host, port=port, log_level="info", server_header=False)
-
-
-@main.command()
-def demo() -> None:
-    """Run receiver, worker and sandbox on loopback, reschedule an appointment, show what happened."""
-    from crmflow.demo import run_demo
-
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    rules_path = os.environ.get("RULES_PATH", "rules/default.yaml")
-    try:
-        asyncio.run(run_demo(redis_url=redis_url, rules_path=rules_path))
-    except (RuntimeError, TimeoutError) as exc:
-        _fail("the demo failed", str(exc), code=1)
 
 
 @main.group()

@@ -17,13 +17,13 @@ from starlette.routing import Mount, Route
 
 from sandbox.config import SandboxConfig
 from sandbox.control_api import control_routes
-from sandbox.hubspot_api import associations_app, objects_app
-from sandbox.hubspot_control import hubspot_control_routes
-from sandbox.hubspot_paths import ASSOCIATIONS_MOUNT, OBJECTS_MOUNT, V3_OBJECTS_MOUNT
-from sandbox.oauth_api import token_endpoint
+from sandbox.hubspot.api import associations_app, objects_app
+from sandbox.hubspot.control import hubspot_control_routes
+from sandbox.hubspot.paths import ASSOCIATIONS_MOUNT, OBJECTS_MOUNT, V3_OBJECTS_MOUNT
 from sandbox.runtime import SandboxRuntime, utc_now
 from sandbox.traffic import TrafficMiddleware
-from sandbox.zoho_api import crm_app
+from sandbox.zoho.api import crm_app
+from sandbox.zoho.oauth_api import token_endpoint
 
 __all__ = ["SandboxConfig", "SandboxRuntime", "create_app"]
 

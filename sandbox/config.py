@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import timezone
 from typing import Literal
 
-from sandbox.zoho_time import parse_offset
+from sandbox.zoho.time import parse_offset
 
 
 @dataclass(frozen=True)
@@ -30,11 +30,11 @@ class SandboxConfig:
         the model follows Zoho's note that the history "will not have the current appointment time" and
         is empty while Reschedule_Count is 1.
 
-    HubSpot (served on the same host; see sandbox.hubspot_api):
+    HubSpot (served on the same host; see sandbox.hubspot.api):
     hubspot_access_token: the private-app token the HubSpot API paths accept as `Authorization: Bearer ...`.
     hubspot_client_secret: the app's client secret; it signs webhook requests (v1 and v3 signatures).
     hubspot_webhook_url: where signed webhook batches are POSTed; None sends none. The v3 signature covers
-        this URL as configured (only the escapes HubSpot's guide lists are decoded, see sandbox.hubspot_signing).
+        this URL as configured (only the escapes HubSpot's guide lists are decoded, see sandbox.hubspot.signing).
     hubspot_portal_id: the portal (account, hub) id in webhook events and error bodies.
     hubspot_app_id: the app id in webhook events; history entries and events of API changes carry it as
         their INTEGRATION sourceId.

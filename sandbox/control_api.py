@@ -12,7 +12,7 @@ GET    /_sandbox/notifications    every callback delivery attempt (body, status 
 DELETE /_sandbox/notifications    clear that log
 POST   /_sandbox/tokens/expire    expire every issued access token now
 GET    /_sandbox/history          every Appointments_Rescheduled_History__s row
-*      /_sandbox/hubspot/...      HubSpot's control endpoints, see sandbox.hubspot_control
+*      /_sandbox/hubspot/...      HubSpot's control endpoints, see sandbox.hubspot.control
 """
 
 from __future__ import annotations

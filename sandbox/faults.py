@@ -5,7 +5,7 @@ at random (from the plan's seeded `random.Random`), `delay_ms` slows the answer 
 fault), `after` lets the request take effect before its answer is replaced (a write whose response is
 lost). Rules are tried in order and the first that fires decides; a rule that does not fire (wrong
 request, exhausted, or unlucky draw) passes the request on to the next. On HubSpot paths the answer has
-HubSpot's shape (sandbox.hubspot_faults); `rate_limit_policy` picks the 429 body there.
+HubSpot's shape (sandbox.hubspot.faults); `rate_limit_policy` picks the 429 body there.
 """
 
 from __future__ import annotations

@@ -9,14 +9,14 @@ import httpx
 
 from sandbox.config import SandboxConfig
 from sandbox.faults import FaultPlan
-from sandbox.hubspot_runtime import HubSpotRuntime
-from sandbox.notify import Delivery, Notifier, plan_deliveries
-from sandbox.oauth import TokenRegistry
+from sandbox.hubspot.runtime import HubSpotRuntime
 from sandbox.request_log import RequestLog
-from sandbox.watch import Channel, ChannelRegistry
-from sandbox.writes import RecordChange
-from sandbox.zoho_errors import invalid_token
-from sandbox.zoho_store import ZohoStore
+from sandbox.zoho.errors import invalid_token
+from sandbox.zoho.notify import Delivery, Notifier, plan_deliveries
+from sandbox.zoho.oauth import TokenRegistry
+from sandbox.zoho.store import ZohoStore
+from sandbox.zoho.watch import Channel, ChannelRegistry
+from sandbox.zoho.writes import RecordChange
 
 AUTH_SCHEME = "Zoho-oauthtoken "
 DEFAULT_CHANNEL_LIFETIME = timedelta(days=7)

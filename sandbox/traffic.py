@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandbox.faults import FaultDecision, applies_to, fault_answer
-from sandbox.hubspot_paths import is_hubspot_path
+from sandbox.hubspot.paths import is_hubspot_path
 from sandbox.runtime import SandboxRuntime
 
 

@@ -1,4 +1,4 @@
-"""The `crmflow` command as a user runs it: rules check, and start-up refusing bad settings by name."""
+"""The `crmflow` command as a user runs it: rules check, start-up refusing bad settings by name, lazy commands."""
 
 from __future__ import annotations
 
@@ -132,3 +132,61 @@ def test_settings_come_from_a_dotenv_file(tmp_path: Path) -> None:
 
     assert done.returncode == 2
     assert "ZOHO_NOTIFY_TOKEN: Value error" in done.stderr
+
+
+def test_help_lists_the_commands_that_live_with_the_sandbox(tmp_path: Path) -> None:
+    done = crmflow("--help", cwd=tmp_path)
+    sandbox = crmflow("sandbox", "--help", cwd=tmp_path)
+
+    assert done.returncode == sandbox.returncode == 0, done.stderr + sandbox.stderr
+    assert "  demo      Run receiver, worker and sandbox on loopback, reschedule an..." in done.stdout
+    assert "  sandbox   Run the local Zoho CRM and HubSpot emulator that tests and..." in done.stdout
+    for option in ("--notify-url", "--notify-token", "--channel-id", "--auto-history", "--hubspot-webhook-url"):
+        assert option in sandbox.stdout
+
+
+def test_crmflow_imports_the_sandbox_only_for_its_commands(tmp_path: Path) -> None:
+    script = (
+        "import sys\n"
+        "from crmflow.cli import main\n"
+        "def imported(): return [name for name in sys.modules if name.split('.')[0] == 'sandbox']\n"
+        "assert not imported(), imported()\n"
+        "main(sys.argv[1:], prog_name='crmflow', standalone_mode=False)\n"
+        "assert not imported(), imported()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, "rules", "check", str(REPO / "rules" / "default.yaml")],
+        cwd=tmp_path,
+        env=crmflow_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("default.yaml: ok, 2 rules")
+
+
+def test_without_the_sandbox_its_commands_fail_with_one_line(tmp_path: Path) -> None:
+    # sys.modules[name] = None makes every import of that package fail, as if it were not installed.
+    script = "import sys\nsys.modules['sandbox'] = None\nfrom crmflow.cli import main\nmain(prog_name='crmflow')\n"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", script, *args],
+            cwd=tmp_path,
+            env=crmflow_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    listing = run("--help")
+    for args in (["sandbox", "--port", "8001"], ["sandbox", "--help"], ["demo"]):
+        done = run(*args)
+        assert done.returncode == 2
+        assert done.stdout == ""
+        (line,) = done.stderr.splitlines()
+        assert line.startswith(f"crmflow: `crmflow {args[0]}` is not available: sandbox.cli cannot be imported (")
+    assert listing.returncode == 0
+    assert "  sandbox   Not available: sandbox.cli cannot be imported." in listing.stdout

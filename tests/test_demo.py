@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crmflow.demo import run_demo
+from sandbox.demo.run import run_demo
 from tests.processes import REPO
 
 

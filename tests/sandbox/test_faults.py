@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from sandbox.faults import FaultPlan, FaultRule
 from tests.sandbox.conftest import MakeSandbox
 from tests.sandbox.harness import APPOINTMENTS, SCHEDULED, TOKEN_FORM, Harness, error
 
@@ -148,3 +149,15 @@ async def test_faulted_requests_are_logged(sb: Harness) -> None:
         ("/oauth/v2/token", 200, None),
         (ONE, 429, 1),
     ]
+
+
+def test_fault_plan_tries_rules_in_order_and_counts_firings() -> None:
+    plan = FaultPlan(seed=0)
+    plan.set_rules([FaultRule(method="GET", status=429, times=1), FaultRule(status=500)])
+
+    decisions = [plan.decide("GET", "/crm/v7/Appointments__s") for _ in range(2)]
+    control = plan.decide("GET", "/_sandbox/requests")
+
+    assert [decision.status if decision else None for decision in decisions] == [429, 500]
+    assert control is None
+    assert [(rule["fired"], rule["remaining"]) for rule in plan.snapshot()] == [(1, 0), (1, None)]

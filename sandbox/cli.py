@@ -1,0 +1,76 @@
+"""The `crmflow sandbox` and `crmflow demo` commands; crmflow's CLI loads them by name only when one is run."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from typing import NoReturn
+
+import click
+import uvicorn
+
+# The logger of crmflow's other commands, so that these log under the same name.
+logger = logging.getLogger("crmflow")
+
+
+def _fail(title: str, message: str, code: int = 2) -> NoReturn:
+    """Stop with crmflow's error format: `crmflow: <title>`, then the message indented (as crmflow.cli does)."""
+    click.echo(f"crmflow: {title}", err=True)
+    for line in message.splitlines():
+        click.echo(f"  {line}", err=True)
+    sys.exit(code)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="SANDBOX_HOST")
+@click.option("--port", default=8001, show_default=True, envvar="SANDBOX_PORT", type=int)
+@click.option("--notify-url", envvar="SANDBOX_NOTIFY_URL", help="Where to POST Zoho notifications (the receiver).")
+@click.option("--notify-token", envvar="SANDBOX_NOTIFY_TOKEN", default="sandbox-notify-token", show_default=True)
+@click.option("--channel-id", envvar="SANDBOX_CHANNEL_ID", default="1000000068001", show_default=True)
+@click.option("--auto-history/--no-auto-history", default=False, help="Write history rows itself, as Zoho may.")
+@click.option(
+    "--hubspot-webhook-url", envvar="SANDBOX_HUBSPOT_WEBHOOK_URL", help="Where to POST signed HubSpot webhook batches."
+)
+def sandbox(
+    host: str,
+    port: int,
+    notify_url: str | None,
+    notify_token: str,
+    channel_id: str,
+    auto_history: bool,
+    hubspot_webhook_url: str | None,
+) -> None:
+    """Run the local Zoho CRM and HubSpot emulator that tests and the demo use."""
+    from sandbox.app import create_app
+    from sandbox.config import SandboxConfig
+
+    config = SandboxConfig(
+        notify_url=notify_url,
+        notify_token=notify_token,
+        channel_id=channel_id,
+        auto_history=auto_history,
+        hubspot_webhook_url=hubspot_webhook_url,
+    )
+    logger.info(
+        "sandbox: Zoho and HubSpot at http://%s:%d; Zoho notifications to %s, HubSpot webhooks to %s",
+        host,
+        port,
+        notify_url,
+        hubspot_webhook_url,
+    )
+    uvicorn.run(create_app(config), host=host, port=port, log_level="info", server_header=False)
+
+
+@click.command()
+def demo() -> None:
+    """Run receiver, worker and sandbox on loopback, reschedule an appointment, show what happened."""
+    from sandbox.demo.run import run_demo
+
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    rules_path = os.environ.get("RULES_PATH", "rules/default.yaml")
+    try:
+        asyncio.run(run_demo(redis_url=redis_url, rules_path=rules_path))
+    except (RuntimeError, TimeoutError) as exc:
+        _fail("the demo failed", str(exc), code=1)

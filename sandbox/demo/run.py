@@ -1,0 +1,110 @@
+"""`crmflow demo`: Redis, sandbox, receiver and a worker on loopback; a Zoho and a HubSpot reschedule, end to end."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+
+from crmflow.embedded_redis import EmbeddedRedis, free_port, redis_reachable, with_database
+from receiver.app import create_app as create_receiver
+from receiver.config import ReceiverConfig
+from sandbox.app import create_app as create_sandbox
+from sandbox.config import SandboxConfig
+from sandbox.demo.hubspot import HubSpotStory
+from sandbox.demo.support import until
+from sandbox.demo.zoho import ZohoStory
+from workers.config import WorkerConfig
+from workers.main import build_worker
+from workers.rules.load import load_rules
+
+NOTIFY_TOKEN = "demo-notify-token"
+# On a Redis that is already running, the demo keeps to this logical database, so that its jobs never meet
+# the workers of a real deployment on that server (they use database 0 unless REDIS_URL says otherwise).
+DEMO_DATABASE = 15
+
+
+@asynccontextmanager
+async def _serve(app: Starlette, port: int) -> AsyncIterator[str]:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    await until(lambda: asyncio.sleep(0, server.started or task.done()), f"a server on port {port}")
+    if task.done():
+        task.result()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def run_demo(*, redis_url: str, rules_path: str, out: Callable[[str], None] = print) -> None:
+    """Start everything on loopback, reschedule one appointment, print the notification, job and history row."""
+    async with AsyncExitStack() as stack:
+        demo_url = with_database(redis_url, DEMO_DATABASE)
+        if redis_reachable(demo_url):
+            out(f"Redis     {demo_url} (already running; database {DEMO_DATABASE}, apart from crmflow's own queue)")
+            redis_url = demo_url
+        else:
+            server = stack.enter_context(EmbeddedRedis())
+            out(f"Redis     {server.url} (private redis-server: nothing answered at {redis_url})")
+            redis_url = server.url
+        receiver_port, sandbox_port = free_port(), free_port()
+        receiver_url = f"http://127.0.0.1:{receiver_port}"
+        sandbox_config = SandboxConfig(
+            notify_url=f"{receiver_url}/webhooks/zoho",
+            notify_token=NOTIFY_TOKEN,
+            hubspot_webhook_url=f"{receiver_url}/webhooks/hubspot",
+        )
+        sandbox_url = await stack.enter_async_context(_serve(create_sandbox(sandbox_config), sandbox_port))
+        out(f"Sandbox   {sandbox_url} (Zoho and HubSpot emulator)")
+        receiver_config = ReceiverConfig.model_validate(
+            {
+                "REDIS_URL": redis_url,
+                "ZOHO_NOTIFY_TOKEN": NOTIFY_TOKEN,
+                "ZOHO_CHANNEL_IDS": sandbox_config.channel_id,
+                "HUBSPOT_CLIENT_SECRET": sandbox_config.hubspot_client_secret,
+                "PUBLIC_BASE_URL": receiver_url,
+            }
+        )
+        await stack.enter_async_context(_serve(create_receiver(receiver_config), receiver_port))
+        out(f"Receiver  {receiver_url}/webhooks/zoho and {receiver_url}/webhooks/hubspot")
+        worker = build_worker(
+            _worker_config(redis_url, sandbox_url, sandbox_config), load_rules(rules_path), handle_signals=False
+        )
+        worker_task = asyncio.create_task(worker.main())
+        stack.push_async_callback(_stop_worker, worker, worker_task)
+        out(f"Worker    arq, rules from {rules_path}\n")
+        sandbox = await stack.enter_async_context(httpx.AsyncClient(base_url=sandbox_url, timeout=10))
+        day = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0) + timedelta(days=2)
+        await ZohoStory(out, sandbox, receiver_url).run(redis_url, day)
+        await HubSpotStory(out, sandbox).run(redis_url, day)
+    out("\nStopped everything the demo started.")
+
+
+def _worker_config(redis_url: str, sandbox_url: str, sandbox: SandboxConfig) -> WorkerConfig:
+    return WorkerConfig.model_validate(
+        {
+            "REDIS_URL": redis_url,
+            "ZOHO_API_DOMAIN": sandbox_url,
+            "ZOHO_ACCOUNTS_URL": sandbox_url,
+            "ZOHO_CLIENT_ID": sandbox.client_id,
+            "ZOHO_CLIENT_SECRET": sandbox.client_secret,
+            "ZOHO_REFRESH_TOKEN": sandbox.refresh_token,
+            "HUBSPOT_API_BASE": sandbox_url,
+            "HUBSPOT_ACCESS_TOKEN": sandbox.hubspot_access_token,
+        }
+    )
+
+
+async def _stop_worker(worker: Any, task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
+    await worker.close()

@@ -1,0 +1,49 @@
+"""ASGI gate in front of the HubSpot routes: bearer-token check, rate limits, and the rate-limit headers.
+
+Order: authentication first (401 INVALID_AUTHENTICATION, without rate-limit headers: an unauthenticated
+request belongs to no app, so it neither counts nor is told about any app's limits), then the limiter (429
+with the DAILY or TEN_SECONDLY_ROLLING body), then the route. Every authenticated answer, errors included,
+carries the X-HubSpot-RateLimit-* headers computed after counting the request.
+"""
+
+from __future__ import annotations
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sandbox.hubspot.errors import not_authenticated, rate_limit_body
+from sandbox.hubspot.http import error_answer, hubspot_response
+from sandbox.hubspot.runtime import HubSpotRuntime
+
+
+def _with_headers(send: Send, headers: dict[str, str]) -> Send:
+    raw = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+
+    async def add_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *raw]}
+        await send(message)
+
+    return add_headers
+
+
+class HubSpotGate:
+    """Wraps one HubSpot router."""
+
+    def __init__(self, app: ASGIApp, hubspot: HubSpotRuntime) -> None:
+        self.app = app
+        self.hubspot = hubspot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if not self.hubspot.authenticate(Headers(scope=scope).get("authorization")):
+            await error_answer(not_authenticated())(scope, receive, send)
+            return
+        decision = self.hubspot.limiter.admit(self.hubspot.now())
+        if decision.refused is not None:
+            body = rate_limit_body(decision.refused, self.hubspot.config.hubspot_portal_id)
+            await hubspot_response(body, 429, decision.headers)(scope, receive, send)
+            return
+        await self.app(scope, receive, _with_headers(send, decision.headers))

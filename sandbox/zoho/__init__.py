@@ -1,0 +1,1 @@
+"""The Zoho CRM half of the sandbox: accounts server (OAuth), CRM API, notification channels and callbacks."""

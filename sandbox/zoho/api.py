@@ -1,0 +1,151 @@
+"""Zoho's `/crm/{version}/...` routes: authentication, dispatch, and translation between HTTP and the store.
+
+Served paths (any of Zoho's API versions v2..v8):
+    GET  /crm/{v}/Appointments__s?fields=                       list
+    PUT  /crm/{v}/Appointments__s                               update or reschedule (<= 100 records)
+    GET  /crm/{v}/Appointments__s/{id}                          one record (optional fields=)
+    PUT  /crm/{v}/Appointments__s/{id}                          update one (data array of one)
+    GET  /crm/{v}/Appointments__s/{id}/Appointments_Rescheduled_History__s    related list
+    GET  /crm/{v}/Appointments_Rescheduled_History__s?fields=   list
+    POST /crm/{v}/Appointments_Rescheduled_History__s           add rows (<= 100)
+    GET  /crm/{v}/Appointments_Rescheduled_History__s/{id}      one row
+    *    /crm/{v}/actions/watch                                 see sandbox.zoho.watch_api
+Other methods on these paths answer INVALID_REQUEST_METHOD, other modules INVALID_MODULE, anything else
+INVALID_URL_PATTERN; every path first requires a valid `Zoho-oauthtoken`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route, Router, request_response
+
+from sandbox.ids import is_record_id
+from sandbox.responses import json_response
+from sandbox.runtime import SandboxRuntime
+from sandbox.zoho import watch_api
+from sandbox.zoho.errors import (
+    ZohoApiError,
+    invalid_id_in_url,
+    invalid_module,
+    invalid_request_method,
+    invalid_url_pattern,
+)
+from sandbox.zoho.listing import parse_fields, parse_list_query
+from sandbox.zoho.payload import parse_json_body, records_array
+from sandbox.zoho.responses import error_response, page_response, write_response
+from sandbox.zoho.store import APPOINTMENT_SORT_FIELDS, APPOINTMENTS, HISTORY, HISTORY_SORT_FIELDS
+from sandbox.zoho.writes import WriteOutcome
+
+API_VERSIONS = frozenset({"v2", "v2.1", "v3", "v4", "v5", "v6", "v7", "v8"})
+ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+MAX_RECORDS_PER_WRITE = 100
+MODULES = (APPOINTMENTS, HISTORY)
+
+Handler = Callable[["CrmHandlers", Request], Awaitable[Response]]
+
+
+def _guarded(handler: Handler) -> Handler:
+    """Authenticate, check the API version, and turn ZohoApiError into Zoho's error answer."""
+
+    @functools.wraps(handler)
+    async def run(self: CrmHandlers, request: Request) -> Response:
+        try:
+            self.runtime.authenticate(request.headers.get("authorization"))
+            if request.path_params.get("version", "v7") not in API_VERSIONS:
+                raise invalid_url_pattern()
+            return await handler(self, request)
+        except ZohoApiError as error:
+            return error_response(error)
+
+    return run
+
+
+def _known_module(module: str) -> str:
+    if module not in MODULES:
+        raise invalid_module()
+    return module
+
+
+class CrmHandlers:
+    """Endpoint functions bound to one runtime."""
+
+    def __init__(self, runtime: SandboxRuntime) -> None:
+        self.runtime = runtime
+
+    @_guarded
+    async def module(self, request: Request) -> Response:
+        key = (_known_module(request.path_params["module"]), request.method)
+        if key == (APPOINTMENTS, "GET"):
+            query = parse_list_query(request.query_params, fields_required=True, sortable=APPOINTMENT_SORT_FIELDS)
+            return page_response(self.runtime.store.list_appointments(query))
+        if key == (APPOINTMENTS, "PUT"):
+            return await self._update(request, None)
+        if key == (HISTORY, "GET"):
+            query = parse_list_query(request.query_params, fields_required=True, sortable=HISTORY_SORT_FIELDS)
+            return page_response(self.runtime.store.list_history(query))
+        if key == (HISTORY, "POST"):
+            items = records_array(parse_json_body(await request.body()), MAX_RECORDS_PER_WRITE)
+            return self._written(self.runtime.store.add_history(items, self.runtime.now()), 201)
+        raise invalid_request_method()
+
+    @_guarded
+    async def record(self, request: Request) -> Response:
+        module = _known_module(request.path_params["module"])
+        record_id = request.path_params["record_id"]
+        fields = parse_fields(request.query_params.get("fields"), required=False)
+        if (module, request.method) == (APPOINTMENTS, "GET"):
+            return json_response({"data": [self.runtime.store.get_appointment(record_id, fields)]})
+        if (module, request.method) == (APPOINTMENTS, "PUT"):
+            if not is_record_id(record_id):
+                raise invalid_id_in_url(1)
+            return await self._update(request, record_id)
+        if (module, request.method) == (HISTORY, "GET"):
+            return json_response({"data": [self.runtime.store.get_history(record_id, fields)]})
+        raise invalid_request_method()
+
+    @_guarded
+    async def related(self, request: Request) -> Response:
+        module = _known_module(request.path_params["module"])
+        if (module, request.path_params["related"]) != (APPOINTMENTS, HISTORY):
+            raise invalid_url_pattern()
+        if request.method != "GET":
+            raise invalid_request_method()
+        query = parse_list_query(request.query_params, fields_required=False, sortable=HISTORY_SORT_FIELDS)
+        return page_response(self.runtime.store.related_history(request.path_params["record_id"], query))
+
+    @_guarded
+    async def watch(self, request: Request) -> Response:
+        return await watch_api.watch(self.runtime, request)
+
+    @_guarded
+    async def not_found(self, request: Request) -> Response:
+        raise invalid_url_pattern()
+
+    async def _update(self, request: Request, path_id: str | None) -> Response:
+        if path_id is not None and not self.runtime.store.has_appointment(path_id):
+            raise invalid_id_in_url(1)
+        limit = 1 if path_id is not None else MAX_RECORDS_PER_WRITE
+        items = records_array(parse_json_body(await request.body()), limit)
+        return self._written(self.runtime.store.update_appointments(items, self.runtime.now(), path_id=path_id), 200)
+
+    def _written(self, outcome: WriteOutcome, success_status: int) -> Response:
+        deliveries = self.runtime.deliveries_for(outcome.changes)
+        background = BackgroundTask(self.runtime.notifier.deliver, deliveries) if deliveries else None
+        return write_response(outcome, success_status, background)
+
+
+def crm_app(runtime: SandboxRuntime) -> Router:
+    """The router mounted at /crm."""
+    handlers = CrmHandlers(runtime)
+    routes = [
+        Route("/{version}/actions/watch", handlers.watch, methods=ALL_METHODS),
+        Route("/{version}/{module}", handlers.module, methods=ALL_METHODS),
+        Route("/{version}/{module}/{record_id}", handlers.record, methods=ALL_METHODS),
+        Route("/{version}/{module}/{record_id}/{related}", handlers.related, methods=ALL_METHODS),
+    ]
+    return Router(routes, default=request_response(handlers.not_found))
