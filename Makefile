@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo check lint test install clean
+.PHONY: demo check lint test test-fast install clean
 
 $(BIN)/crmflow: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ lint:
 
 test:
 	$(BIN)/pytest
+
+## The quick tier while you work: every test not marked slow (no e2e, no soak); `make check` runs them all.
+test-fast: install
+	$(BIN)/pytest -m "not slow"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,4 +1,4 @@
-"""Helpers to run crmflow's real processes in tests: start, wait until ready, stop."""
+"""Helpers to run crmflow's real processes in tests: start, wait until ready, wait until idle, stop."""
 
 from __future__ import annotations
 
@@ -8,10 +8,14 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
+import redis
+from arq.constants import in_progress_key_prefix
 
 from sandbox.config import SandboxConfig
+from workers.contract import QUEUE_NAME
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -60,6 +64,53 @@ def wait_for(check: Callable[[], bool], what: str, timeout_s: float = 15.0) -> N
             return
         time.sleep(0.02)
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+def idle(store: redis.Redis) -> bool:
+    """Whether arq has no job queued, deferred or running.
+
+    arq keeps a job in the queue (a sorted set scored by when it may run) from enqueue until it finishes or
+    fails for good: a retry (`Retry(defer=...)`) moves its score forward, a job handed back on shutdown or
+    left by a killed worker stays in it. So an empty queue means nothing waits or retries; no
+    `arq:in-progress:*` key means no worker holds a job either.
+    """
+    return store.zcard(QUEUE_NAME) == 0 and not store.keys(f"{in_progress_key_prefix}*")
+
+
+def wait_until_idle(
+    store: redis.Redis,
+    what: str = "the workers to finish",
+    *,
+    also: Callable[[], bool] = lambda: True,
+    timeout_s: float = 30.0,
+    recheck_s: float = 0.1,
+) -> None:
+    """Wait until `also()` holds (e.g. the sandbox has nothing left to send) and then arq is `idle`, seen twice
+    `recheck_s` apart, so a job passing between states (or one just queued by a delivery) is not missed."""
+
+    def settled() -> bool:
+        if not (also() and idle(store)):
+            return False
+        time.sleep(recheck_s)
+        return idle(store)
+
+    wait_for(settled, what, timeout_s)
+
+
+def hubspot_retries_done(log: list[dict[str, Any]]) -> bool:
+    """Whether, by the sandbox's HubSpot webhook log (GET /_sandbox/hubspot/webhooks), no automatic retry is due:
+    every batch numbered up to the highest logged one has had a 2xx answer to one of the sandbox's own attempts
+    (a redelivery the test asked for does not stop the sandbox's retries).
+
+    The sandbox keeps no outbox a test could read: a batch whose first attempt is still in flight is not in
+    the log yet. A test that must know its changes went out looks for its own events in the log as well.
+    """
+    delivered = {
+        entry["batch"]
+        for entry in log
+        if entry["redelivery_of"] is None and entry["status_code"] is not None and 200 <= entry["status_code"] < 300
+    }
+    return delivered == set(range(1, max((entry["batch"] for entry in log), default=0) + 1))
 
 
 def answers(url: str) -> bool:

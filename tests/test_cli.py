@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.processes import REPO, crmflow_env
 
 BAD_RULES = """\
@@ -32,6 +34,7 @@ def crmflow(*args: str, cwd: Path, **settings: str) -> subprocess.CompletedProce
     )
 
 
+@pytest.mark.slow
 def test_rules_check_accepts_the_default_file(tmp_path: Path) -> None:
     done = crmflow("rules", "check", str(REPO / "rules" / "default.yaml"), cwd=tmp_path)
 
@@ -39,6 +42,7 @@ def test_rules_check_accepts_the_default_file(tmp_path: Path) -> None:
     assert done.stdout.strip().endswith("default.yaml: ok, 2 rules")
 
 
+@pytest.mark.slow
 def test_rules_check_names_file_rule_and_field(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(BAD_RULES)
@@ -52,6 +56,7 @@ def test_rules_check_names_file_rule_and_field(tmp_path: Path) -> None:
     ) in done.stderr
 
 
+@pytest.mark.slow
 def test_rules_check_on_a_missing_file(tmp_path: Path) -> None:
     done = crmflow("rules", "check", "nowhere.yaml", cwd=tmp_path)
 
@@ -59,6 +64,7 @@ def test_rules_check_on_a_missing_file(tmp_path: Path) -> None:
     assert "nowhere.yaml" in done.stderr
 
 
+@pytest.mark.slow
 def test_receiver_refuses_to_start_without_any_source(tmp_path: Path) -> None:
     done = crmflow("receiver", cwd=tmp_path)
 
@@ -66,6 +72,7 @@ def test_receiver_refuses_to_start_without_any_source(tmp_path: Path) -> None:
     assert "no source is configured: set ZOHO_NOTIFY_TOKEN (Zoho) and/or HUBSPOT_CLIENT_SECRET" in done.stderr
 
 
+@pytest.mark.slow
 def test_hubspot_needs_the_public_base_url(tmp_path: Path) -> None:
     done = crmflow("receiver", cwd=tmp_path, HUBSPOT_CLIENT_SECRET="s3cret-value")
 
@@ -74,6 +81,7 @@ def test_hubspot_needs_the_public_base_url(tmp_path: Path) -> None:
     assert "s3cret-value" not in done.stderr
 
 
+@pytest.mark.slow
 def test_receiver_refuses_a_token_zoho_would_not_accept(tmp_path: Path) -> None:
     done = crmflow("receiver", cwd=tmp_path, ZOHO_NOTIFY_TOKEN="x" * 51)
 
@@ -82,6 +90,7 @@ def test_receiver_refuses_a_token_zoho_would_not_accept(tmp_path: Path) -> None:
     assert "x" * 51 not in done.stderr
 
 
+@pytest.mark.slow
 def test_worker_names_every_invalid_setting_and_no_secret(tmp_path: Path) -> None:
     done = crmflow(
         "worker",
@@ -97,6 +106,7 @@ def test_worker_names_every_invalid_setting_and_no_secret(tmp_path: Path) -> Non
     assert "very-secret-value" not in done.stderr
 
 
+@pytest.mark.slow
 def test_worker_names_the_missing_half_of_a_source(tmp_path: Path) -> None:
     partial = crmflow("worker", cwd=tmp_path, ZOHO_CLIENT_SECRET="very-secret-value")
     nothing = crmflow("worker", cwd=tmp_path)
@@ -107,6 +117,7 @@ def test_worker_names_the_missing_half_of_a_source(tmp_path: Path) -> None:
     assert "no source is configured" in nothing.stderr
 
 
+@pytest.mark.slow
 def test_worker_refuses_to_start_with_invalid_rules(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(BAD_RULES)
@@ -125,6 +136,7 @@ def test_worker_refuses_to_start_with_invalid_rules(tmp_path: Path) -> None:
     assert "rule 'zoho-log' (rules[0]): when.changed[0]: unknown field 'Appointment_Start_Tme'" in done.stderr
 
 
+@pytest.mark.slow
 def test_settings_come_from_a_dotenv_file(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("ZOHO_NOTIFY_TOKEN=" + "y" * 60 + "\n")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from sandbox.demo.run import run_demo
 from tests.processes import REPO
 
@@ -26,6 +28,7 @@ async def test_demo_prints_the_history_row_it_produced(redis_url: str) -> None:
     assert text.endswith("Stopped everything the demo started.")
 
 
+@pytest.mark.slow
 async def test_demo_starts_its_own_redis_when_none_answers() -> None:
     lines: list[str] = []
 

@@ -101,6 +101,7 @@ def records(stdout: str) -> list[str]:
 # --- list ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_list_with_no_letters(redis: ArqRedis, dlq: Dlq) -> None:
     text, as_json = await dlq("list"), await dlq("list", "--json")
 
@@ -108,6 +109,7 @@ async def test_list_with_no_letters(redis: ArqRedis, dlq: Dlq) -> None:
     assert (as_json.returncode, json.loads(as_json.stdout)) == (0, [])
 
 
+@pytest.mark.slow
 async def test_list_prints_a_table_oldest_failure_first(redis: ArqRedis, dlq: Dlq) -> None:
     old, new = refused("1", failed_ago=timedelta(days=2)), letter("2", failed_ago=timedelta(minutes=7))
     await keep(redis, new, old)
@@ -128,6 +130,7 @@ async def test_list_prints_a_table_oldest_failure_first(redis: ArqRedis, dlq: Dl
     ]
 
 
+@pytest.mark.slow
 async def test_list_json_is_every_field_of_every_letter(redis: ArqRedis, dlq: Dlq) -> None:
     kept = refused(context={"changed": {"Appointment_Start_Time": {"old": "a", "new": "b"}}})
     await keep(redis, kept)
@@ -137,18 +140,21 @@ async def test_list_json_is_every_field_of_every_letter(redis: ArqRedis, dlq: Dl
     assert [DeadLetter.model_validate(item) for item in json.loads(done.stdout)] == [kept]
 
 
+@pytest.mark.slow
 async def test_list_filters_by_source(redis: ArqRedis, dlq: Dlq) -> None:
     await keep(redis, letter("z"), letter("h", source="hubspot"))
 
     assert records((await dlq("list", "--json", "--source", "hubspot")).stdout) == ["h"]
 
 
+@pytest.mark.slow
 async def test_list_filters_by_error_code(redis: ArqRedis, dlq: Dlq) -> None:
     await keep(redis, letter("transient"), refused("refused"))
 
     assert records((await dlq("list", "--json", "--error", "NOT_ALLOWED")).stdout) == ["refused"]
 
 
+@pytest.mark.slow
 async def test_list_filters_by_age(redis: ArqRedis, dlq: Dlq) -> None:
     await keep(
         redis,
@@ -166,6 +172,7 @@ async def test_list_filters_by_age(redis: ArqRedis, dlq: Dlq) -> None:
     assert records(between.stdout) == ["day"]
 
 
+@pytest.mark.slow
 async def test_a_bad_duration_is_a_usage_error(redis: ArqRedis, dlq: Dlq) -> None:
     done = await dlq("list", "--older-than", "7 days")
 
@@ -189,6 +196,7 @@ def test_durations() -> None:
 # --- show ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_show_prints_every_field(redis: ArqRedis, dlq: Dlq) -> None:
     kept = refused(context={"changed": {"Appointment_Start_Time": {"old": "2026-03-04T10:00:00+00:00"}}})
     await keep(redis, kept)
@@ -216,6 +224,7 @@ async def test_show_prints_every_field(redis: ArqRedis, dlq: Dlq) -> None:
     assert '                    "old": "2026-03-04T10:00:00+00:00"' in lines
 
 
+@pytest.mark.slow
 async def test_show_json(redis: ArqRedis, dlq: Dlq) -> None:
     kept = letter()
     await keep(redis, kept)
@@ -225,6 +234,7 @@ async def test_show_json(redis: ArqRedis, dlq: Dlq) -> None:
     assert DeadLetter.model_validate(json.loads(done.stdout)) == kept
 
 
+@pytest.mark.slow
 async def test_show_an_unknown_id(redis: ArqRedis, dlq: Dlq) -> None:
     done = await dlq("show", "0123456789abcdef")
 
@@ -245,6 +255,7 @@ async def queued_jobs(redis: ArqRedis) -> dict[str, Any]:
     return jobs
 
 
+@pytest.mark.slow
 async def test_replay_queues_the_letters_event_as_a_job_of_its_own(redis: ArqRedis, dlq: Dlq) -> None:
     failed = letter()
     original = ChangeEvent.model_validate(failed.event)
@@ -264,6 +275,7 @@ async def test_replay_queues_the_letters_event_as_a_job_of_its_own(redis: ArqRed
     assert await DeadLetters(redis).all() == []
 
 
+@pytest.mark.slow
 async def test_replay_is_not_refused_while_arq_remembers_the_failed_job(redis: ArqRedis, dlq: Dlq) -> None:
     # arq keeps a finished job's result, and refuses its id, for WORKER_KEEP_RESULT_S (a day). Queued under
     # its old id, the replay would be dropped as a duplicate and its letter deleted: the work lost for good.
@@ -290,6 +302,7 @@ async def test_a_replay_of_a_replay_gets_yet_another_job_id() -> None:
     assert len({ChangeEvent.model_validate(failed.event).job_id(), first.job_id(), again.job_id()}) == 3
 
 
+@pytest.mark.slow
 async def test_replay_json(redis: ArqRedis, dlq: Dlq) -> None:
     failed, missed = letter("1"), refused("2", error_code="MISSED_RESCHEDULE")
     await keep(redis, failed, missed)
@@ -304,6 +317,7 @@ async def test_replay_json(redis: ArqRedis, dlq: Dlq) -> None:
     assert report["skipped"][0]["reason"].startswith("MISSED_RESCHEDULE: ")
 
 
+@pytest.mark.slow
 async def test_replay_all_with_filters(redis: ArqRedis, dlq: Dlq) -> None:
     await keep(
         redis,
@@ -323,12 +337,14 @@ async def test_replay_all_with_filters(redis: ArqRedis, dlq: Dlq) -> None:
     assert sorted(item.record_id for item in await DeadLetters(redis).all()) == ["hubspot-old", "timeout-old"]
 
 
+@pytest.mark.slow
 async def test_replay_all_with_nothing_to_replay(redis: ArqRedis, dlq: Dlq) -> None:
     done = await dlq("replay", "--all")
 
     assert (done.returncode, done.stdout) == (0, "no dead letters\n")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -345,6 +361,7 @@ async def test_replay_usage_errors(redis: ArqRedis, dlq: Dlq, args: tuple[str, .
     assert message in done.stderr
 
 
+@pytest.mark.slow
 async def test_replay_skips_what_a_replay_cannot_redo(redis: ArqRedis, dlq: Dlq) -> None:
     # Replaying these would delete the letter while the worker does nothing: the failure would vanish unseen.
     fields = {"id": "00000000malformed", "source": "unknown", "event": {"record_id": 42}, "error_code": "MALFORMED_JOB"}
@@ -367,6 +384,7 @@ async def test_replay_skips_what_a_replay_cannot_redo(redis: ArqRedis, dlq: Dlq)
     assert len(await DeadLetters(redis).all()) == 3
 
 
+@pytest.mark.slow
 async def test_replay_an_unknown_id(redis: ArqRedis, dlq: Dlq) -> None:
     done = await dlq("replay", "0123456789abcdef")
 
@@ -374,6 +392,7 @@ async def test_replay_an_unknown_id(redis: ArqRedis, dlq: Dlq) -> None:
     assert done.stdout.splitlines()[0] == "skipped 0123456789abcdef: no such dead letter"
 
 
+@pytest.mark.slow
 async def test_a_replayed_job_is_run_by_the_worker_and_logs_the_reschedule(
     redis: ArqRedis, redis_url: str, dlq: Dlq, zoho: Zoho
 ) -> None:
@@ -437,6 +456,7 @@ def test_a_notifications_job_id_and_arguments_are_unchanged_by_the_replay_field(
 # --- purge -----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_purge_removes_letters_older_than_given(redis: ArqRedis, dlq: Dlq) -> None:
     await keep(redis, letter("a", failed_ago=timedelta(days=9)), letter("b", failed_ago=timedelta(days=8)))
     await keep(redis, letter("c", failed_ago=timedelta(days=6)))
@@ -449,6 +469,7 @@ async def test_purge_removes_letters_older_than_given(redis: ArqRedis, dlq: Dlq)
     assert [item.record_id for item in await DeadLetters(redis).all()] == ["c"]
 
 
+@pytest.mark.slow
 async def test_purge_by_source_and_error(redis: ArqRedis, dlq: Dlq) -> None:
     old = timedelta(days=9)
     await keep(redis, letter("z", failed_ago=old), letter("h", failed_ago=old, source="hubspot"))
@@ -462,6 +483,7 @@ async def test_purge_by_source_and_error(redis: ArqRedis, dlq: Dlq) -> None:
     assert [item.record_id for item in await DeadLetters(redis).all()] == ["z"]
 
 
+@pytest.mark.slow
 async def test_purge_needs_an_age(redis: ArqRedis, dlq: Dlq) -> None:
     # There is no "purge everything": an operator names how old is old enough.
     done = await dlq("purge")
@@ -473,6 +495,7 @@ async def test_purge_needs_an_age(redis: ArqRedis, dlq: Dlq) -> None:
 # --- Redis unreachable -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args",
     [("list",), ("show", "abc"), ("replay", "abc"), ("replay", "--all"), ("purge", "--older-than", "1d")],

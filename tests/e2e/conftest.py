@@ -1,4 +1,4 @@
-"""Shared by the multi-process tests: a sandbox process, and queueing a job the way the receiver does."""
+"""Shared by the multi-process tests: the `slow` mark, a sandbox process, and queueing a job as the receiver does."""
 
 from __future__ import annotations
 
@@ -12,6 +12,16 @@ import redis
 from crmflow.embedded_redis import free_port
 from tests.processes import answers, stack_env, start, stop, wait_for
 from workers.contract import PROCESS_CHANGE, QUEUE_NAME, ChangeEvent, dumps
+
+E2E = Path(__file__).parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own hook deselects by mark (-m "not slow")
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in this directory runs real processes: mark it slow (the hook sees the whole session's items)."""
+    for item in items:
+        if E2E in item.path.parents:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

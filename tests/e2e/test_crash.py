@@ -12,7 +12,7 @@ import httpx
 import redis
 
 from crmflow.embedded_redis import free_port
-from tests.processes import answers, sandbox_auth, stack_env, start, stop, wait_for
+from tests.processes import answers, sandbox_auth, stack_env, start, stop, wait_for, wait_until_idle
 from workers.contract import QUEUE_NAME
 
 APPOINTMENT = "5545974000002555001"
@@ -60,7 +60,8 @@ def test_a_killed_workers_job_runs_again_within_its_timeout(redis_url: str, tmp_
 
             wait_for(logged, "the job to run again", timeout_s=JOB_TIMEOUT_S + 10 + 20)
             recovered_s = time.monotonic() - killed_at
-            time.sleep(0.5)
+            # The rerun has finished (and nothing else is queued) before the rows are counted.
+            wait_until_idle(store, "the rerun job to finish")
             rows = [
                 r for r in zoho.get("/_sandbox/history").json()["data"] if r["Appointment_Name"]["id"] == APPOINTMENT
             ]

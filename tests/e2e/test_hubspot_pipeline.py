@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from crmflow.embedded_redis import free_port
-from tests.processes import answers, stack_env, start, stop, wait_for
+from tests.processes import answers, hubspot_retries_done, stack_env, start, stop, wait_for, wait_until_idle
 from workers.contract import QUEUE_NAME
 
 APPOINTMENT = "51204030001"  # the sandbox's "AC Repair - James"
@@ -98,7 +98,10 @@ def test_a_batch_delivered_twice_out_of_order_with_another_event_makes_one_note(
     contact = dict(events[0], objectTypeId="0-1", objectId=555, propertyName="email", propertyValue="x@example.com")
     replays = [stack.post([contact, *reversed(events)]) for _ in range(2)]
     redelivered = httpx.post(f"{stack.sandbox}/_sandbox/hubspot/webhooks/{delivery['seq']}/redeliver")
-    time.sleep(1.0)
+    # The replays and the redelivery (the control API answers once the receiver has) are all in.
+    wait_until_idle(
+        stack.store, f"the replays' jobs\n{stack.logs_text()}", also=lambda: hubspot_retries_done(stack.deliveries())
+    )
 
     assert [r.status_code for r in replays] == [200, 200]
     assert [r.json()["queued"] for r in replays] == [0, 0]

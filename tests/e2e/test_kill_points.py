@@ -22,7 +22,7 @@ import pytest
 import redis
 
 from tests.e2e.conftest import enqueue
-from tests.processes import sandbox_auth, stack_env, start, stop, wait_for
+from tests.processes import sandbox_auth, stack_env, start, stop, wait_for, wait_until_idle
 from workers.checkpoints import POINTS, paused_key
 from workers.contract import QUEUE_NAME, ChangeEvent
 
@@ -124,7 +124,7 @@ def test_killed_at_every_point_each_reschedule_is_logged_once(
 
         wait_for(all_logged, "every reschedule logged", timeout_s=JOB_TIMEOUT_S + 40)
         recovered_s = time.monotonic() - killed_at
-        wait_for(lambda: store.zcard(QUEUE_NAME) == 0, "the queue to empty", timeout_s=15)
+        wait_until_idle(store, "the queue to empty", timeout_s=15)
         counts = [entries(zoho, i) for i in ids]
         writes = zoho.get("/_sandbox/requests").json()["by_endpoint"].get(write, 0)
     finally:

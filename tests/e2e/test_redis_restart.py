@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
 
 from crmflow.embedded_redis import EmbeddedRedis, free_port
 from tests.conftest import sample
-from tests.processes import answers, sandbox_auth, stack_env, start, stop, wait_for
+from tests.processes import answers, sandbox_auth, stack_env, start, stop, wait_for, wait_until_idle
 
 TOKEN = "restart-token"
 
@@ -77,12 +78,17 @@ def test_a_redis_restart_loses_no_accepted_event(tmp_path: Path) -> None:
 
         # 5. Redis restarts under the running worker, which carries on by itself.
         redis_server.stop()
-        time.sleep(1.0)
+        time.sleep(1.0)  # an outage to live through, not a settle: the worker's polls fail meanwhile
         redis_server = EmbeddedRedis(port=port, appendonly=True, data_dir=data)
         redis_server.start()
         after = reschedule_new_appointment(zoho, 9)
         wait_for(lambda: rows_by_appointment(zoho).get(after) == 1, "a reschedule after the restart", timeout_s=60)
-        time.sleep(0.5)
+        # Every callback the sandbox owes has gone out (an insert and an update per appointment, sent once,
+        # never retried) and every job it queued has finished: nothing can add a row any more.
+        callbacks = 2 * len([*queued, after])
+        wait_until_idle(
+            redis.Redis.from_url(redis_url), "the last jobs", also=lambda: len(delivered(zoho)) == callbacks
+        )
         counts = rows_by_appointment(zoho)
     finally:
         zoho.close()

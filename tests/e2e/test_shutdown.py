@@ -17,6 +17,7 @@ from tests.processes import sandbox_auth, stack_env, start, stop, wait_for
 from workers.contract import QUEUE_NAME
 
 FIRST, SECOND = "5545974000002555001", "5545974000002555012"
+STOPPED_PICKING = b"Setting allow_pick_jobs to `False`"  # arq 0.28's log line in its SIGTERM handler
 
 
 @pytest.fixture
@@ -50,13 +51,15 @@ def test_sigterm_lets_the_running_job_finish_and_starts_no_other(
     store.flushdb()
     slow_reads(sandbox, 3000)
     env = stack_env(redis_url, str(sandbox.base_url), WORKER_SHUTDOWN_GRACE_S="10")
-    worker = start(["worker"], env, tmp_path, tmp_path / "worker.log")
+    log = tmp_path / "worker.log"
+    worker = start(["worker"], env, tmp_path, log)
     try:
         wait_for(lambda: store.exists(f"{QUEUE_NAME}:health-check") == 1, "the worker")
         enqueue(store, event(FIRST))
         wait_for(lambda: bool(store.keys("arq:in-progress:*")), "the job to start")
         worker.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
+        # Queue SECOND once the worker has taken the signal (arq logs this as it stops picking up jobs).
+        wait_for(lambda: STOPPED_PICKING in log.read_bytes(), "the worker to take the SIGTERM")
         enqueue(store, event(SECOND))
         worker.wait(timeout=15)
     finally:
