@@ -19,16 +19,14 @@ import uvicorn
 
 from crmflow.dlq import COMMANDS as DLQ_COMMANDS
 from crmflow.dlq import DlqSettings
+from crmflow.logs import configure as configure_logs
 from crmflow.settings import SettingsError, load_settings
 
 logger = logging.getLogger("crmflow")
 
 
 def _configure_logging() -> None:
-    level = os.environ.get("LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    # httpx logs every request URL at INFO; keep that for debugging only.
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
+    configure_logs(os.environ.get("LOG_LEVEL", "INFO"))
 
 
 def _fail(title: str, message: str, code: int = 2) -> NoReturn:

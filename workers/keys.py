@@ -10,6 +10,7 @@ operator's sake, though arq builds them.
 | arq:in-progress:<job id>                | a job being run (arq)                  | job timeout + 10 s          |
 | arq:retry:<job id>                      | how often arq ran the job (arq)        | 1 day                       |
 | arq:result:<job id>                     | the job's result; refuses the same id  | WORKER_KEEP_RESULT_S        |
+| crmflow:ready-probe                     | /readyz's write test                   | READY_PROBE_TTL_S (60 s)    |
 | crmflow:seen:<source>:<delivery key>    | a webhook event already queued         | SEEN_TTL_S (26 h)           |
 | crmflow:lock:<source>:<module>:<id>     | the record's lock while a job runs     | job timeout + 10 s          |
 | crmflow:snapshot:<source>:<module>:<id> | the record's last state seen           | SNAPSHOT_TTL_S (180 d)      |
@@ -28,15 +29,25 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from arq.constants import job_key_prefix, result_key_prefix
+
 PREFIX = "crmflow:"
 DAY_S = 86_400
 
 # --- The queue (arq's sorted set; arq adds arq:job:, arq:in-progress:, arq:retry: and arq:result: keys) --
 QUEUE_NAME = f"{PREFIX}queue"
+# Written by workers/queue.py in arq's format, so arq's own prefixes.
+ARQ_JOB_PREFIX = job_key_prefix
+ARQ_RESULT_PREFIX = result_key_prefix
 
 # --- Receiver ------------------------------------------------------------------------------------------
 # HubSpot retries a failed delivery up to 10 times over 24 hours; remember events a little longer.
 SEEN_TTL_S = 26 * 3600
+
+
+# Written by the receiver's /readyz: ready means Redis takes writes, not merely that it answers.
+READY_PROBE = f"{PREFIX}ready-probe"
+READY_PROBE_TTL_S = 60
 
 
 def seen(source: str, delivery_key: str) -> str:

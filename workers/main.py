@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from workers import sources
@@ -35,6 +35,42 @@ logger = logging.getLogger("crmflow.worker")
 
 # Runs a job may spend waiting out rate limits (e.g. 20 hours of HubSpot's ten-second windows).
 RATE_LIMIT_RUNS = 10_000
+# Redis failures that may pass, retried by redis-py for about 30 s (REDIS_RETRIES with backoff) before a
+# command fails: a restart or failover (connection refused or reset: redis-py only wraps the OSError of a
+# refused connection in its ConnectionError after its retries, so OSError is named too), a replica that
+# is read-only until promoted, and a Redis at maxmemory that refuses writes until memory is freed.
+REDIS_TRANSIENT_ERRORS: list[type[Exception]] = [
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    OutOfMemoryError,
+    ReadOnlyError,
+]
+REDIS_RETRIES = 30
+# Redis refusing writes (maxmemory, read-only replica) while the connection is fine.
+REDIS_REFUSALS = (OutOfMemoryError, ReadOnlyError)
+
+
+class CrmflowWorker(Worker):
+    """arq's Worker, kept alive while Redis refuses writes: a refusal ends one job's bookkeeping, not the worker.
+
+    arq re-raises a job task's exception in its main loop, and writes its health key there; either failing
+    because Redis is at maxmemory or read-only would end the worker (and every job it runs). Instead the job
+    is left to arq's in-progress expiry, which runs it again (the ledger keeps that from doing anything twice),
+    and the health key is skipped until Redis takes writes again.
+    """
+
+    async def run_job(self, job_id: str, score: int) -> None:
+        try:
+            await super().run_job(job_id, score)
+        except REDIS_REFUSALS as exc:
+            logger.error("job %s: Redis refused to record its end (%s); it runs again after its timeout", job_id, exc)
+
+    async def record_health(self) -> None:
+        try:
+            await super().record_health()
+        except REDIS_REFUSALS as exc:
+            logger.warning("Redis refused the worker's health key (%s)", exc)
 
 
 def crm_clients(config: WorkerConfig, redis: Redis, http: httpx.AsyncClient) -> CrmClients:
@@ -84,11 +120,11 @@ def build_worker(
 
     redis_settings = RedisSettings.from_dsn(config.redis_url)
     redis_settings.conn_retries = 30  # wait up to ~30 s for Redis at start-up
-    # A Redis blip (restart, failover) stalls commands for a while instead of failing them: about 30 s of
-    # retries with backoff. A longer outage ends this worker; `crmflow worker` then starts a new one.
-    redis_settings.retry_on_error = [RedisConnectionError, RedisTimeoutError]
-    redis_settings.retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=30)
-    return Worker(
+    # A Redis blip (restart, failover, maxmemory) stalls commands for a while instead of failing them: about
+    # 30 s of retries with backoff. A longer outage ends this worker; `crmflow worker` then starts a new one.
+    redis_settings.retry_on_error = REDIS_TRANSIENT_ERRORS
+    redis_settings.retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=REDIS_RETRIES)
+    return CrmflowWorker(
         functions=[func(process_change, name=PROCESS_CHANGE)],
         queue_name=QUEUE_NAME,
         redis_settings=redis_settings,
@@ -128,6 +164,7 @@ def run_forever(config: WorkerConfig, rules: RuleSet) -> None:
         except (RedisError, OSError) as exc:
             if stopped:
                 return
-            logger.error("worker lost Redis (%s: %s); starting a new one in %.0fs", type(exc).__name__, exc, delay_s)
+            what = "Redis kept refusing writes" if isinstance(exc, REDIS_REFUSALS) else "worker lost Redis"
+            logger.error("%s (%s: %s); starting a new worker in %.0fs", what, type(exc).__name__, exc, delay_s)
             time.sleep(delay_s)
             delay_s = min(delay_s * 2, 30.0)

@@ -6,6 +6,7 @@ Format: https://www.zoho.com/crm/developer/docs/api/v7/notifications/enable.html
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
@@ -82,10 +83,15 @@ class ZohoNotification(BaseModel):
 
     def changed_fields(self, record_id: str) -> tuple[str, ...]:
         """The fields Zoho says changed on `record_id` (affected_fields and affected_values), sorted."""
-        names: set[str] = set()
+        return tuple(sorted(self._changed_by_id.get(record_id, ())))
+
+    @cached_property
+    def _changed_by_id(self) -> dict[str, set[str]]:
+        # One pass over both lists, whatever the number of ids: asking per id would scan them once per id.
+        names: dict[str, set[str]] = {}
         for entry in self.affected_fields:
-            names.update(entry.get(record_id, ()))
+            for record_id, fields in entry.items():
+                names.setdefault(record_id, set()).update(fields)
         for values in self.affected_values or ():
-            if values.record_id == record_id:
-                names.update(values.values)
-        return tuple(sorted(names))
+            names.setdefault(values.record_id, set()).update(values.values)
+        return names
