@@ -79,6 +79,17 @@ def crm_clients(config: WorkerConfig, redis: Redis, http: httpx.AsyncClient) -> 
     return CrmClients({name: client for name, client in connected.items() if client is not None})
 
 
+def worker_redis_settings(redis_url: str, *, retries: int = REDIS_RETRIES) -> RedisSettings:
+    """arq's connection settings for a worker: patient at start-up and through Redis blips."""
+    settings = RedisSettings.from_dsn(redis_url)
+    settings.conn_retries = 30  # wait up to ~30 s for Redis at start-up
+    # A Redis blip (restart, failover, maxmemory) stalls commands for a while instead of failing them: about
+    # 30 s of retries with backoff. A longer outage ends this worker; `crmflow worker` then starts a new one.
+    settings.retry_on_error = REDIS_TRANSIENT_ERRORS
+    settings.retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=retries)
+    return settings
+
+
 def build_worker(
     config: WorkerConfig,
     rules: RuleSet,
@@ -118,12 +129,7 @@ def build_worker(
         if http is None and "http" in ctx:
             await ctx["http"].aclose()
 
-    redis_settings = RedisSettings.from_dsn(config.redis_url)
-    redis_settings.conn_retries = 30  # wait up to ~30 s for Redis at start-up
-    # A Redis blip (restart, failover, maxmemory) stalls commands for a while instead of failing them: about
-    # 30 s of retries with backoff. A longer outage ends this worker; `crmflow worker` then starts a new one.
-    redis_settings.retry_on_error = REDIS_TRANSIENT_ERRORS
-    redis_settings.retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=REDIS_RETRIES)
+    redis_settings = worker_redis_settings(config.redis_url)
     return CrmflowWorker(
         functions=[func(process_change, name=PROCESS_CHANGE)],
         queue_name=QUEUE_NAME,
