@@ -37,7 +37,8 @@ _ENQUEUE = """
 local queued, flags = {}, {}
 for i = 5, #ARGV, 2 do
   local id = ARGV[i]
-  if redis.call('EXISTS', ARGV[2] .. id) == 0 and redis.call('SET', ARGV[1] .. id, ARGV[i + 1], 'PX', ARGV[3], 'NX') then
+  local kept = redis.call('EXISTS', ARGV[2] .. id) == 1
+  if not kept and redis.call('SET', ARGV[1] .. id, ARGV[i + 1], 'PX', ARGV[3], 'NX') then
     queued[#queued + 1] = ARGV[4]
     queued[#queued + 1] = id
     flags[#flags + 1] = 1
