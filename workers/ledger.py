@@ -13,7 +13,9 @@ Every action that writes to a CRM goes through one protocol, `Ledger.apply_once`
 A pending entry holds exactly what is about to be written, so a retry after a lost answer sends (and looks
 for) the very same thing instead of something recomputed from data that may have moved on. When the CRM
 refuses the write for good (REFUSED: it answered no, so nothing was written), the pending entry protects
-nothing and only holds personal data, so it is removed before the refusal is passed on.
+nothing and only holds personal data, so it is removed before the refusal is passed on. Any other pending
+entry a failed action leaves behind is named by its dead letter, and removed when the letter is purged
+(`forget_pending`).
 """
 
 from __future__ import annotations

@@ -1,16 +1,20 @@
-"""Pending ledger entries (they hold the row or note: personal data) never outlive what they protect.
+"""Pending ledger entries (they hold the row or note: personal data) never outlive what they protect or their letter.
 
-On real Redis: a write the CRM refuses drops its pending entry, any other failure keeps it; done entries stay.
+On real Redis: a write the CRM refuses drops its pending entry, any other failure keeps it; a dead letter
+names the entries its action left pending, they expire with it and go when it is purged; done entries stay.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from arq.connections import ArqRedis
 
+from tests.test_dlq import refused
 from tests.workers.test_ledger import FakeCrm
+from workers.deadletters import DeadLetters
 from workers.errors import CrmAuthError, CrmError, CrmNotFoundError, CrmRejectedError, CrmTransientError
 from workers.ledger import Ledger, Touched, effect_key
 
@@ -87,3 +91,31 @@ async def test_pending_among_and_forget_pending_leave_done_entries_alone(redis: 
     assert await ledger.forget_pending([KEY, OTHER, effect_key("legacy"), effect_key("none")]) == 2
     assert await ledger.get(KEY) is None
     assert await ledger.get(OTHER) == {"state": "done", "id": "row-2"}
+
+
+async def test_a_letters_pending_entries_expire_with_it_and_go_when_it_is_purged(redis: ArqRedis) -> None:
+    ledger, store = Ledger(redis), DeadLetters(redis)
+    await ledger.pending(KEY, {"row": 1})
+    await ledger.done(OTHER, "row-2")
+    old = refused("old", failed_ago=timedelta(days=3), ledger_keys=(KEY, OTHER))
+    await store.add(old)
+
+    ttl_s = await redis.ttl(KEY)
+    kept = await store.purge(datetime.now(UTC) - timedelta(days=4))
+    purged = await store.purge(datetime.now(UTC) - timedelta(days=2))
+
+    assert (kept, purged) == (0, 1)
+    assert timedelta(days=10) < timedelta(seconds=ttl_s) <= timedelta(days=11)  # 14 days after its last failure
+    assert await ledger.get(KEY) is None
+    assert await ledger.get(OTHER) == {"state": "done", "id": "row-2"}  # done entries keep effects from repeating
+
+
+async def test_replaying_a_letter_keeps_its_pending_entries(redis: ArqRedis) -> None:
+    # The replayed action needs them: after a lost answer it must look for (and resend) the very same effect.
+    ledger, store = Ledger(redis), DeadLetters(redis)
+    await ledger.pending(KEY, {"row": 1})
+    letter = refused(ledger_keys=(KEY,))
+    await store.add(letter)
+
+    assert await store.delete(letter.id)
+    assert await ledger.get(KEY) == {"state": "pending", "effect": {"row": 1}}
