@@ -417,9 +417,11 @@ async def test_a_replayed_job_is_run_by_the_worker_and_logs_the_reschedule(
 
 
 @pytest.mark.slow
-async def test_an_action_letter_is_replayed_into_one_row(redis: ArqRedis, redis_url: str, dlq: Dlq, zoho: Zoho) -> None:
-    # The CRM refused the row once; the job went on and stored the record as seen. `replay` runs just that
-    # action again on what the letter kept: one row.
+async def test_an_action_letter_is_shown_then_replayed_into_one_row(
+    redis: ArqRedis, redis_url: str, dlq: Dlq, zoho: Zoho
+) -> None:
+    # The CRM refused the row once; the job went on and stored the record as seen. `show` says what to log by
+    # hand, and `replay` runs just that action again on what the letter kept: one row.
     await notify(redis, NEVER_RESCHEDULED, "insert")
     await work(redis_url, zoho)
     await zoho.reschedule(NEVER_RESCHEDULED, soon(6), Reschedule_Note="Away")
@@ -428,9 +430,14 @@ async def test_an_action_letter_is_replayed_into_one_row(redis: ArqRedis, redis_
     await work(redis_url, zoho)
     (failed,) = await DeadLetters(redis).all()
 
+    shown = await dlq("show", failed.id)
     done = await dlq("replay", failed.id)
     await work(redis_url, zoho)
 
+    assert shown.returncode == 0, shown.stderr
+    by_hand = [line.split() for line in shown.stdout.splitlines() if line.startswith("                ")]
+    assert ["Reschedule_Note", "Away"] in by_hand
+    assert ["Rescheduled_By", '{"name":', '"Patricia', 'Boyle",', '"id":', '"5545974000000393001"}'] in by_hand
     assert done.returncode == 0, done.stderr
     event = ChangeEvent.model_validate(failed.event)
     ((replayed, job_id),) = [line.split(" as job ") for line in done.stdout.splitlines() if " as job " in line]

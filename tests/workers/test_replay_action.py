@@ -18,6 +18,7 @@ import pytest
 from arq.connections import ArqRedis
 from arq.jobs import Job
 
+from crmflow.dlq import format_letter
 from sandbox.app import create_app as create_sandbox
 from sandbox.config import SandboxConfig
 from tests.workers import test_jobs_hubspot as hs
@@ -210,7 +211,7 @@ async def test_no_secret_enters_a_letter(redis: ArqRedis, redis_url: str, zoho: 
 
     assert len(letters) == 2 and tokens
     for letter in letters:
-        stored = letter.model_dump_json()
+        stored = letter.model_dump_json() + format_letter(letter, datetime.now(UTC))
         assert not [secret for secret in (*SECRETS, *tokens) if secret in stored]
 
 
@@ -220,6 +221,44 @@ async def _values(redis: ArqRedis, pattern: str) -> AsyncIterator[bytes]:
             raw = await redis.get(key)
             if raw is not None:
                 yield raw
+
+
+async def test_dlq_show_says_what_to_log_by_hand(
+    redis: ArqRedis, redis_url: str, zoho: Zoho, hubspot: hs.HubSpot
+) -> None:
+    zoho_letter = await zoho_refused_once(redis, redis_url, zoho)
+    hubspot_letter = await hubspot_refused_once(redis, redis_url, hubspot)
+    now = datetime.now(UTC)
+
+    zoho_text = format_letter(zoho_letter, now).splitlines()
+    hubspot_text = format_letter(hubspot_letter, now).splitlines()
+
+    row = zoho_letter.context["unwritten"][0]
+    by_hand = zoho_text.index(
+        "by hand       what the action was writing when it failed; to log it by hand, enter this, then purge the letter"
+    )
+    assert zoho_text[by_hand + 1 : by_hand + 8] == [
+        f'                Appointment_Name   {{"name": "AC Repair - James", "id": "{NEVER_RESCHEDULED}"}}',
+        f"                Rescheduled_From   {row['Rescheduled_From']}",
+        f"                Rescheduled_To     {zoho_time(soon(6))}",
+        f"                Rescheduled_Time   {row['Rescheduled_Time']}",
+        '                Rescheduled_By     {"name": "Patricia Boyle", "id": "5545974000000393001"}',
+        "                Reschedule_Reason  By Customer",
+        "                Reschedule_Note    Away",
+    ]
+    assert (
+        "replay        yes: runs log_reschedule_history of rule zoho-log-reschedules again, as it was then, "
+        "on the change it failed on"
+    ) in zoho_text
+    note = hubspot_letter.context["unwritten"][0]
+    at = datetime.fromtimestamp(int(note["hs_timestamp"]) / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    by_hand = next(i for i, line in enumerate(hubspot_text) if line.startswith("by hand "))
+    assert hubspot_text[by_hand + 1 : by_hand + 4] == [
+        f"                hs_timestamp  {note['hs_timestamp']} ({at} UTC)",
+        f"                hs_note_body  {note['hs_note_body'].splitlines()[0]}",
+        f"                              Changed by HubSpot user {hs.CHLOE} (CRM_UI).",
+    ]
+    assert f"to {hs.readable(hs.soon(5))}." in hubspot_text[by_hand + 2]
 
 
 # --- The ledger ----------------------------------------------------------------------------------------
