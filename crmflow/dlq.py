@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from workers.deadletters import DeadLetter, DeadLetters, LetterFilter
 from workers.errors import QueueUnavailableError
 from workers.queue import connect_queue
+from workers.record import parse_datetime
 from workers.replay import Outcome, replay_letter, unreplayable
 
 if TYPE_CHECKING:
@@ -152,9 +153,51 @@ def _block(value: Any) -> str:
     return text.replace("\n", "\n" + " " * 14)
 
 
-def format_letter(letter: DeadLetter, now: datetime) -> str:
-    """Every field of one letter, one per line; the event and context as indented JSON."""
+def _readable(value: Any) -> str:
+    """A value of an effect on one line; epoch milliseconds (HubSpot's times) also as a UTC time."""
+    if isinstance(value, str):
+        moment = parse_datetime(value) if value.isdigit() else None
+        suffix = f" ({moment.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S')} UTC)" if moment is not None else ""
+        return value + suffix
+    return json.dumps(value, ensure_ascii=False)
+
+
+def format_effect(effect: Any) -> list[str]:
+    """What an action was writing, one field a line (`name  value`), ready to be entered by hand."""
+    if not isinstance(effect, dict) or not effect:
+        return [_readable(effect)]
+    width = max(len(str(name)) for name in effect) + 2
+    lines: list[str] = []
+    for name, value in effect.items():
+        first, *more = _readable(value).splitlines() or [""]
+        lines.append(f"{name!s:<{width}}{first}")
+        lines.extend(" " * width + line for line in more)
+    return lines
+
+
+def _by_hand(letter: DeadLetter) -> list[tuple[str, str]]:
+    """The effects the failed action had not written, for an operator who logs them by hand."""
+    unwritten = letter.context.get("unwritten")
+    if not isinstance(unwritten, list) or not unwritten:
+        return []
+    lines = ["what the action was writing when it failed; to log it by hand, enter this, then purge the letter"]
+    for number, effect in enumerate(unwritten):
+        lines.extend(([""] if number else []) + ["  " + line for line in format_effect(effect)])
+    return [("by hand", ("\n" + " " * 14).join(lines))]
+
+
+def _replay_line(letter: DeadLetter) -> str:
     reason = unreplayable(letter)
+    if reason is not None:
+        return f"no: {reason}"
+    kept = letter.action_replay
+    if kept is None:
+        return "yes"
+    return f"yes: runs {kept.type} of rule {kept.rule} again, as it was then, on the change it failed on"
+
+
+def format_letter(letter: DeadLetter, now: datetime) -> str:
+    """Every field of one letter, one per line; what to log by hand; the event, context and so on as JSON."""
     fields = [
         ("id", letter.id),
         ("source", letter.source),
@@ -167,10 +210,15 @@ def format_letter(letter: DeadLetter, now: datetime) -> str:
         ("tries", str(letter.tries)),
         ("first failed", f"{_when(letter.first_failed_at)} UTC ({age(now - letter.first_failed_at)} ago)"),
         ("last failed", f"{_when(letter.last_failed_at)} UTC ({age(now - letter.last_failed_at)} ago)"),
-        ("replay", "yes" if reason is None else f"no: {reason}"),
+        ("replay", _replay_line(letter)),
+        *_by_hand(letter),
         ("event", _block(letter.event)),
         ("context", _block(letter.context)),
     ]
+    if letter.action_replay is not None:
+        fields.append(("action replay", _block(letter.action_replay.model_dump(mode="json"))))
+    if letter.ledger_keys:
+        fields.append(("ledger", ", ".join(letter.ledger_keys)))
     return "\n".join(f"{name:<14}{value}" for name, value in fields)
 
 

@@ -367,8 +367,8 @@ async def test_replay_skips_what_a_replay_cannot_redo(redis: ArqRedis, dlq: Dlq)
     fields = {"id": "00000000malformed", "source": "unknown", "event": {"record_id": 42}, "error_code": "MALFORMED_JOB"}
     malformed = letter("unknown").model_copy(update=fields)
     missed = refused("missed", error_code="MISSED_RESCHEDULE", error_class="MissedReschedule")
-    action = refused("refused")
-    await keep(redis, malformed, missed, action)
+    legacy = refused("refused")  # an action letter from a worker that did not keep the action's inputs yet
+    await keep(redis, malformed, missed, legacy)
 
     one = await dlq("replay", malformed.id)
     every = await dlq("replay", "--all")
@@ -378,7 +378,7 @@ async def test_replay_skips_what_a_replay_cannot_redo(redis: ArqRedis, dlq: Dlq)
     assert every.returncode == 0
     lines = every.stdout.splitlines()
     assert f"skipped {missed.id}: MISSED_RESCHEDULE: Zoho keeps no time or user for this reschedule" in lines[1]
-    assert f"skipped {action.id}: NOT_ALLOWED: its job went on after this action failed and stored the" in lines[2]
+    assert f"skipped {legacy.id}: NOT_ALLOWED: written by a worker that did not keep what running the" in lines[2]
     assert lines[-1] == "replayed 0, skipped 3"
     assert await queued_jobs(redis) == {}
     assert len(await DeadLetters(redis).all()) == 3
@@ -416,26 +416,37 @@ async def test_a_replayed_job_is_run_by_the_worker_and_logs_the_reschedule(
     assert await DeadLetters(redis).all() == []
 
 
-async def test_an_action_letter_replayed_anyway_would_do_nothing(redis: ArqRedis, redis_url: str, zoho: Zoho) -> None:
-    # Why `replay` skips a letter that names a rule and action: the job that recorded it went on and stored
-    # the record as seen, so the same event, replayed, finds no change. If the worker learns to re-run the
-    # letter's action, this test fails: lift the skip in crmflow.dlq.unreplayable.
+@pytest.mark.slow
+async def test_an_action_letter_is_shown_then_replayed_into_one_row(
+    redis: ArqRedis, redis_url: str, dlq: Dlq, zoho: Zoho
+) -> None:
+    # The CRM refused the row once; the job went on and stored the record as seen. `show` says what to log by
+    # hand, and `replay` runs just that action again on what the letter kept: one row.
     await notify(redis, NEVER_RESCHEDULED, "insert")
     await work(redis_url, zoho)
-    await zoho.reschedule(NEVER_RESCHEDULED, soon(6))
-    await zoho.faults(zoho_error(403, "NOT_ALLOWED", "not allowed") | {"times": 1})
+    await zoho.reschedule(NEVER_RESCHEDULED, soon(6), Reschedule_Note="Away")
+    await zoho.faults(zoho_error(400, "INVALID_DATA", "invalid data", "Rescheduled_By") | {"times": 1})
     await notify(redis, NEVER_RESCHEDULED)
     await work(redis_url, zoho)
     (failed,) = await DeadLetters(redis).all()
-    assert failed.action == "log_reschedule_history"
 
-    event = replay_event(failed, stamp_ms=1)
-    await enqueue_events(redis, [event])
+    shown = await dlq("show", failed.id)
+    done = await dlq("replay", failed.id)
     await work(redis_url, zoho)
 
-    info = await Job(event.job_id(), redis, _deserializer=loads).result_info()
-    assert info is not None and (info.result["changed"], info.result["actions"]) == ([], [])
-    assert await zoho.history(NEVER_RESCHEDULED) == []
+    assert shown.returncode == 0, shown.stderr
+    by_hand = [line.split() for line in shown.stdout.splitlines() if line.startswith("                ")]
+    assert ["Reschedule_Note", "Away"] in by_hand
+    assert ["Rescheduled_By", '{"name":', '"Patricia', 'Boyle",', '"id":', '"5545974000000393001"}'] in by_hand
+    assert done.returncode == 0, done.stderr
+    event = ChangeEvent.model_validate(failed.event)
+    ((replayed, job_id),) = [line.split(" as job ") for line in done.stdout.splitlines() if " as job " in line]
+    assert replayed == f"replayed {failed.id}"
+    assert job_id.startswith(f"{event.job_id()}:replay:")
+    assert job_id.endswith(":zoho-log-reschedules:log_reschedule_history")
+    (row,) = await zoho.history(NEVER_RESCHEDULED)
+    assert row["Reschedule_Note"] == "Away"
+    assert await DeadLetters(redis).all() == []
 
 
 # --- the replay number on the queue contract -------------------------------------------------------------

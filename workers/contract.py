@@ -9,9 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler
 
 from workers.keys import QUEUE_NAME
 
-__all__ = ["PROCESS_CHANGE", "QUEUE_NAME", "ChangeEvent", "dumps", "loads"]
+__all__ = ["PROCESS_CHANGE", "QUEUE_NAME", "REPLAY_ACTION", "ChangeEvent", "action_job_id", "dumps", "loads"]
 
+# Jobs: process_change(event) for every notification (and replayed job letters); replay_action(event,
+# action_replay) runs one failed action again, as `crmflow dlq replay` queues it for an action letter.
 PROCESS_CHANGE = "process_change"
+REPLAY_ACTION = "replay_action"
 
 Operation = Literal["insert", "update", "delete"]
 # A source's name as registered in workers/sources/ ("zoho", "hubspot"); which (source, module) pairs the
@@ -53,6 +56,11 @@ class ChangeEvent(BaseModel):
         if not self.replay:
             data.pop("replay", None)
         return data
+
+
+def action_job_id(event: ChangeEvent, rule: str, action: str) -> str:
+    """The job id of a replayed action: its (replayed) event's, the rule's name and the action's type."""
+    return f"{event.job_id()}:{rule}:{action}"
 
 
 def _fallback(obj: object) -> str:

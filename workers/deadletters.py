@@ -1,4 +1,10 @@
-"""Dead letters: work that failed for good, kept in Redis with its reason for inspection and replay."""
+"""Dead letters: work that failed for good, kept in Redis with its reason for inspection and replay.
+
+A letter about one failed action (it names a rule and an action) also carries an ActionReplay: the rule's
+action as it was, the change and the record's fields the action read, so that the action can be run again
+however far the record and the rules have moved on (workers/replay.py). It names the ledger entries the
+failed action left pending; they live no longer than the letter, and purging the letter removes them.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +14,18 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
 
 from workers import keys
+from workers.diff import Change
+from workers.ledger import Ledger
+from workers.record import HistoryEntry
 
 logger = logging.getLogger("crmflow.deadletters")
+V = TypeVar("V")
 
 INDEX_KEY = keys.DEADLETTER_INDEX  # sorted set: id -> last failure, epoch seconds
 LETTER_KEY_PREFIX = keys.DEADLETTER_PREFIX
@@ -77,6 +87,50 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class Kept(BaseModel, Generic[V]):
+    """What an action read of one of a record's mappings (its fields, or their histories), and nothing else."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # The names it read, with their values; `absent`: names it looked for that the record lacked.
+    values: dict[str, V] = {}
+    absent: tuple[str, ...] = ()
+    # True when it went through the whole mapping: then every name is kept, and only then may a replay do so.
+    complete: bool = False
+
+
+class ReplayRecord(BaseModel):
+    """The part of a record one action read: its identity and time, and the fields and histories it looked at."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: str
+    module: str
+    id: str
+    modified_time: datetime
+    fields: Kept[Any] = Kept[Any]()
+    # Past values of fields (HubSpot's propertiesWithHistory), oldest first.
+    history: Kept[tuple[HistoryEntry, ...]] = Kept[tuple[HistoryEntry, ...]]()
+
+
+class ActionReplay(BaseModel):
+    """What running one failed action again takes: the action as its rule had it, and its inputs as they were.
+
+    JSON throughout. `params` are the action's parameters as validated when the rules were loaded; `now` is
+    the time the action first ran, which it may have used (Zoho: no Rescheduled_Time after it).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rule: str
+    index: int
+    type: str
+    params: dict[str, Any]
+    change: Change
+    record: ReplayRecord
+    now: datetime
+
+
 class DeadLetter(BaseModel):
     """One failed piece of work: the event, where it failed, why, and when."""
 
@@ -92,6 +146,10 @@ class DeadLetter(BaseModel):
     message: str
     # What the failed work was about (e.g. the change's old and new values), kept for inspection.
     context: dict[str, Any] = {}
+    # A failed action: everything needed to run it again (None for jobs, and for letters of older workers).
+    action_replay: ActionReplay | None = None
+    # Ledger entries the failed work left pending (keys); removed with the letter when it is purged.
+    ledger_keys: tuple[str, ...] = ()
     tries: int
     first_failed_at: datetime
     last_failed_at: datetime
@@ -143,9 +201,12 @@ class DeadLetters:
         existing = await self.get(letter.id)
         if existing is not None:
             letter = letter.model_copy(update={"first_failed_at": existing.first_failed_at})
+        ttl_s = self._ttl_s(letter)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(_letter_key(letter.id), letter.model_dump_json(), ex=self._ttl_s(letter))
+            pipe.set(_letter_key(letter.id), letter.model_dump_json(), ex=ttl_s)
             pipe.zadd(INDEX_KEY, {letter.id: letter.last_failed_at.timestamp()})
+            for key in letter.ledger_keys:
+                pipe.expire(key, ttl_s)  # the pending effect (personal data) lives as long as its letter
             await pipe.execute()
         await self.trim()
         return letter
@@ -174,12 +235,17 @@ class DeadLetters:
     async def purge(self, older_than: datetime, where: LetterFilter | None = None) -> int:
         """Remove the letters `where` selects whose last failure is at or before `older_than`; how many.
 
-        A letter that fails again while the purge runs is kept: it is no longer older than `older_than`.
+        A letter that fails again while the purge runs is kept: it is no longer older than `older_than`. The
+        ledger entries a removed letter left pending go with it (done entries stay, and keep effects from
+        being repeated).
         """
         selected = LetterFilter() if where is None else where
         bound = older_than if selected.failed_before is None else min(older_than, selected.failed_before)
         letters = await self.find(LetterFilter(selected.source, selected.error_code, bound, selected.failed_after))
-        return len(await self._remove([letter.id for letter in letters], failed_before=bound))
+        removed = set(await self._remove([letter.id for letter in letters], failed_before=bound))
+        left = [key for letter in letters if letter.id in removed for key in letter.ledger_keys]
+        await Ledger(self._redis).forget_pending(left)
+        return len(removed)
 
     async def trim(self) -> tuple[int, int]:
         """Apply retention: remove expired letters, then the oldest beyond the cap; how many of each."""

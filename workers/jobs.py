@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,11 +22,18 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from workers import keys
-from workers.actions.dispatch import Actions
+from workers.actions.dispatch import Actions, ActionTrace
 from workers.backoff import backoff_s
 from workers.checkpoints import NO_CHECKPOINTS, Checkpoints
-from workers.contract import ChangeEvent
-from workers.deadletters import MALFORMED_JOB, MISSED_RESCHEDULE, DeadLetter, DeadLetters, dead_letter_id
+from workers.contract import ChangeEvent, action_job_id
+from workers.deadletters import (
+    MALFORMED_JOB,
+    MISSED_RESCHEDULE,
+    ActionReplay,
+    DeadLetter,
+    DeadLetters,
+    dead_letter_id,
+)
 from workers.diff import Change, diff, looks_lagging, snapshot_of
 from workers.errors import (
     ActionNotApplicableError,
@@ -38,6 +45,7 @@ from workers.errors import (
 )
 from workers.fetch import CrmClients, fetch_record, previous_values, remembered_fields
 from workers.record import Record
+from workers.replay import capture, rebuild
 from workers.rules.evaluate import PlannedAction, evaluate
 from workers.rules.model import RuleSet
 from workers.snapshots import delete_snapshot, load_snapshot, save_snapshot
@@ -170,15 +178,32 @@ def _change_context(record: Record, change: Change) -> dict[str, Any]:
     return {"changed": fields, "record_modified_time": record.modified_time.isoformat()}
 
 
+@dataclass(frozen=True)
+class _Again:
+    """An action run again from its dead letter: what the letter kept, and the trace of this run."""
+
+    replay: ActionReplay
+    trace: ActionTrace
+
+
 async def _run_action(
-    deps: WorkerDeps, event: ChangeEvent, job_try: int, step: PlannedAction, record: Record, change: Change
+    deps: WorkerDeps,
+    event: ChangeEvent,
+    job_try: int,
+    step: PlannedAction,
+    record: Record,
+    change: Change,
+    *,
+    again: _Again | None = None,
 ) -> dict[str, Any]:
     names = {"rule": step.rule, "action": step.action.type}
+    now = deps.clock() if again is None else again.replay.now
+    trace = ActionTrace() if again is None else again.trace
     try:
-        result = await deps.actions.run(step, record, change, now=deps.clock())
+        result = await deps.actions.run(step, record, change, now=now, trace=trace)
     except FINAL_ERRORS as exc:
-        context = _change_context(record, change)
-        await _dead_letter(deps, event, job_try, exc.code, str(exc), type(exc).__name__, context=context, **names)
+        replay = capture(step, record, change, now, trace) if again is None else again.replay
+        await _action_dead_letter(deps, event, job_try, exc.code, str(exc), type(exc).__name__, replay, trace)
         return {**names, "status": "dead_lettered", "error": exc.code}
     if result.missed:
         message = "an earlier reschedule happened between two fetches; Zoho keeps no time or user for it"
@@ -256,8 +281,24 @@ async def _dead_letter(
     context: dict[str, Any] | None = None,
     anchor: str | None = None,
 ) -> dict[str, Any]:
+    letter = _letter(deps, event, job_try, code, message, error_class, rule, action, context, anchor)
+    return await _keep(deps, event, letter)
+
+
+def _letter(
+    deps: WorkerDeps,
+    event: ChangeEvent,
+    job_try: int,
+    code: str,
+    message: str,
+    error_class: str,
+    rule: str | None = None,
+    action: str | None = None,
+    context: dict[str, Any] | None = None,
+    anchor: str | None = None,
+) -> DeadLetter:
     now = deps.clock()
-    letter = DeadLetter(
+    return DeadLetter(
         id=dead_letter_id(anchor or event.job_id(), rule, action),
         source=event.source,
         module=event.module,
@@ -273,8 +314,12 @@ async def _dead_letter(
         first_failed_at=now,
         last_failed_at=now,
     )
+
+
+async def _keep(deps: WorkerDeps, event: ChangeEvent, letter: DeadLetter) -> dict[str, Any]:
     await deps.deadletters.add(letter)
-    logger.error("dead letter %s: %s rule=%s action=%s: %s %s", letter.id, event.job_id(), rule, action, code, message)
+    names, code = (letter.rule, letter.action), letter.error_code
+    logger.error("dead letter %s: %s rule=%s action=%s: %s %s", letter.id, event.job_id(), *names, code, letter.message)
     return {"status": "dead_lettered", "dead_letter": letter.id, "error": code}
 
 
@@ -297,3 +342,151 @@ async def _reject_malformed(deps: WorkerDeps, event_data: Any, job_try: int, exc
     await deps.deadletters.add(letter)
     logger.error("dead letter %s: malformed job arguments", letter.id)
     return {"status": "dead_lettered", "dead_letter": letter.id, "error": MALFORMED_JOB}
+
+
+# --- Running one failed action again -------------------------------------------------------------------
+
+
+def _replay_context(replay: ActionReplay) -> dict[str, Any]:
+    fields = {name: {"old": moved.old, "new": moved.new} for name, moved in replay.change.fields.items()}
+    return {"changed": fields, "record_modified_time": replay.record.modified_time.isoformat()}
+
+
+async def _action_dead_letter(
+    deps: WorkerDeps,
+    event: ChangeEvent,
+    job_try: int,
+    code: str,
+    message: str,
+    error_class: str,
+    replay: ActionReplay,
+    trace: ActionTrace | None = None,
+) -> dict[str, Any]:
+    """A dead letter for one action, holding what running it again takes.
+
+    Its context adds what the action was writing when it stopped (`unwritten`, to log by hand), and the
+    letter names the ledger entries still pending, so they go when it is purged. Nothing is pending after
+    the CRM refused a write: the ledger dropped that entry already (Ledger.apply_once).
+    """
+    context = _replay_context(replay)
+    pending: list[str] = []
+    if trace is not None:
+        if trace.ledger.unfinished:
+            context["unwritten"] = list(trace.ledger.unfinished.values())
+        pending = await deps.actions.ledger.pending_among(trace.ledger.keys)
+    letter = _letter(deps, event, job_try, code, message, error_class, replay.rule, replay.type, context)
+    return await _keep(deps, event, letter.model_copy(update={"action_replay": replay, "ledger_keys": tuple(pending)}))
+
+
+async def replay_action(ctx: dict[str, Any], event_data: Any, replay_data: Any) -> dict[str, Any]:
+    """The arq job `crmflow dlq replay` queues for an action's dead letter: run just that action again.
+
+    The action runs as its rule had it when it failed, on the change and the record's fields the letter
+    kept (no fetch, no diff, no snapshot: the job that failed went on and stored the record as seen), under
+    the record's lock and with the same ledger keys as the failed run, so that an effect applied meanwhile
+    is not applied again. A final failure writes a new letter for the replayed event; transient ones are
+    retried like process_change's, ending in such a letter.
+    """
+    deps: WorkerDeps = ctx["deps"]
+    runs: int = ctx.get("job_try", 1)
+    try:
+        event = ChangeEvent.model_validate(event_data)
+        replay = ActionReplay.model_validate(replay_data)
+    except ValidationError as exc:
+        return await _reject_malformed_replay(deps, event_data, replay_data, runs, exc)
+    job_id = str(ctx.get("job_id") or action_job_id(event, replay.rule, replay.type))
+    enqueued_at: datetime | None = ctx.get("enqueue_time")
+    trace = ActionTrace()
+
+    async def give_up(job_try: int, code: str, message: str, error_class: str) -> dict[str, Any]:
+        return await _action_dead_letter(deps, event, job_try, code, message, error_class, replay, trace)
+
+    try:
+        job_try = runs - int(await deps.redis.get(keys.rate_limited(job_id)) or 0)
+    except RedisError as exc:
+        return await _retry_replay(deps, job_id, runs, exc, enqueued_at, give_up)
+    if job_try > deps.policy.max_tries:
+        return await give_up(job_try, "TOO_MANY_TRIES", f"started {job_try - 1} times without finishing", "CrashLoop")
+    try:
+        step, record, change = rebuild(replay)
+    except ActionNotApplicableError as exc:
+        return await give_up(job_try, exc.code, str(exc), type(exc).__name__)
+    try:
+        async with asyncio.timeout(deps.work_timeout_s):
+            wait_s = deps.work_timeout_s / 3
+            lock = deps.redis.lock(lock_key(event), timeout=deps.lock_timeout_s, blocking_timeout=wait_s, sleep=0.01)
+            async with lock:
+                again = _Again(replay, trace)
+                outcome = await _run_action(deps, event, job_try, step, record, change, again=again)
+                return {"status": "replayed", "actions": [outcome]}
+    except TimeoutError:
+        overdue = CrmTransientError(f"the job took longer than {deps.work_timeout_s:.0f}s", code="JOB_TIMEOUT")
+        return await _retry_replay(deps, job_id, job_try, overdue, enqueued_at, give_up)
+    except CrmRateLimitedError as exc:
+        return await _wait_out_rate_limit_replay(deps, job_id, job_try, exc, enqueued_at, give_up)
+    except (CrmTransientError, RedisError) as exc:
+        return await _retry_replay(deps, job_id, job_try, exc, enqueued_at, give_up)
+    except Exception as exc:
+        logger.exception("%s try %d: unexpected error", job_id, job_try)
+        unexpected = CrmTransientError(f"unexpected {type(exc).__name__}: {exc}", code="UNEXPECTED")
+        return await _retry_replay(deps, job_id, job_try, unexpected, enqueued_at, give_up)
+
+
+GiveUp = Callable[[int, str, str, str], Awaitable[dict[str, Any]]]
+
+
+async def _retry_replay(
+    deps: WorkerDeps,
+    job_id: str,
+    job_try: int,
+    exc: CrmTransientError | RedisError,
+    enqueued_at: datetime | None,
+    give_up: GiveUp,
+) -> dict[str, Any]:
+    """As _retry_or_give_up, but giving up writes the action's letter (with what replaying it takes)."""
+    code = exc.code if isinstance(exc, CrmTransientError) else "REDIS"
+    age_s = _age_s(deps, enqueued_at)
+    if job_try >= deps.policy.max_tries or age_s > deps.policy.max_age_s:
+        message = f"gave up after {job_try} tries and {age_s / 60:.0f} min; last error: {exc}"
+        return await give_up(job_try, code, message, type(exc).__name__)
+    retry_after = exc.retry_after_s if isinstance(exc, CrmTransientError) else None
+    policy, jitter = deps.policy, deps.jitter()
+    delay = backoff_s(job_try, base_s=policy.base_s, cap_s=policy.cap_s, jitter=jitter, retry_after_s=retry_after)
+    logger.warning("%s try %d failed (%s); retrying in %.1fs", job_id, job_try, exc, delay)
+    raise Retry(defer=delay) from exc
+
+
+async def _wait_out_rate_limit_replay(
+    deps: WorkerDeps,
+    job_id: str,
+    job_try: int,
+    exc: CrmRateLimitedError,
+    enqueued_at: datetime | None,
+    give_up: GiveUp,
+) -> dict[str, Any]:
+    """As _wait_out_rate_limit: wait as the CRM asked without spending a try (counted under the job's id)."""
+    if exc.retry_after_s is None or _age_s(deps, enqueued_at) > deps.policy.max_age_s:
+        return await _retry_replay(deps, job_id, job_try, exc, enqueued_at, give_up)
+    key = keys.rate_limited(job_id)
+    async with deps.redis.pipeline(transaction=True) as pipe:
+        pipe.incr(key)
+        pipe.expire(key, keys.RATE_LIMITED_TTL_S)
+        await pipe.execute()
+    delay = exc.retry_after_s * (1 + 0.1 * deps.jitter())
+    logger.warning("%s rate limited (%s); retrying in %.1fs", job_id, exc, delay)
+    raise Retry(defer=delay) from exc
+
+
+async def _reject_malformed_replay(
+    deps: WorkerDeps, event_data: Any, replay_data: Any, job_try: int, exc: ValidationError
+) -> dict[str, Any]:
+    """A replay_action job whose arguments cannot be read: a MALFORMED_JOB letter keeping them as they are."""
+    try:
+        event = ChangeEvent.model_validate(event_data)
+    except ValidationError:
+        return await _reject_malformed(deps, event_data, job_try, exc)
+    raw = replay_data if isinstance(replay_data, dict) else {"raw": repr(replay_data)}
+    names = {name: str(raw[key]) if raw.get(key) else None for name, key in (("rule", "rule"), ("action", "type"))}
+    message = f"job arguments are not an action to replay: {exc.error_count()} problems"
+    context = {"action_replay": raw}
+    return await _dead_letter(deps, event, job_try, MALFORMED_JOB, message, "ValidationError", context=context, **names)

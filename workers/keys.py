@@ -14,7 +14,7 @@ operator's sake, though arq builds them.
 | crmflow:seen:<source>:<delivery key>    | a webhook event already queued         | SEEN_TTL_S (26 h)           |
 | crmflow:lock:<source>:<module>:<id>     | the record's lock while a job runs     | job timeout + 10 s          |
 | crmflow:snapshot:<source>:<module>:<id> | the record's last state seen           | SNAPSHOT_TTL_S (180 d)      |
-| crmflow:ledger:<digest>                 | an effect pending or done in a CRM     | LEDGER_TTL_S (30 d)         |
+| crmflow:ledger:<digest>                 | an effect pending or done in a CRM     | LEDGER_TTL_S (30 d) [1]     |
 | crmflow:ratelimited:<job id>            | runs spent waiting on rate limits      | RATE_LIMITED_TTL_S (2 d)    |
 | crmflow:deadletters                     | sorted set: letter ids by last failure | trimmed to the retention    |
 | crmflow:deadletter:<id>                 | one dead letter                        | DEADLETTER_RETENTION (14 d) |
@@ -23,6 +23,9 @@ operator's sake, though arq builds them.
 | crmflow:zoho:token:<account>:refreshes  | refreshes in the current window        | ZOHO_REFRESH_WINDOW_S       |
 | crmflow:hubspot:pause-until             | when HubSpot's rate-limit pause ends   | the pause                   |
 | crmflow:test:paused:<checkpoint>        | a test-held job's process id           | until the test ends         |
+
+[1] A pending entry goes at once when the CRM refuses its write; one a dead letter names expires with the
+letter and goes when the letter is purged (docs/dead-letters.md, "The ledger and personal data").
 """
 
 from __future__ import annotations

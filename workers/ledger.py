@@ -11,14 +11,18 @@ Every action that writes to a CRM goes through one protocol, `Ledger.apply_once`
     write ──▶ done ("created")
 
 A pending entry holds exactly what is about to be written, so a retry after a lost answer sends (and looks
-for) the very same thing instead of something recomputed from data that may have moved on.
+for) the very same thing instead of something recomputed from data that may have moved on. When the CRM
+refuses the write for good (REFUSED: it answered no, so nothing was written), the pending entry protects
+nothing and only holds personal data, so it is removed before the refusal is passed on. Any other pending
+entry a failed action leaves behind is named by its dead letter, and removed when the letter is purged
+(`forget_pending`).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
@@ -26,8 +30,27 @@ from redis.asyncio import Redis
 
 from workers import keys
 from workers.actions.base import Checkpoint
+from workers.errors import CrmAuthError, CrmNotFoundError, CrmRejectedError
 
 LEDGER_TTL_S = keys.LEDGER_TTL_S
+# The CRM's definite no to a write (refused, not authorised, no such record): proof that nothing was written.
+REFUSED = (CrmRejectedError, CrmAuthError, CrmNotFoundError)
+
+# Atomically: delete each of KEYS whose entry is still pending (a done entry is kept). Returns how many.
+_FORGET_PENDING = """
+local forgotten = 0
+for _, key in ipairs(KEYS) do
+  local raw = redis.call('GET', key)
+  if raw then
+    local ok, entry = pcall(cjson.decode, raw)
+    if ok and type(entry) == 'table' and entry['state'] == 'pending' then
+      redis.call('DEL', key)
+      forgotten = forgotten + 1
+    end
+  end
+end
+return forgotten
+"""
 
 Outcome = Literal["created", "found_in_crm", "already_logged"]
 # Receives the effect, returns the id the CRM gave it (or None: not there).
@@ -45,6 +68,16 @@ def effect_key(*parts: str) -> str:
     return keys.ledger(digest)
 
 
+@dataclass
+class Touched:
+    """What one run of an action did with the ledger: the keys it used, and the effects it began to apply
+    and had not applied when it stopped (by key; the effect actually sent, which on a retry is the pending one).
+    """
+
+    keys: list[str] = field(default_factory=list)
+    unfinished: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class Applied:
     """What apply_once did, and the CRM's id of the effect (a row, a note, ...)."""
@@ -56,8 +89,14 @@ class Applied:
 class Ledger:
     """Effects by key: {"state": "pending", "effect": ...} before the CRM call, {"state": "done", "id": ...} after."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, touched: Touched | None = None) -> None:
         self._redis = redis
+        self._touched = touched
+        self._forget_script = redis.register_script(_FORGET_PENDING)
+
+    def tracing(self, touched: Touched) -> Ledger:
+        """This ledger, noting in `touched` every key used and every effect begun but not applied."""
+        return Ledger(self._redis, touched=touched)
 
     async def get(self, key: str) -> dict[str, Any] | None:
         raw = await self._redis.get(key)
@@ -71,6 +110,18 @@ class Ledger:
 
     async def done(self, key: str, crm_id: str) -> None:
         await self._redis.set(key, orjson.dumps({"state": "done", "id": crm_id}), ex=LEDGER_TTL_S)
+
+    async def pending_among(self, keys: Iterable[str]) -> list[str]:
+        """Those of `keys` whose effect is pending (begun, not known to be applied), in the order given."""
+        wanted = list(dict.fromkeys(keys))
+        entries = await self._redis.mget(wanted) if wanted else []
+        states = [orjson.loads(raw).get("state") if raw else None for raw in entries]
+        return [key for key, state in zip(wanted, states, strict=True) if state == "pending"]
+
+    async def forget_pending(self, keys: Iterable[str]) -> int:
+        """Delete those of `keys` still pending (done entries stay: they keep effects from repeating); how many."""
+        wanted = list(dict.fromkeys(keys))
+        return int(await self._forget_script(keys=wanted)) if wanted else 0
 
     async def apply_once(
         self,
@@ -88,6 +139,8 @@ class Ledger:
         pending (its answer may have been lost after the CRM applied it) and, with `look_first`, always
         (e.g. the CRM may apply such effects itself, or the ledger may have forgotten an old one).
         """
+        if self._touched is not None and key not in self._touched.keys:
+            self._touched.keys.append(key)
         entry = await self.get(key)
         if entry is not None and entry["state"] == "done":
             return Applied("already_logged", _done_id(entry))
@@ -95,13 +148,30 @@ class Ledger:
             effect = _pending_effect(entry)  # resend exactly what an earlier try may already have written
         else:
             await self.pending(key, effect)
-        if entry is not None or look_first:
+        if self._touched is not None:
+            self._touched.unfinished[key] = effect
+        look = entry is not None or look_first
+        applied = await self._look_then_write(key, effect, look, find_existing, write, checkpoint)
+        if self._touched is not None:
+            self._touched.unfinished.pop(key, None)
+        return applied
+
+    async def _look_then_write(
+        self, key: str, effect: Any, look: bool, find_existing: FindExisting, write: Write, checkpoint: Checkpoint
+    ) -> Applied:
+        if look:
             found = await find_existing(effect)
             if found is not None:
                 await self.done(key, found)
                 return Applied("found_in_crm", found)
         await checkpoint("before_crm_write")
-        crm_id = await write(effect)
+        try:
+            crm_id = await write(effect)
+        except REFUSED:
+            # The CRM said no, so nothing was written and no lost answer needs guarding against. Only a
+            # refusal proves that: after a timeout or a 5xx the write may have happened, and the entry stays.
+            await self._redis.delete(key)
+            raise
         await checkpoint("after_crm_write")
         await self.done(key, crm_id)
         return Applied("created", crm_id)

@@ -24,10 +24,10 @@ from workers import sources
 from workers.actions.dispatch import Actions
 from workers.checkpoints import Checkpoints
 from workers.config import WorkerConfig
-from workers.contract import PROCESS_CHANGE, QUEUE_NAME, dumps, loads
+from workers.contract import PROCESS_CHANGE, QUEUE_NAME, REPLAY_ACTION, dumps, loads
 from workers.deadletters import DeadLetters
 from workers.fetch import CrmClients
-from workers.jobs import RetryPolicy, WorkerDeps, process_change, utcnow
+from workers.jobs import RetryPolicy, WorkerDeps, process_change, replay_action, utcnow
 from workers.ledger import Ledger
 from workers.rules.model import RuleSet
 
@@ -131,7 +131,7 @@ def build_worker(
 
     redis_settings = worker_redis_settings(config.redis_url)
     return CrmflowWorker(
-        functions=[func(process_change, name=PROCESS_CHANGE)],
+        functions=[func(process_change, name=PROCESS_CHANGE), func(replay_action, name=REPLAY_ACTION)],
         queue_name=QUEUE_NAME,
         redis_settings=redis_settings,
         on_startup=startup,
