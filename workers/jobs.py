@@ -105,35 +105,58 @@ async def process_change(ctx: dict[str, Any], event_data: Any) -> dict[str, Any]
         event = ChangeEvent.model_validate(event_data)
     except ValidationError as exc:
         return await _reject_malformed(deps, event_data, runs, exc)
-    enqueued_at: datetime | None = ctx.get("enqueue_time")
+
+    async def give_up(job_try: int, code: str, message: str, error_class: str) -> dict[str, Any]:
+        return await _dead_letter(deps, event, job_try, code, message, error_class)
+
+    async def work(job_try: int) -> dict[str, Any]:
+        return await handle_change(event, deps, job_try=job_try)
+
+    return await _guarded(deps, event, event.job_id(), runs, ctx.get("enqueue_time"), work, give_up)
+
+
+# Records a job's final failure as a dead letter: (job_try, code, message, error class) -> the job's result.
+GiveUp = Callable[[int, str, str, str], Awaitable[dict[str, Any]]]
+
+
+async def _guarded(
+    deps: WorkerDeps,
+    event: ChangeEvent,
+    job_id: str,
+    runs: int,
+    enqueued_at: datetime | None,
+    work: Callable[[int], Awaitable[dict[str, Any]]],
+    give_up: GiveUp,
+) -> dict[str, Any]:
+    """Run `work(job_try)` under the record's lock; every way it can fail becomes a retry or `give_up`."""
     try:
         # Runs spent waiting for a rate limit do not count as tries.
-        job_try = runs - int(await deps.redis.get(_rate_limited_key(event)) or 0)
+        job_try = runs - int(await deps.redis.get(keys.rate_limited(job_id)) or 0)
     except RedisError as exc:
-        return await _retry_or_give_up(deps, event, runs, exc, enqueued_at)
+        return await _retry_or_give_up(deps, job_id, runs, exc, enqueued_at, give_up)
     if job_try > deps.policy.max_tries:
         # Reached only when earlier tries never reported back: the worker running them was killed.
         message = f"started {job_try - 1} times without finishing (worker killed each time?)"
-        return await _dead_letter(deps, event, job_try, "TOO_MANY_TRIES", message, "CrashLoop")
+        return await give_up(job_try, "TOO_MANY_TRIES", message, "CrashLoop")
     try:
         async with asyncio.timeout(deps.work_timeout_s):
             # sleep: how often a job waiting for the lock retries (redis-py's default is 0.1 s).
             wait_s = deps.work_timeout_s / 3
             lock = deps.redis.lock(lock_key(event), timeout=deps.lock_timeout_s, blocking_timeout=wait_s, sleep=0.01)
             async with lock:
-                return await handle_change(event, deps, job_try=job_try)
+                return await work(job_try)
     except TimeoutError:
         overdue = CrmTransientError(f"the job took longer than {deps.work_timeout_s:.0f}s", code="JOB_TIMEOUT")
-        return await _retry_or_give_up(deps, event, job_try, overdue, enqueued_at)
+        return await _retry_or_give_up(deps, job_id, job_try, overdue, enqueued_at, give_up)
     except CrmRateLimitedError as exc:
-        return await _wait_out_rate_limit(deps, event, job_try, exc, enqueued_at)
+        return await _wait_out_rate_limit(deps, job_id, job_try, exc, enqueued_at, give_up)
     except (CrmTransientError, RedisError) as exc:
-        return await _retry_or_give_up(deps, event, job_try, exc, enqueued_at)
+        return await _retry_or_give_up(deps, job_id, job_try, exc, enqueued_at, give_up)
     except Exception as exc:
         # A bug or corrupt state: keep the change (retried, then a dead letter) rather than let arq drop it.
-        logger.exception("%s try %d: unexpected error", event.job_id(), job_try)
+        logger.exception("%s try %d: unexpected error", job_id, job_try)
         unexpected = CrmTransientError(f"unexpected {type(exc).__name__}: {exc}", code="UNEXPECTED")
-        return await _retry_or_give_up(deps, event, job_try, unexpected, enqueued_at)
+        return await _retry_or_give_up(deps, job_id, job_try, unexpected, enqueued_at, give_up)
 
 
 async def handle_change(event: ChangeEvent, deps: WorkerDeps, *, job_try: int) -> dict[str, Any]:
@@ -224,23 +247,24 @@ async def _run_action(
     return {**names, "status": result.status, "detail": result.detail}
 
 
-def _rate_limited_key(event: ChangeEvent) -> str:
-    return keys.rate_limited(event.job_id())
-
-
 async def _wait_out_rate_limit(
-    deps: WorkerDeps, event: ChangeEvent, job_try: int, exc: CrmRateLimitedError, enqueued_at: datetime | None
+    deps: WorkerDeps,
+    job_id: str,
+    job_try: int,
+    exc: CrmRateLimitedError,
+    enqueued_at: datetime | None,
+    give_up: GiveUp,
 ) -> dict[str, Any]:
     """Retry after the wait the CRM asked for (plus up to 10 % jitter), without spending a try."""
     if exc.retry_after_s is None or _age_s(deps, enqueued_at) > deps.policy.max_age_s:
-        return await _retry_or_give_up(deps, event, job_try, exc, enqueued_at)
-    key = _rate_limited_key(event)
+        return await _retry_or_give_up(deps, job_id, job_try, exc, enqueued_at, give_up)
+    key = keys.rate_limited(job_id)
     async with deps.redis.pipeline(transaction=True) as pipe:
         pipe.incr(key)
         pipe.expire(key, keys.RATE_LIMITED_TTL_S)
         await pipe.execute()
     delay = exc.retry_after_s * (1 + 0.1 * deps.jitter())
-    logger.warning("%s rate limited (%s); retrying in %.1fs", event.job_id(), exc, delay)
+    logger.warning("%s rate limited (%s); retrying in %.1fs", job_id, exc, delay)
     raise Retry(defer=delay) from exc
 
 
@@ -250,21 +274,21 @@ def _age_s(deps: WorkerDeps, enqueued_at: datetime | None) -> float:
 
 async def _retry_or_give_up(
     deps: WorkerDeps,
-    event: ChangeEvent,
+    job_id: str,
     job_try: int,
     exc: CrmTransientError | RedisError,
-    enqueued_at: datetime | None = None,
+    enqueued_at: datetime | None,
+    give_up: GiveUp,
 ) -> dict[str, Any]:
     code = exc.code if isinstance(exc, CrmTransientError) else "REDIS"
     age_s = _age_s(deps, enqueued_at)
     if job_try >= deps.policy.max_tries or age_s > deps.policy.max_age_s:
         message = f"gave up after {job_try} tries and {age_s / 60:.0f} min; last error: {exc}"
-        return await _dead_letter(deps, event, job_try, code, message, type(exc).__name__)
+        return await give_up(job_try, code, message, type(exc).__name__)
     retry_after = exc.retry_after_s if isinstance(exc, CrmTransientError) else None
-    policy = deps.policy
-    jitter = deps.jitter()
+    policy, jitter = deps.policy, deps.jitter()
     delay = backoff_s(job_try, base_s=policy.base_s, cap_s=policy.cap_s, jitter=jitter, retry_after_s=retry_after)
-    logger.warning("%s try %d failed (%s); retrying in %.1fs", event.job_id(), job_try, exc, delay)
+    logger.warning("%s try %d failed (%s); retrying in %.1fs", job_id, job_try, exc, delay)
     raise Retry(defer=delay) from exc
 
 
@@ -395,86 +419,21 @@ async def replay_action(ctx: dict[str, Any], event_data: Any, replay_data: Any) 
     except ValidationError as exc:
         return await _reject_malformed_replay(deps, event_data, replay_data, runs, exc)
     job_id = str(ctx.get("job_id") or action_job_id(event, replay.rule, replay.type))
-    enqueued_at: datetime | None = ctx.get("enqueue_time")
     trace = ActionTrace()
 
     async def give_up(job_try: int, code: str, message: str, error_class: str) -> dict[str, Any]:
         return await _action_dead_letter(deps, event, job_try, code, message, error_class, replay, trace)
 
     try:
-        job_try = runs - int(await deps.redis.get(keys.rate_limited(job_id)) or 0)
-    except RedisError as exc:
-        return await _retry_replay(deps, job_id, runs, exc, enqueued_at, give_up)
-    if job_try > deps.policy.max_tries:
-        return await give_up(job_try, "TOO_MANY_TRIES", f"started {job_try - 1} times without finishing", "CrashLoop")
-    try:
         step, record, change = rebuild(replay)
     except ActionNotApplicableError as exc:
-        return await give_up(job_try, exc.code, str(exc), type(exc).__name__)
-    try:
-        async with asyncio.timeout(deps.work_timeout_s):
-            wait_s = deps.work_timeout_s / 3
-            lock = deps.redis.lock(lock_key(event), timeout=deps.lock_timeout_s, blocking_timeout=wait_s, sleep=0.01)
-            async with lock:
-                again = _Again(replay, trace)
-                outcome = await _run_action(deps, event, job_try, step, record, change, again=again)
-                return {"status": "replayed", "actions": [outcome]}
-    except TimeoutError:
-        overdue = CrmTransientError(f"the job took longer than {deps.work_timeout_s:.0f}s", code="JOB_TIMEOUT")
-        return await _retry_replay(deps, job_id, job_try, overdue, enqueued_at, give_up)
-    except CrmRateLimitedError as exc:
-        return await _wait_out_rate_limit_replay(deps, job_id, job_try, exc, enqueued_at, give_up)
-    except (CrmTransientError, RedisError) as exc:
-        return await _retry_replay(deps, job_id, job_try, exc, enqueued_at, give_up)
-    except Exception as exc:
-        logger.exception("%s try %d: unexpected error", job_id, job_try)
-        unexpected = CrmTransientError(f"unexpected {type(exc).__name__}: {exc}", code="UNEXPECTED")
-        return await _retry_replay(deps, job_id, job_try, unexpected, enqueued_at, give_up)
+        return await give_up(runs, exc.code, str(exc), type(exc).__name__)
 
+    async def work(job_try: int) -> dict[str, Any]:
+        outcome = await _run_action(deps, event, job_try, step, record, change, again=_Again(replay, trace))
+        return {"status": "replayed", "actions": [outcome]}
 
-GiveUp = Callable[[int, str, str, str], Awaitable[dict[str, Any]]]
-
-
-async def _retry_replay(
-    deps: WorkerDeps,
-    job_id: str,
-    job_try: int,
-    exc: CrmTransientError | RedisError,
-    enqueued_at: datetime | None,
-    give_up: GiveUp,
-) -> dict[str, Any]:
-    """As _retry_or_give_up, but giving up writes the action's letter (with what replaying it takes)."""
-    code = exc.code if isinstance(exc, CrmTransientError) else "REDIS"
-    age_s = _age_s(deps, enqueued_at)
-    if job_try >= deps.policy.max_tries or age_s > deps.policy.max_age_s:
-        message = f"gave up after {job_try} tries and {age_s / 60:.0f} min; last error: {exc}"
-        return await give_up(job_try, code, message, type(exc).__name__)
-    retry_after = exc.retry_after_s if isinstance(exc, CrmTransientError) else None
-    policy, jitter = deps.policy, deps.jitter()
-    delay = backoff_s(job_try, base_s=policy.base_s, cap_s=policy.cap_s, jitter=jitter, retry_after_s=retry_after)
-    logger.warning("%s try %d failed (%s); retrying in %.1fs", job_id, job_try, exc, delay)
-    raise Retry(defer=delay) from exc
-
-
-async def _wait_out_rate_limit_replay(
-    deps: WorkerDeps,
-    job_id: str,
-    job_try: int,
-    exc: CrmRateLimitedError,
-    enqueued_at: datetime | None,
-    give_up: GiveUp,
-) -> dict[str, Any]:
-    """As _wait_out_rate_limit: wait as the CRM asked without spending a try (counted under the job's id)."""
-    if exc.retry_after_s is None or _age_s(deps, enqueued_at) > deps.policy.max_age_s:
-        return await _retry_replay(deps, job_id, job_try, exc, enqueued_at, give_up)
-    key = keys.rate_limited(job_id)
-    async with deps.redis.pipeline(transaction=True) as pipe:
-        pipe.incr(key)
-        pipe.expire(key, keys.RATE_LIMITED_TTL_S)
-        await pipe.execute()
-    delay = exc.retry_after_s * (1 + 0.1 * deps.jitter())
-    logger.warning("%s rate limited (%s); retrying in %.1fs", job_id, exc, delay)
-    raise Retry(defer=delay) from exc
+    return await _guarded(deps, event, job_id, runs, ctx.get("enqueue_time"), work, give_up)
 
 
 async def _reject_malformed_replay(
