@@ -293,20 +293,10 @@ async def _retry_or_give_up(
 
 
 async def _dead_letter(
-    deps: WorkerDeps,
-    event: ChangeEvent,
-    job_try: int,
-    code: str,
-    message: str,
-    error_class: str,
-    *,
-    rule: str | None = None,
-    action: str | None = None,
-    context: dict[str, Any] | None = None,
-    anchor: str | None = None,
+    deps: WorkerDeps, event: ChangeEvent, job_try: int, code: str, message: str, error_class: str, **about: Any
 ) -> dict[str, Any]:
-    letter = _letter(deps, event, job_try, code, message, error_class, rule, action, context, anchor)
-    return await _keep(deps, event, letter)
+    """Keep a dead letter for the event; `about` names its rule, action, context and anchor (see _letter)."""
+    return await _keep(deps, event, _letter(deps, event, job_try, code, message, error_class, **about))
 
 
 def _letter(
