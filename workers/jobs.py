@@ -228,11 +228,12 @@ async def _run_action(
         replay = capture(step, record, change, now, trace) if again is None else again.replay
         await _action_dead_letter(deps, event, job_try, exc.code, str(exc), type(exc).__name__, replay, trace)
         return {**names, "status": "dead_lettered", "error": exc.code}
-    if result.missed:
+    # One letter per stretch of a hidden span that no history row covers (actions/zoho_history.py).
+    for missed in result.missed.get("uncovered", []):
         message = "an earlier reschedule happened between two fetches; Zoho keeps no time or user for it"
-        context = _change_context(record, change) | {"missed": result.missed}
-        # Keyed by the missed reschedule, so every job that notices it updates one dead letter.
-        anchor = f"missed:{record.id}:{result.missed['Rescheduled_From']}:{result.missed['Rescheduled_To']}"
+        context = _change_context(record, change) | {"missed": missed, "hidden_span": result.missed["hidden_span"]}
+        # Keyed by the stretch, so every job that notices it (a retry, a late duplicate) updates one dead letter.
+        anchor = f"missed:{record.id}:{missed['Rescheduled_From']}:{missed['Rescheduled_To']}"
         await _dead_letter(
             deps,
             event,

@@ -15,6 +15,8 @@ operator's sake, though arq builds them.
 | crmflow:lock:<source>:<module>:<id>     | the record's lock while a job runs     | job timeout + 10 s          |
 | crmflow:snapshot:<source>:<module>:<id> | the record's last state seen           | SNAPSHOT_TTL_S (180 d)      |
 | crmflow:ledger:<digest>                 | an effect pending or done in a CRM     | LEDGER_TTL_S (30 d) [1]     |
+| crmflow:pending:<source>:<module>:<id>  | set: the record's ledger keys that may | LEDGER_TTL_S (30 d), from   |
+|                                         | still be pending                       | the last key added          |
 | crmflow:ratelimited:<job id>            | runs spent waiting on rate limits      | RATE_LIMITED_TTL_S (2 d)    |
 | crmflow:deadletters                     | sorted set: letter ids by last failure | trimmed to the retention    |
 | crmflow:deadletter:<id>                 | one dead letter                        | DEADLETTER_RETENTION (14 d) |
@@ -79,6 +81,11 @@ def snapshot(source: str, module: str, record_id: str) -> str:
 def ledger(digest: str) -> str:
     """One effect applied (or about to be) in a CRM, by a digest of what identifies it."""
     return f"{PREFIX}ledger:{digest}"
+
+
+def pending_effects(source: str, module: str, record_id: str) -> str:
+    """The ledger keys of the record's effects that may still be pending (a set): ledger keys are digests."""
+    return f"{PREFIX}pending:{source}:{module}:{record_id}"
 
 
 def rate_limited(job_id: str) -> str:

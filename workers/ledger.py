@@ -176,6 +176,42 @@ class Ledger:
         await self.done(key, crm_id)
         return Applied("created", crm_id)
 
+    # --- Finding one record's pending entries ------------------------------------------------------------
+    # Keys are digests, so a record's entries cannot be found from the record. An action that may need them
+    # later names its key in an index (a Redis set per record, keys.pending_effects) before apply_once and
+    # drops it once apply_once returns: a key left there belongs to a try that failed before it was done.
+
+    async def track(self, index: str, key: str) -> None:
+        """Name `key` in `index` before applying its effect."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(index, key)
+            pipe.expire(index, LEDGER_TTL_S)
+            await pipe.execute()
+
+    async def untrack(self, index: str, key: str) -> None:
+        """Drop `key` from `index`: its entry is done, or its effect is accounted for elsewhere."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.srem(index, key)
+            await pipe.execute()
+
+    async def pending_in(self, index: str) -> dict[str, Any]:
+        """The entries `index` names that are still pending, key → the effect each holds.
+
+        Keys whose entry is done, or gone (expired), are dropped from the index on the way.
+        """
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.smembers(index)
+            (members,) = await pipe.execute()
+        pending: dict[str, Any] = {}
+        for raw in sorted(members):
+            key = raw.decode() if isinstance(raw, bytes) else str(raw)
+            entry = await self.get(key)
+            if entry is None or entry["state"] == "done":
+                await self.untrack(index, key)
+            else:
+                pending[key] = _pending_effect(entry)
+        return pending
+
 
 # Entries written before apply_once named their fields after the effect (row/row_id for Zoho history rows,
 # note/note_id for HubSpot notes); they are read as well, so that an upgrade keeps every entry's meaning.
