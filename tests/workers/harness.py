@@ -61,8 +61,11 @@ async def run_worker(
         async with asyncio.timeout(30):
             while not await until():  # noqa: ASYNC110 - polls state in Redis, not an in-process event
                 await asyncio.sleep(0.01)
-            # Let jobs finish their bookkeeping: closing the worker cancels them, and a job cancelled inside
-            # one of arq's Redis transactions leaves a pipeline unclosed (a ResourceWarning, so a failed test).
+            # Stop picking jobs and let running ones finish their bookkeeping before cancelling anything: a
+            # job or poll cancelled inside one of arq's Redis transactions leaves a pipeline unclosed (a
+            # ResourceWarning, so a failed test). With no job to pick, a poll runs no transaction at all.
+            worker.allow_pick_jobs = False
+            await asyncio.sleep(0.05)  # the poll under way, if any, ends (polls come every few ms)
             while any(not job.done() for job in worker.tasks.values()):  # noqa: ASYNC110 - arq's tasks
                 await asyncio.sleep(0.005)
         task.cancel()
