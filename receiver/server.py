@@ -11,8 +11,9 @@ out, and every route then answered a plain-text 503. This module keeps uvicorn a
 * **a socket cap**: beyond RECEIVER_MAX_CONNECTIONS open sockets, a new connection gets a JSON 503 and is
   closed. The cap is well above the request limit, and idle sockets are closed by the deadline, so idle
   connections never make a valid request wait or fail while the cap is not reached;
-* **JSON refusals**: what the connection layer refuses (400 not HTTP/1.1, 431 head over 16 KiB, 501 an
-  unsupported Transfer-Encoding, 408, 503) is answered `{"error": code, "detail": text}` like the app's own;
+* **JSON refusals**: what the connection layer refuses (400 not HTTP/1.1, 431 head over 16 KiB, 408, 503) is
+  answered `{"error": code, "detail": text}` like the app's own. As in the app, what the client sent gets a 4xx:
+  a Transfer-Encoding other than chunked is a 400 (h11 hints 501, which a sender would take as "retry");
 * **a request limit** (`RequestLimit`, an ASGI middleware wired in receiver/app.py): at most
   RECEIVER_MAX_REQUESTS requests in the app at once, which bounds memory to about that many times the body
   cap; more get a JSON 503 with Retry-After at once. /healthz and /readyz are not counted: they read no body,
@@ -64,7 +65,6 @@ _CODES = {
     400: "malformed_request",
     408: "request_timeout",
     431: "headers_too_large",
-    501: "not_implemented",
     503: "overloaded",
 }
 _HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
@@ -176,9 +176,9 @@ class ReceiverProtocol(H11Protocol):
     # --- refusals -------------------------------------------------------------------------------------------
 
     def send_400_response(self, msg: str) -> None:
-        """uvicorn calls this when h11 cannot parse the request: answer in JSON, with h11's status hint."""
+        """uvicorn calls this when h11 cannot parse the request: answer a JSON 431 for a head over the cap, else 400."""
         error = self.h11.error
-        status = error.error_status_hint if error is not None and 400 <= error.error_status_hint < 600 else 400
+        status = 431 if error is not None and error.error_status_hint == 431 else 400
         if status == 431:
             detail = f"the request head is over {self.max_head_bytes} bytes"
         else:
