@@ -140,6 +140,8 @@ class ReceiverProtocol(H11Protocol):
             super().shutdown()
 
     def data_received(self, data: bytes) -> None:
+        if self.transport.is_closing():  # refused, or timed out: nothing more is read
+            return
         # The first bytes of a later request on a keep-alive connection: its head gets a deadline of its own.
         # (uvicorn's keep-alive timer, which closed the idle connection until now, stops on any byte received.)
         if self._header_deadline is None and self.conn.their_state is h11.IDLE:
