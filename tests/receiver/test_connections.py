@@ -7,12 +7,12 @@ The same against a real `crmflow receiver` process, with 300 idle connections: t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import re
 import resource
+import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import h11
@@ -47,49 +47,65 @@ async def app(redis: ArqRedis) -> Starlette:
 
 
 class Client:
-    """One raw connection: what is written is exactly what the server gets."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
+    """One raw, non-blocking socket: what is written is exactly what the server gets, and what the server sent
+    before a reset is kept (asyncio's streams drop it when the reset comes first)."""
 
     opened: ClassVar[list[Client]] = []
 
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+        self.loop = asyncio.get_running_loop()
+
     @classmethod
     async def connect(cls, port: int) -> Client:
-        client = cls(*await asyncio.open_connection("127.0.0.1", port))
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        client = cls(sock)
         cls.opened.append(client)
+        await client.loop.sock_connect(sock, ("127.0.0.1", port))
         return client
 
     async def send(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
+        await self.loop.sock_sendall(self.sock, data)
+
+    async def _more(self) -> bool:
+        """Read what the server sends next into the buffer; False at the end of file or a reset."""
+        try:
+            data = await asyncio.wait_for(self.loop.sock_recv(self.sock, 65536), 5)
+        except ConnectionResetError:
+            return False
+        self.buffer += data
+        return bool(data)
 
     async def until_closed(self) -> bytes:
-        """Everything the server sends until it closes the connection (a reset ends it too)."""
-        try:
-            return await asyncio.wait_for(self.reader.read(), 5)
-        except ConnectionResetError:
-            return b""
+        """Everything the server sends until it closes the connection (or resets it)."""
+        while await self._more():
+            pass
+        data, self.buffer = self.buffer, b""
+        return data
 
     async def response(self) -> tuple[int, dict[str, str], bytes]:
         """One response on a keep-alive connection: status, headers, body (by its Content-Length)."""
-        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 5)
+        while b"\r\n\r\n" not in self.buffer:
+            assert await self._more(), f"closed after {self.buffer!r}"
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
         status, headers = parse_head(head)
-        body = await asyncio.wait_for(self.reader.readexactly(int(headers["content-length"])), 5)
+        length = int(headers["content-length"])
+        while len(self.buffer) < length:
+            assert await self._more(), f"closed after {self.buffer!r}"
+        body, self.buffer = self.buffer[:length], self.buffer[length:]
         return status, headers, body
 
     def close(self) -> None:
-        self.writer.close()
+        self.sock.close()
 
 
 @pytest.fixture(autouse=True)
-async def _close_clients() -> AsyncIterator[None]:
+def _close_clients() -> Iterator[None]:
     yield
     while Client.opened:
-        client = Client.opened.pop()
-        client.close()
-        with contextlib.suppress(OSError):
-            await client.writer.wait_closed()
+        Client.opened.pop().close()
 
 
 def parse_head(head: bytes) -> tuple[int, dict[str, str]]:
@@ -135,7 +151,7 @@ async def test_a_connection_that_sends_nothing_is_closed_at_the_header_deadline(
         got = await client.until_closed()
 
     assert got == b""  # nothing to answer: no request was begun
-    assert DEADLINE_S - 0.05 <= time.monotonic() - started < DEADLINE_S + 0.5
+    assert DEADLINE_S - 0.05 <= time.monotonic() - started < DEADLINE_S + 1
 
 
 async def test_a_head_trickled_a_byte_at_a_time_gets_a_json_408_at_the_deadline(
@@ -146,7 +162,11 @@ async def test_a_head_trickled_a_byte_at_a_time_gets_a_json_408_at_the_deadline(
         started = time.monotonic()
 
         async def trickle() -> None:
-            for byte in post_head():  # never idle for long, never done in time
+            # Never idle for long, never done in time; it stops short of the deadline, since bytes arriving after
+            # the server has closed would make its kernel answer with a reset.
+            for byte in post_head():
+                if time.monotonic() - started > DEADLINE_S * 0.6:
+                    break
                 await client.send(bytes([byte]))
                 await asyncio.sleep(0.02)
 
@@ -154,7 +174,7 @@ async def test_a_head_trickled_a_byte_at_a_time_gets_a_json_408_at_the_deadline(
         got = await client.until_closed()
         sender.cancel()
 
-    assert DEADLINE_S - 0.05 <= time.monotonic() - started < DEADLINE_S + 0.5
+    assert DEADLINE_S - 0.05 <= time.monotonic() - started < DEADLINE_S + 1
     assert_json_refusal(got, 408, "request_timeout")
     assert parse(got)[2]["detail"] == f"the request head did not arrive within {DEADLINE_S:g} s"
     assert "no complete request head within 0.5 s: 408" in caplog.text
@@ -163,8 +183,8 @@ async def test_a_head_trickled_a_byte_at_a_time_gets_a_json_408_at_the_deadline(
 async def test_on_keep_alive_each_later_head_has_its_own_deadline(app: Starlette) -> None:
     async with serving(app) as port:
         client = await Client.connect(port)
-        for _ in range(3):  # each within the deadline, together well past it
-            await asyncio.sleep(DEADLINE_S * 0.6)
+        for gap in [0, 1.5 * DEADLINE_S, 1.5 * DEADLINE_S]:  # idle between requests: keep-alive's (5 s), not this
+            await asyncio.sleep(gap)
             await client.send(get("/healthz"))
             assert (await client.response())[0] == 200
         await client.send(b"GET /healthz HTTP/1.1\r\nhost: rec")  # the next head, begun and left unfinished
@@ -173,7 +193,7 @@ async def test_on_keep_alive_each_later_head_has_its_own_deadline(app: Starlette
         got = await client.until_closed()
 
     assert_json_refusal(got, 408, "request_timeout")
-    assert time.monotonic() - started < DEADLINE_S + 0.5
+    assert time.monotonic() - started < DEADLINE_S + 1
 
 
 async def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout(redis: ArqRedis) -> None:
@@ -187,7 +207,7 @@ async def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_time
         got = await client.until_closed()
 
     assert got == b""
-    assert 0.9 <= time.monotonic() - started < 2
+    assert 0.9 <= time.monotonic() - started < 3
 
 
 def test_the_keep_alive_timeout_is_still_5_s() -> None:
@@ -276,7 +296,7 @@ async def test_beyond_the_request_limit_a_request_gets_a_json_503_at_once(app: S
     headers = assert_json_refusal(refused, 503, "overloaded")
     assert headers["retry-after"] == "1"
     assert parse(refused)[2]["detail"] == "more than 2 requests at once; retry later"
-    assert refused_in < 0.5
+    assert refused_in < 2  # not after a slot came free: the busy ones would wait 5 s for their bodies
     assert probes.count(b"HTTP/1.1 200 OK") == 2  # the health checks are never refused for load
     assert [status for status, _, _ in finished] == [200, 200]
     assert status_after == 200

@@ -26,13 +26,13 @@ from workers.contract import QUEUE_NAME
 pytestmark = pytest.mark.slow
 
 TOKEN = "idle-connections-token-0c9f2d"
-HEADER_TIMEOUT_S = 2.0
+HEADER_TIMEOUT_S = 3.0
 IDLE = 300
 
 
 @pytest.fixture
 def receiver(redis_url: str, tmp_path: Path) -> Iterator[tuple[str, int, Path]]:
-    """A `crmflow receiver` process with a 2 s header deadline: its URL, port and log."""
+    """A `crmflow receiver` process with a 3 s header deadline: its URL, port and log."""
     redis.Redis.from_url(redis_url).flushdb()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
