@@ -98,6 +98,7 @@ def receiver(host: str, port: int) -> None:
     """Run the webhook receiver (Starlette on uvicorn)."""
     from receiver.app import create_app
     from receiver.config import ReceiverConfig
+    from receiver.server import raise_file_limit, server_options
 
     try:
         config = load_settings(ReceiverConfig)
@@ -105,21 +106,12 @@ def receiver(host: str, port: int) -> None:
         _fail("invalid configuration", str(exc))
     routes = ", ".join(f"{source} (POST /webhooks/{source})" for source in config.sources)
     logger.info("receiver: sources active: %s; queue at %s", routes, _redacted(config.redis_url))
-    uvicorn.run(
-        create_app(config),
-        host=host,
-        port=port,
-        log_level="info",
-        server_header=False,
-        # h11 caps a request head at 16 KiB (httptools, if installed, would not); idle keep-alive connections
-        # close after 5 s; at most 200 connections at once bounds memory to about 200 x the body cap (more get
-        # a 503, which senders retry); a stop waits 10 s for answers in flight.
-        http="h11",
-        h11_max_incomplete_event_size=16 * 1024,
-        timeout_keep_alive=5,
-        limit_concurrency=200,
-        timeout_graceful_shutdown=10,
-    )
+    try:
+        raise_file_limit(config)
+    except ValueError as exc:
+        _fail("invalid configuration", str(exc))
+    # The connection layer (header deadline, socket cap, JSON refusals) and its limits: receiver/server.py.
+    uvicorn.run(create_app(config), host=host, port=port, log_level="info", **server_options(config))
 
 
 @main.command()

@@ -10,6 +10,7 @@ from http import HTTPStatus
 from arq.connections import ArqRedis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
@@ -17,6 +18,7 @@ from receiver.config import ReceiverConfig
 from receiver.errors import WebhookError
 from receiver.redact import redact, secret_pattern
 from receiver.routes import ReceiverState, routes_for
+from receiver.server import RequestLimit
 from workers.errors import QueueUnavailableError
 from workers.queue import connect_queue
 
@@ -76,6 +78,8 @@ def create_app(config: ReceiverConfig, *, redis: ArqRedis | None = None) -> Star
     app = Starlette(
         routes=routes_for(config),
         lifespan=lifespan,
+        # At most RECEIVER_MAX_REQUESTS requests at once (JSON 503 beyond); receiver/server.py.
+        middleware=[Middleware(RequestLimit, max_requests=config.max_requests)],
         exception_handlers={
             WebhookError: _webhook_error,
             QueueUnavailableError: _queue_unavailable,

@@ -18,6 +18,13 @@ class ReceiverConfig(BaseSettings):
     # The whole body must arrive within this many seconds of the route starting to read it (else 408), so a
     # sender that trickles its body or stops mid-way does not hold the request open.
     body_timeout_s: float = Field(default=10.0, gt=0, le=300, validation_alias="RECEIVER_BODY_TIMEOUT_S")
+    # The connection layer (receiver/server.py). A connection must send a complete request head within this many
+    # seconds of opening (or of its next request's first byte), else it is closed.
+    header_timeout_s: float = Field(default=10.0, gt=0, le=300, validation_alias="RECEIVER_HEADER_TIMEOUT_S")
+    # Requests served at once; more get a JSON 503 at once. Bounds memory to about this many times the body cap.
+    max_requests: int = Field(default=200, ge=1, validation_alias="RECEIVER_MAX_REQUESTS")
+    # Open sockets, idle or not; a connection beyond this gets a JSON 503 and is closed.
+    max_connections: int = Field(default=1000, ge=1, validation_alias="RECEIVER_MAX_CONNECTIONS")
 
     # Zoho echoes this token (chosen when the watch channel was enabled, at most 50 characters) in callbacks.
     zoho_notify_token: SecretStr | None = Field(default=None, validation_alias="ZOHO_NOTIFY_TOKEN")

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import socket
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-import uvicorn
 from arq.connections import ArqRedis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,6 +21,7 @@ from starlette.applications import Starlette
 from receiver.app import create_app
 from receiver.config import ReceiverConfig
 from tests.conftest import sample
+from tests.receiver.serving import serving
 from workers.contract import QUEUE_NAME
 
 TOKEN = "zoho-TOKEN-slow-5a105e8b9d40e132"
@@ -172,28 +170,7 @@ async def test_a_50_mb_stream_is_refused_after_about_the_cap(redis: ArqRedis) ->
     assert await redis.zcard(QUEUE_NAME) == 0
 
 
-# --- through uvicorn ---------------------------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def serving(app: Starlette) -> AsyncIterator[int]:
-    """The app on a real uvicorn (h11) on a free loopback port, in this event loop."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, http="h11", lifespan="off", log_config=None, access_log=False))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        for _ in range(500):  # uvicorn offers no event for this
-            if server.started or task.done():
-                break
-            await asyncio.sleep(0.01)
-        assert server.started
-        yield sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+# --- through uvicorn, with the connection layer of `crmflow receiver` (tests/receiver/serving.py) -------------------
 
 
 def head(length: int) -> bytes:
