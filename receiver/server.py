@@ -20,15 +20,15 @@ out, and every route then answered a plain-text 503. This module keeps uvicorn a
   and an orchestrator must not take a busy receiver for a dead one. uvicorn's `limit_concurrency` is off.
 
 Why this and not another server. hypercorn 0.18 closes a connection that has not sent a complete head within
-its keep-alive timeout, but has no socket cap and no request limit, answers its refusals in plain text, and
-would be a new dependency tree; its `read_timeout` is per read, so a head trickled a byte at a time passes.
+its keep-alive timeout, but has no socket cap and no request limit, answers its refusals with empty bodies,
+and would be a new dependency tree; its `read_timeout` is per read, so a head trickled a byte at a time passes.
 granian has hyper's header read timeout and a backpressure limit, but its refusals are written by hyper in
 Rust, out of Python's reach, and it changes how the process runs and is tested. Either would still need a
 proxy for TLS. Subclassing uvicorn's H11Protocol costs one small module; its price is reliance on uvicorn
-internals (the protocol's `conn`, `transport`, `connections`, `data_received`, `handle_events`,
-`send_400_response`, `on_response_complete` and the `http=` class hook), pinned by
-tests/receiver/test_connections.py::test_uvicorn_internals_this_module_relies_on so an upgrade that breaks
-them fails loudly.
+internals (the protocol's constructor, its `conn`, `transport`, `connections`, `server_state` and `loop`, the
+methods overridden here, `handle_events` handing h11's errors to `send_400_response`, and Config's `http=`
+class hook), pinned by tests/receiver/test_connections.py::test_uvicorn_internals_this_module_relies_on and
+exercised on real sockets by the rest of that module, so an upgrade that breaks them fails loudly.
 """
 
 from __future__ import annotations
