@@ -111,7 +111,9 @@ def receiver(host: str, port: int) -> None:
     except ValueError as exc:
         _fail("invalid configuration", str(exc))
     # The connection layer (header deadline, socket cap, JSON refusals) and its limits: receiver/server.py.
-    uvicorn.run(create_app(config), host=host, port=port, log_level="info", **server_options(config))
+    # log_config=None: uvicorn's own lines go through crmflow's formatter too (one escaped line per record).
+    app = create_app(config)
+    uvicorn.run(app, host=host, port=port, log_level="info", log_config=None, **server_options(config))
 
 
 @main.command()

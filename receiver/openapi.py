@@ -76,7 +76,8 @@ def _webhook_responses(config: ReceiverConfig, unauthenticated: str) -> dict[str
         "422": _error("Authenticated, but not the sender's payload format; `errors` names each failing field."),
         "431": _error(f"The request headers add up to more than {MAX_HEADER_BYTES} bytes."),
         "503": _error(
-            "Redis did not accept the jobs; retry later (as Zoho and HubSpot do).",
+            "Redis did not accept the jobs (`queue_unavailable`), or the receiver is serving as many requests as "
+            "RECEIVER_MAX_REQUESTS allows (`overloaded`); retry later (as Zoho and HubSpot do).",
             headers={"Retry-After": {"required": True, "schema": {"type": "string"}, "description": "seconds"}},
         ),
     }
@@ -167,8 +168,8 @@ def _service_paths() -> dict[str, Any]:
             "get": {
                 "operationId": "readyz",
                 "responses": {
-                    "200": _json(ready, "Redis answered PING within a second."),
-                    "503": _json(unavailable, "Redis did not answer."),
+                    "200": _json(ready, "Redis took a write (a small key with a TTL) within a second."),
+                    "503": _json(unavailable, "Redis did not answer, or refused the write (e.g. maxmemory)."),
                 },
             }
         },
