@@ -150,14 +150,24 @@ class Ledger:
             await self.pending(key, effect)
         if self._touched is not None:
             self._touched.unfinished[key] = effect
-        look = entry is not None or look_first
-        applied = await self._look_then_write(key, effect, look, find_existing, write, checkpoint)
+        earlier_try = entry is not None
+        applied = await self._look_then_write(
+            key, effect, earlier_try or look_first, find_existing, write, checkpoint, earlier_try=earlier_try
+        )
         if self._touched is not None:
             self._touched.unfinished.pop(key, None)
         return applied
 
     async def _look_then_write(
-        self, key: str, effect: Any, look: bool, find_existing: FindExisting, write: Write, checkpoint: Checkpoint
+        self,
+        key: str,
+        effect: Any,
+        look: bool,
+        find_existing: FindExisting,
+        write: Write,
+        checkpoint: Checkpoint,
+        *,
+        earlier_try: bool,
     ) -> Applied:
         if look:
             found = await find_existing(effect)
@@ -168,9 +178,13 @@ class Ledger:
         try:
             crm_id = await write(effect)
         except REFUSED:
-            # The CRM said no, so nothing was written and no lost answer needs guarding against. Only a
-            # refusal proves that: after a timeout or a 5xx the write may have happened, and the entry stays.
-            await self._redis.delete(key)
+            # The CRM said no, so this write did nothing and the entry this call made guards nothing: it goes,
+            # with the personal data it holds. Only a refusal proves that (after a timeout or a 5xx the write
+            # may have happened), and only for this call's write: an entry an earlier try left may stand for
+            # a write whose answer was lost and that the look above did not see yet, so it stays pending and
+            # the dead letter names it (a replay looks for the effect before writing it).
+            if not earlier_try:
+                await self._redis.delete(key)
             raise
         await checkpoint("after_crm_write")
         await self.done(key, crm_id)

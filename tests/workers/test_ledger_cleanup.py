@@ -67,6 +67,26 @@ async def test_a_write_that_may_have_happened_keeps_its_pending_entry(redis: Arq
     assert await ledger.get(KEY) == {"state": "pending", "effect": {"row": 1}}
 
 
+async def test_a_refusal_after_a_lost_answer_keeps_the_earlier_tries_entry(redis: ArqRedis) -> None:
+    # Try 1 is applied but its answer is lost; try 2 does not see it yet (the CRM's lists lag) and its own
+    # write is refused. The entry still stands for try 1's write: dropping it would let a replay write twice.
+    crm, ledger = FakeCrm(), Ledger(redis)
+    crm.lose_answers = 1
+    with pytest.raises(CrmTransientError):
+        await ledger.apply_once(KEY, {"row": 1}, find_existing=crm.find, write=crm.write)
+
+    async def lagging(effect: Any) -> str | None:
+        return None
+
+    refusing = Refusing(CrmRejectedError("invalid data", code="INVALID_DATA"))
+    with pytest.raises(CrmRejectedError):
+        await ledger.apply_once(KEY, {"row": 1}, find_existing=lagging, write=refusing.write)
+    replayed = await ledger.apply_once(KEY, {"row": 1}, find_existing=crm.find, write=crm.write)
+
+    assert (replayed.outcome, replayed.crm_id) == ("found_in_crm", "id-1")
+    assert crm.writes == 1
+
+
 async def test_a_traced_ledger_notes_its_keys_and_what_it_had_not_applied(redis: ArqRedis) -> None:
     crm, touched = Refusing(CrmTransientError("timed out", code="TIMEOUT")), Touched()
     ledger = Ledger(redis).tracing(touched)
