@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
+from typing import Any
 
 from arq.connections import ArqRedis
 from arq.jobs import serialize_job
@@ -61,29 +62,38 @@ class EnqueueResult:
     duplicates: int
 
 
-def _chunks(events: Iterable[ChangeEvent], size: int) -> Iterator[list[ChangeEvent]]:
-    iterator = iter(events)
+@dataclass(frozen=True)
+class Job:
+    """One arq job to queue: its id, the function that runs it and its (JSON) arguments."""
+
+    id: str
+    function: str
+    args: tuple[Any, ...]
+
+
+def _chunks(jobs: Iterable[Job], size: int) -> Iterator[list[Job]]:
+    iterator = iter(jobs)
     while chunk := list(islice(iterator, size)):
         yield chunk
 
 
-def job_arguments(events: list[ChangeEvent], now_ms: int) -> list[str | bytes | int]:
-    """The script's ARGV for `events`: each job id and the job exactly as arq's enqueue_job would write it."""
+def job_arguments(jobs: list[Job], now_ms: int) -> list[str | bytes | int]:
+    """The script's ARGV for `jobs`: each job id and the job exactly as arq's enqueue_job would write it."""
     args: list[str | bytes | int] = [keys.ARQ_JOB_PREFIX, keys.ARQ_RESULT_PREFIX, JOB_EXPIRY_MS, now_ms]
-    for event in events:
-        # The python-mode dump serializes to the same JSON as mode="json" (its values are strings, numbers and
-        # tuples, which orjson writes as arrays) in half the time.
-        job = serialize_job(PROCESS_CHANGE, (event.model_dump(),), {}, None, now_ms, serializer=dumps)
-        args += [event.job_id(), job]
+    for job in jobs:
+        args += [job.id, serialize_job(job.function, job.args, {}, None, now_ms, serializer=dumps)]
     return args
 
 
-async def enqueue_events(redis: ArqRedis, events: Iterable[ChangeEvent]) -> EnqueueResult:
-    """Queue each event; return only once Redis has accepted every one, else raise QueueUnavailableError."""
+async def enqueue_jobs(redis: ArqRedis, jobs: Iterable[Job]) -> EnqueueResult:
+    """Queue each job; return only once Redis has accepted every one, else raise QueueUnavailableError.
+
+    A job whose id is queued already, or whose result arq still keeps, is a duplicate and not queued again.
+    """
     queued = duplicates = 0
     script = redis.register_script(_ENQUEUE)
     try:
-        for chunk in _chunks(events, ENQUEUE_CHUNK):
+        for chunk in _chunks(jobs, ENQUEUE_CHUNK):
             flags = await script(keys=[QUEUE_NAME], args=job_arguments(chunk, int(time.time() * 1000)))
             queued += sum(flags)
             duplicates += len(chunk) - sum(flags)
@@ -91,6 +101,13 @@ async def enqueue_events(redis: ArqRedis, events: Iterable[ChangeEvent]) -> Enqu
         # Jobs queued before the failure stay queued; the sender's retry maps to the same job ids.
         raise QueueUnavailableError(f"Redis did not accept the jobs: {type(exc).__name__}") from exc
     return EnqueueResult(queued=queued, duplicates=duplicates)
+
+
+async def enqueue_events(redis: ArqRedis, events: Iterable[ChangeEvent]) -> EnqueueResult:
+    """Queue a process_change job for each event, under its deterministic id (see enqueue_jobs)."""
+    # The python-mode dump serializes to the same JSON as mode="json" (its values are strings, numbers and
+    # tuples, which orjson writes as arrays) in half the time.
+    return await enqueue_jobs(redis, (Job(event.job_id(), PROCESS_CHANGE, (event.model_dump(),)) for event in events))
 
 
 def connect_queue(redis_url: str) -> ArqRedis:

@@ -16,10 +16,9 @@ from typing import TypeVar
 
 from arq.connections import ArqRedis
 from pydantic import ValidationError
-from redis.exceptions import RedisError
 
 from workers.actions.dispatch import ActionTrace, Reads
-from workers.contract import QUEUE_NAME, REPLAY_ACTION, ChangeEvent, action_job_id
+from workers.contract import REPLAY_ACTION, ChangeEvent, action_job_id
 from workers.deadletters import (
     MALFORMED_JOB,
     MISSED_RESCHEDULE,
@@ -30,8 +29,8 @@ from workers.deadletters import (
     ReplayRecord,
 )
 from workers.diff import Change
-from workers.errors import ActionNotApplicableError, QueueUnavailableError
-from workers.queue import enqueue_events
+from workers.errors import ActionNotApplicableError
+from workers.queue import Job, enqueue_events, enqueue_jobs
 from workers.record import Record
 from workers.rules.evaluate import PlannedAction
 from workers.rules.model import ActionSpec
@@ -96,16 +95,11 @@ async def replay_letter(redis: ArqRedis, store: DeadLetters, letter: DeadLetter,
 async def enqueue_action(redis: ArqRedis, event: ChangeEvent, replay: ActionReplay) -> str:
     """Queue a replay_action job for one action letter (arguments: the event and the ActionReplay, as JSON)."""
     job_id = action_job_id(event, replay.rule, replay.type)
-    try:
-        await redis.enqueue_job(
-            REPLAY_ACTION,
-            event.model_dump(mode="json"),
-            replay.model_dump(mode="json"),
-            _job_id=job_id,
-            _queue_name=QUEUE_NAME,
-        )
-    except (RedisError, OSError) as exc:
-        raise QueueUnavailableError(f"Redis did not accept the job: {type(exc).__name__}") from exc
+    # Through the same script as notifications: queued or already there (queued, or run and its result
+    # kept) once this returns, and QueueUnavailableError otherwise, so the letter is never dropped for a
+    # job that Redis did not take.
+    args = (event.model_dump(mode="json"), replay.model_dump(mode="json"))
+    await enqueue_jobs(redis, [Job(job_id, REPLAY_ACTION, args)])
     return job_id
 
 

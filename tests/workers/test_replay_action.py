@@ -19,6 +19,7 @@ from arq.connections import ArqRedis
 from arq.jobs import Job
 
 from crmflow.dlq import format_letter
+from crmflow.embedded_redis import free_port
 from sandbox.app import create_app as create_sandbox
 from sandbox.config import SandboxConfig
 from tests.workers import test_jobs_hubspot as hs
@@ -27,6 +28,8 @@ from tests.workers.test_jobs import HISTORY_PATH, NEVER_RESCHEDULED, Zoho, notif
 from workers import keys
 from workers.contract import QUEUE_NAME, REPLAY_ACTION, ChangeEvent, loads
 from workers.deadletters import MALFORMED_JOB, DeadLetter, DeadLetters
+from workers.errors import QueueUnavailableError
+from workers.queue import connect_queue
 from workers.replay import Outcome, replay_letter, unreplayable
 
 STAMP_MS = 1_764_000_000_000
@@ -363,3 +366,16 @@ async def test_a_replay_job_with_unreadable_arguments_is_kept_and_not_replayed(
     assert (letter.error_code, letter.rule, letter.action) == (MALFORMED_JOB, *payload.values())
     assert letter.context == {"action_replay": payload}
     assert (unreplayable(letter) or "").startswith("MALFORMED_JOB: ")
+
+
+async def test_a_letter_stays_when_redis_does_not_take_its_replay(redis: ArqRedis, redis_url: str, zoho: Zoho) -> None:
+    # Found in review: arq's enqueue_job answered None (as for a duplicate) when the connection dropped at
+    # EXEC, and the letter was deleted with no job queued. The replay now goes through the queue's script.
+    letter = await zoho_refused_once(redis, redis_url, zoho)
+    dead = connect_queue(f"redis://127.0.0.1:{free_port()}/0")
+
+    with pytest.raises(QueueUnavailableError):
+        await replay_letter(dead, DeadLetters(redis), letter, stamp_ms=STAMP_MS)
+    await dead.aclose()
+
+    assert await DeadLetters(redis).get(letter.id) == letter
