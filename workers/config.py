@@ -51,6 +51,9 @@ class WorkerConfig(BaseSettings):
     retry_base_s: float = Field(default=2.0, gt=0, validation_alias="WORKER_RETRY_BASE_S")
     retry_cap_s: float = Field(default=300.0, gt=0, validation_alias="WORKER_RETRY_CAP_S")
 
+    # How long a Redis outage (restart, failover, maxmemory, read-only) is waited out before a command fails.
+    redis_outage_s: float = Field(default=30.0, gt=0, le=600, validation_alias="WORKER_REDIS_OUTAGE_S")
+
     # Test hook (workers/checkpoints.py): hold jobs at this named point so a test can kill the worker there.
     test_pause_at: str | None = Field(default=None, validation_alias="CRMFLOW_TEST_PAUSE_AT")
 

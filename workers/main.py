@@ -14,7 +14,6 @@ from arq import Worker
 from arq.connections import RedisSettings
 from arq.worker import func
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError
@@ -29,16 +28,19 @@ from workers.deadletters import DeadLetters
 from workers.fetch import CrmClients
 from workers.jobs import RetryPolicy, WorkerDeps, process_change, replay_action, utcnow
 from workers.ledger import Ledger
+from workers.redis_retry import OutageRetry
 from workers.rules.model import RuleSet
 
 logger = logging.getLogger("crmflow.worker")
 
 # Runs a job may spend waiting out rate limits (e.g. 20 hours of HubSpot's ten-second windows).
 RATE_LIMIT_RUNS = 10_000
-# Redis failures that may pass, retried by redis-py for about 30 s (REDIS_RETRIES with backoff) before a
+# Redis failures that may pass, waited out for WORKER_REDIS_OUTAGE_S (workers/redis_retry.py) before a
 # command fails: a restart or failover (connection refused or reset: redis-py only wraps the OSError of a
 # refused connection in its ConnectionError after its retries, so OSError is named too), a replica that
 # is read-only until promoted, and a Redis at maxmemory that refuses writes until memory is freed.
+# Retrying means sending a command again: crmflow sends no non-idempotent command in a pipeline without
+# MULTI (a refused MULTI/EXEC or Lua script applies nothing, so it can be sent again as it was).
 REDIS_TRANSIENT_ERRORS: list[type[Exception]] = [
     RedisConnectionError,
     RedisTimeoutError,
@@ -46,7 +48,6 @@ REDIS_TRANSIENT_ERRORS: list[type[Exception]] = [
     OutOfMemoryError,
     ReadOnlyError,
 ]
-REDIS_RETRIES = 30
 # Redis refusing writes (maxmemory, read-only replica) while the connection is fine.
 REDIS_REFUSALS = (OutOfMemoryError, ReadOnlyError)
 
@@ -79,14 +80,14 @@ def crm_clients(config: WorkerConfig, redis: Redis, http: httpx.AsyncClient) -> 
     return CrmClients({name: client for name, client in connected.items() if client is not None})
 
 
-def worker_redis_settings(redis_url: str, *, retries: int = REDIS_RETRIES) -> RedisSettings:
+def worker_redis_settings(redis_url: str, *, outage_s: float) -> RedisSettings:
     """arq's connection settings for a worker: patient at start-up and through Redis blips."""
     settings = RedisSettings.from_dsn(redis_url)
     settings.conn_retries = 30  # wait up to ~30 s for Redis at start-up
-    # A Redis blip (restart, failover, maxmemory) stalls commands for a while instead of failing them: about
-    # 30 s of retries with backoff. A longer outage ends this worker; `crmflow worker` then starts a new one.
+    # A Redis blip (restart, failover, maxmemory) stalls commands for a while instead of failing them, for
+    # `outage_s` in all. A longer outage ends this worker; `crmflow worker` then starts a new one.
     settings.retry_on_error = REDIS_TRANSIENT_ERRORS
-    settings.retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=retries)
+    settings.retry = OutageRetry(ExponentialBackoff(cap=1.0, base=0.05), budget_s=outage_s)
     return settings
 
 
@@ -129,7 +130,7 @@ def build_worker(
         if http is None and "http" in ctx:
             await ctx["http"].aclose()
 
-    redis_settings = worker_redis_settings(config.redis_url)
+    redis_settings = worker_redis_settings(config.redis_url, outage_s=config.redis_outage_s)
     return CrmflowWorker(
         functions=[func(process_change, name=PROCESS_CHANGE), func(replay_action, name=REPLAY_ACTION)],
         queue_name=QUEUE_NAME,

@@ -24,6 +24,8 @@ def test_redis_at_maxmemory_is_not_ready_refuses_then_recovers_with_nothing_lost
     store = redis.Redis.from_url(redis_url)
     sandbox_port, receiver_port = free_port(), free_port()
     sandbox, receiver = f"http://127.0.0.1:{sandbox_port}", f"http://127.0.0.1:{receiver_port}"
+    # Refusals shorter than the worker's patience (WORKER_REDIS_OUTAGE_S, 30 s): its commands wait and carry on.
+    # Longer ones are tests/workers/test_main.py's.
     env = stack_env(redis_url, sandbox, ZOHO_NOTIFY_TOKEN=TOKEN, WORKER_RETRY_BASE_S="0.2", WORKER_RETRY_CAP_S="1")
     notify = ["--notify-url", f"{receiver}/webhooks/zoho", "--notify-token", TOKEN]
     processes = [
