@@ -152,6 +152,10 @@ class ReceiverProtocol(H11Protocol):
         super().handle_events()
         if self.conn.their_state is not h11.IDLE:  # a complete head was received (or the connection failed)
             self._disarm_header_deadline()
+        elif self.conn.trailing_data[0] and self._header_deadline is None and not self.transport.is_closing():
+            # Part of the next request's head came in the same read as the end of the last one (whose answer
+            # may have left its body unread): that head gets its deadline too, or the socket stayed forever.
+            self._arm_header_deadline()
 
     def _arm_header_deadline(self) -> None:
         self._disarm_header_deadline()

@@ -196,6 +196,22 @@ async def test_on_keep_alive_each_later_head_has_its_own_deadline(app: Starlette
     assert time.monotonic() - started < DEADLINE_S + 1
 
 
+async def test_a_head_begun_in_the_same_read_as_the_last_body_has_a_deadline_too(app: Starlette) -> None:
+    # Found in review: the app answers a 404 without reading the body; the rest of that body and the start of
+    # the next head then arrive in one segment, and that head was never timed: the socket stayed open forever.
+    async with serving(app) as port:
+        client = await Client.connect(port)
+        await client.send(b"POST /nope HTTP/1.1\r\nhost: receiver\r\ncontent-length: 5\r\n\r\n")
+        assert (await client.response())[0] == 404
+        await client.send(b"12345G")
+        started = time.monotonic()
+
+        got = await client.until_closed()
+
+    assert_json_refusal(got, 408, "request_timeout")
+    assert time.monotonic() - started < DEADLINE_S + 1
+
+
 async def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout(redis: ArqRedis) -> None:
     app = create_app(config(RECEIVER_HEADER_TIMEOUT_S=5), redis=redis)
     async with serving(app, timeout_keep_alive=1) as port:
