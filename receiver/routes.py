@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import quote
 
@@ -38,16 +38,21 @@ from workers.queue import enqueue_events
 logger = logging.getLogger("crmflow.receiver")
 
 T = TypeVar("T")
-# Bodies larger than this are parsed and validated in a thread (see _off_the_loop_if_large).
+# Bodies larger than this are parsed and validated in a thread, LARGE_BODIES_AT_ONCE at most (see
+# _off_the_loop_if_large).
 OFF_LOOP_BYTES = 64 * 1024
+LARGE_BODIES_AT_ONCE = 2
 
 
 @dataclass(frozen=True)
 class ReceiverState:
-    """What the routes share: settings and the queue connection."""
+    """What the routes share: settings, the queue connection, and the turns to parse a large body."""
 
     config: ReceiverConfig
     redis: ArqRedis
+    # Parsing a 1 MiB callback of 47,000 ids takes about 60 MiB for a moment: at most this many at once,
+    # whatever RECEIVER_MAX_REQUESTS allows (the work is CPU-bound: more at once would not finish sooner).
+    large_bodies: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(LARGE_BODIES_AT_ONCE))
 
 
 def _state(request: Request) -> ReceiverState:
@@ -65,7 +70,7 @@ async def _body(request: Request, state: ReceiverState) -> bytes:
     )
 
 
-async def _off_the_loop_if_large(size: int, work: Callable[[], T]) -> T:
+async def _off_the_loop_if_large(state: ReceiverState, size: int, work: Callable[[], T]) -> T:
     """`work()`, in a thread when the body is large, so that no request holds the event loop for long.
 
     Parsing and validating a body is linear in its size, but a 1 MiB callback (about 50,000 records) still
@@ -74,7 +79,8 @@ async def _off_the_loop_if_large(size: int, work: Callable[[], T]) -> T:
     """
     if size <= OFF_LOOP_BYTES:
         return work()
-    return await asyncio.to_thread(work)
+    async with state.large_bodies:
+        return await asyncio.to_thread(work)
 
 
 def _accepted(queued: int, duplicates: int, ignored: int) -> Response:
@@ -97,7 +103,7 @@ async def zoho_webhook(request: Request) -> Response:
         notification = validate_zoho(payload)
         return notification, zoho_events(notification)
 
-    notification, events = await _off_the_loop_if_large(len(body), accept)
+    notification, events = await _off_the_loop_if_large(state, len(body), accept)
     result = await enqueue_events(state.redis, events)
     ignored = len(set(notification.ids)) - len(events)
     logger.info(
@@ -147,7 +153,7 @@ async def hubspot_webhook(request: Request) -> Response:
         require_shallow(payload)
         return validate_hubspot(payload)
 
-    events = await _off_the_loop_if_large(len(body), accept)
+    events = await _off_the_loop_if_large(state, len(body), accept)
     served = {event.delivery_key(): event for event in events if hubspot_module(event) is not None}
     fresh_keys = await unseen(state.redis, "hubspot", served)
     changes = hubspot_events([event for key, event in served.items() if key in fresh_keys])

@@ -15,8 +15,9 @@ out, and every route then answered a plain-text 503. This module keeps uvicorn a
   answered `{"error": code, "detail": text}` like the app's own. As in the app, what the client sent gets a 4xx:
   a Transfer-Encoding other than chunked is a 400 (h11 hints 501, which a sender would take as "retry");
 * **a request limit** (`RequestLimit`, an ASGI middleware wired in receiver/app.py): at most
-  RECEIVER_MAX_REQUESTS requests in the app at once, which bounds memory to about that many times the body
-  cap; more get a JSON 503 with Retry-After at once. /healthz and /readyz are not counted: they read no body,
+  RECEIVER_MAX_REQUESTS requests in the app at once, which bounds memory to about that many bodies of at most
+  the body cap, plus two large ones being parsed (receiver/routes.py, about 60 MiB each at the cap); more get a
+  JSON 503 with Retry-After at once. /healthz and /readyz are not counted: they read no body,
   and an orchestrator must not take a busy receiver for a dead one. uvicorn's `limit_concurrency` is off.
 
 Why this and not another server. hypercorn 0.18 closes a connection that has not sent a complete head within
