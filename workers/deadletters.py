@@ -205,9 +205,10 @@ class DeadLetters:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.set(_letter_key(letter.id), letter.model_dump_json(), ex=ttl_s)
             pipe.zadd(INDEX_KEY, {letter.id: letter.last_failed_at.timestamp()})
-            for key in letter.ledger_keys:
-                pipe.expire(key, ttl_s)  # the pending effect (personal data) lives as long as its letter
             await pipe.execute()
+        # A pending effect (personal data) lives as long as its letter, and a day more, so that a replay
+        # queued as the letter expires still finds it (and looks in the CRM before writing again).
+        await Ledger(self._redis).expire_pending(letter.ledger_keys, ttl_s + 86_400)
         await self.trim()
         return letter
 

@@ -26,8 +26,8 @@ operator's sake, though arq builds them.
 | crmflow:hubspot:pause-until             | when HubSpot's rate-limit pause ends   | the pause                   |
 | crmflow:test:paused:<checkpoint>        | a test-held job's process id           | until the test ends         |
 
-[1] A pending entry goes at once when the CRM refuses its write; one a dead letter names expires with the
-letter and goes when the letter is purged (docs/dead-letters.md, "The ledger and personal data").
+[1] A pending entry goes at once when the CRM refuses the write that made it; one a dead letter names expires
+a day after the letter and goes when the letter is purged (docs/dead-letters.md, "The ledger and personal data").
 """
 
 from __future__ import annotations

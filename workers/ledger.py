@@ -37,6 +37,22 @@ LEDGER_TTL_S = keys.LEDGER_TTL_S
 REFUSED = (CrmRejectedError, CrmAuthError, CrmNotFoundError)
 
 # Atomically: delete each of KEYS whose entry is still pending (a done entry is kept). Returns how many.
+# ARGV[1]: seconds. Give each of KEYS that is still pending that time to live; done entries keep theirs.
+_EXPIRE_PENDING = """
+local changed = 0
+for _, key in ipairs(KEYS) do
+  local raw = redis.call('GET', key)
+  if raw then
+    local ok, entry = pcall(cjson.decode, raw)
+    if ok and type(entry) == 'table' and entry['state'] == 'pending' then
+      redis.call('EXPIRE', key, ARGV[1])
+      changed = changed + 1
+    end
+  end
+end
+return changed
+"""
+
 _FORGET_PENDING = """
 local forgotten = 0
 for _, key in ipairs(KEYS) do
@@ -93,6 +109,7 @@ class Ledger:
         self._redis = redis
         self._touched = touched
         self._forget_script = redis.register_script(_FORGET_PENDING)
+        self._expire_script = redis.register_script(_EXPIRE_PENDING)
 
     def tracing(self, touched: Touched) -> Ledger:
         """This ledger, noting in `touched` every key used and every effect begun but not applied."""
@@ -117,6 +134,11 @@ class Ledger:
         entries = await self._redis.mget(wanted) if wanted else []
         states = [orjson.loads(raw).get("state") if raw else None for raw in entries]
         return [key for key, state in zip(wanted, states, strict=True) if state == "pending"]
+
+    async def expire_pending(self, keys: Iterable[str], ttl_s: int) -> int:
+        """Give those of `keys` still pending `ttl_s` to live (done entries keep theirs: they stop repeats)."""
+        wanted = list(dict.fromkeys(keys))
+        return int(await self._expire_script(keys=wanted, args=[ttl_s])) if wanted else 0
 
     async def forget_pending(self, keys: Iterable[str]) -> int:
         """Delete those of `keys` still pending (done entries stay: they keep effects from repeating); how many."""
