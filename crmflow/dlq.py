@@ -180,7 +180,11 @@ def _by_hand(letter: DeadLetter) -> list[tuple[str, str]]:
     unwritten = letter.context.get("unwritten")
     if not isinstance(unwritten, list) or not unwritten:
         return []
-    lines = ["what the action was writing when it failed; to log it by hand, enter this, then purge the letter"]
+    lines = [
+        "what the action was writing when it failed; to log it by hand, enter this, then purge the letter.",
+        "Prefer `crmflow dlq replay` once the cause is fixed: the action may have had more to write after this",
+        "(e.g. further notes), and a replay writes all of it, and reports reschedules hidden before this one.",
+    ]
     for number, effect in enumerate(unwritten):
         lines.extend(([""] if number else []) + ["  " + line for line in format_effect(effect)])
     return [("by hand", ("\n" + " " * 14).join(lines))]

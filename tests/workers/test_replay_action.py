@@ -238,9 +238,15 @@ async def test_dlq_show_says_what_to_log_by_hand(
 
     row = zoho_letter.context["unwritten"][0]
     by_hand = zoho_text.index(
-        "by hand       what the action was writing when it failed; to log it by hand, enter this, then purge the letter"
+        "by hand       what the action was writing when it failed; to log it by hand, enter this, then purge the letter."
     )
-    assert zoho_text[by_hand + 1 : by_hand + 8] == [
+    assert zoho_text[by_hand + 1 : by_hand + 3] == [
+        "              Prefer `crmflow dlq replay` once the cause is fixed: the action may have had more to write "
+        "after this",
+        "              (e.g. further notes), and a replay writes all of it, and reports reschedules hidden before "
+        "this one.",
+    ]
+    assert zoho_text[by_hand + 3 : by_hand + 10] == [
         f'                Appointment_Name   {{"name": "AC Repair - James", "id": "{NEVER_RESCHEDULED}"}}',
         f"                Rescheduled_From   {row['Rescheduled_From']}",
         f"                Rescheduled_To     {zoho_time(soon(6))}",
@@ -256,12 +262,12 @@ async def test_dlq_show_says_what_to_log_by_hand(
     note = hubspot_letter.context["unwritten"][0]
     at = datetime.fromtimestamp(int(note["hs_timestamp"]) / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
     by_hand = next(i for i, line in enumerate(hubspot_text) if line.startswith("by hand "))
-    assert hubspot_text[by_hand + 1 : by_hand + 4] == [
+    assert hubspot_text[by_hand + 3 : by_hand + 6] == [
         f"                hs_timestamp  {note['hs_timestamp']} ({at} UTC)",
         f"                hs_note_body  {note['hs_note_body'].splitlines()[0]}",
         f"                              Changed by HubSpot user {hs.CHLOE} (CRM_UI).",
     ]
-    assert f"to {hs.readable(hs.soon(5))}." in hubspot_text[by_hand + 2]
+    assert f"to {hs.readable(hs.soon(5))}." in hubspot_text[by_hand + 4]
 
 
 # --- The ledger ----------------------------------------------------------------------------------------
