@@ -238,7 +238,8 @@ async def test_dlq_show_says_what_to_log_by_hand(
 
     row = zoho_letter.context["unwritten"][0]
     by_hand = zoho_text.index(
-        "by hand       what the action was writing when it failed; to log it by hand, enter this, then purge the letter."
+        "by hand       what the action was writing when it failed; to log it by hand, enter this, "
+        "then purge the letter."
     )
     assert zoho_text[by_hand + 1 : by_hand + 3] == [
         "              Prefer `crmflow dlq replay` once the cause is fixed: the action may have had more to write "
