@@ -36,36 +36,25 @@ LEDGER_TTL_S = keys.LEDGER_TTL_S
 # The CRM's definite no to a write (refused, not authorised, no such record): proof that nothing was written.
 REFUSED = (CrmRejectedError, CrmAuthError, CrmNotFoundError)
 
-# Atomically: delete each of KEYS whose entry is still pending (a done entry is kept). Returns how many.
-# ARGV[1]: seconds. Give each of KEYS that is still pending that time to live; done entries keep theirs.
-_EXPIRE_PENDING = """
+# Atomically, for each of KEYS whose entry is still pending (done entries are left as they are): delete it
+# when ARGV[1] is "forget", else give it ARGV[1] seconds to live. Returns how many were pending.
+_PENDING_ONLY = """
 local changed = 0
 for _, key in ipairs(KEYS) do
   local raw = redis.call('GET', key)
   if raw then
     local ok, entry = pcall(cjson.decode, raw)
     if ok and type(entry) == 'table' and entry['state'] == 'pending' then
-      redis.call('EXPIRE', key, ARGV[1])
+      if ARGV[1] == 'forget' then
+        redis.call('DEL', key)
+      else
+        redis.call('EXPIRE', key, ARGV[1])
+      end
       changed = changed + 1
     end
   end
 end
 return changed
-"""
-
-_FORGET_PENDING = """
-local forgotten = 0
-for _, key in ipairs(KEYS) do
-  local raw = redis.call('GET', key)
-  if raw then
-    local ok, entry = pcall(cjson.decode, raw)
-    if ok and type(entry) == 'table' and entry['state'] == 'pending' then
-      redis.call('DEL', key)
-      forgotten = forgotten + 1
-    end
-  end
-end
-return forgotten
 """
 
 Outcome = Literal["created", "found_in_crm", "already_logged"]
@@ -108,8 +97,7 @@ class Ledger:
     def __init__(self, redis: Redis, *, touched: Touched | None = None) -> None:
         self._redis = redis
         self._touched = touched
-        self._forget_script = redis.register_script(_FORGET_PENDING)
-        self._expire_script = redis.register_script(_EXPIRE_PENDING)
+        self._pending_only = redis.register_script(_PENDING_ONLY)
 
     def tracing(self, touched: Touched) -> Ledger:
         """This ledger, noting in `touched` every key used and every effect begun but not applied."""
@@ -138,12 +126,12 @@ class Ledger:
     async def expire_pending(self, keys: Iterable[str], ttl_s: int) -> int:
         """Give those of `keys` still pending `ttl_s` to live (done entries keep theirs: they stop repeats)."""
         wanted = list(dict.fromkeys(keys))
-        return int(await self._expire_script(keys=wanted, args=[ttl_s])) if wanted else 0
+        return int(await self._pending_only(keys=wanted, args=[ttl_s])) if wanted else 0
 
     async def forget_pending(self, keys: Iterable[str]) -> int:
         """Delete those of `keys` still pending (done entries stay: they keep effects from repeating); how many."""
         wanted = list(dict.fromkeys(keys))
-        return int(await self._forget_script(keys=wanted)) if wanted else 0
+        return int(await self._pending_only(keys=wanted, args=["forget"])) if wanted else 0
 
     async def apply_once(
         self,
