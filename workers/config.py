@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Annotated, Self
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _ZOHO = ("ZOHO_CLIENT_ID", "ZOHO_CLIENT_SECRET", "ZOHO_REFRESH_TOKEN")
 
@@ -31,6 +31,24 @@ class WorkerConfig(BaseSettings):
     hubspot_api_base: str = Field(default="https://api.hubapi.com", validation_alias="HUBSPOT_API_BASE")
     # A private app's access token (Bearer); scopes crm.objects.appointments.read and notes write.
     hubspot_access_token: SecretStr | None = Field(default=None, validation_alias="HUBSPOT_ACCESS_TOKEN")
+
+    # Zoho watch-channel upkeep (workers/channels.py): with PUBLIC_BASE_URL and ZOHO_CHANNEL_IDS set, workers
+    # enable a missing channel and renew one near its expiry every ZOHO_CHANNEL_CHECK_S seconds (0: never);
+    # the channel's callbacks go to PUBLIC_BASE_URL/webhooks/zoho carrying ZOHO_NOTIFY_TOKEN.
+    public_base_url: str | None = Field(default=None, validation_alias="PUBLIC_BASE_URL")
+    zoho_channel_ids: Annotated[tuple[str, ...], NoDecode] = Field(default=(), validation_alias="ZOHO_CHANNEL_IDS")
+    zoho_notify_token: SecretStr | None = Field(default=None, validation_alias="ZOHO_NOTIFY_TOKEN")
+    zoho_channel_check_s: int = Field(default=3600, ge=0, validation_alias="ZOHO_CHANNEL_CHECK_S")
+
+    # Reconciliation sweep (workers/sweep.py): every SWEEP_INTERVAL_S seconds (0: never) one worker lists each
+    # source's records modified since the last sweep ended (SWEEP_LOOKBACK_S back on the first) and queues them.
+    sweep_interval_s: int = Field(default=600, ge=0, validation_alias="SWEEP_INTERVAL_S")
+    sweep_lookback_s: int = Field(default=86_400, ge=1, validation_alias="SWEEP_LOOKBACK_S")
+
+    # CRM limits shared by every worker process (workers/crm/limits.py): Zoho's concurrency cap per org
+    # (unset: by ZOHO_EDITION) and HubSpot's requests per ten-second window.
+    zoho_max_concurrency: int | None = Field(default=None, ge=1, le=100, validation_alias="ZOHO_MAX_CONCURRENCY")
+    hubspot_requests_per_10s: int = Field(default=100, ge=1, le=1000, validation_alias="HUBSPOT_REQUESTS_PER_10S")
 
     http_timeout_s: float = Field(default=10.0, gt=0, le=120, validation_alias="CRM_HTTP_TIMEOUT_S")
 
@@ -62,6 +80,33 @@ class WorkerConfig(BaseSettings):
     def _base_url(cls, value: str) -> str:
         AnyHttpUrl(value)  # raises a ValidationError naming the setting when it is not an http(s) URL
         return value.rstrip("/")
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        AnyHttpUrl(value)
+        if "?" in value or "#" in value:
+            raise ValueError("must be a base URL without query or fragment")
+        return value.rstrip("/")
+
+    @field_validator("zoho_channel_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            ids = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+            if any(not part.isdigit() for part in ids):
+                raise ValueError("must be comma-separated numbers (Zoho's channel_id is a long)")
+            return ids
+        return value
+
+    @field_validator("zoho_notify_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not 1 <= len(value.get_secret_value()) <= 50:
+            raise ValueError("must be 1 to 50 characters (Zoho's limit for a channel token)")
+        return value
 
     @field_validator("zoho_client_secret", "zoho_refresh_token", "hubspot_access_token")
     @classmethod

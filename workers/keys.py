@@ -24,6 +24,10 @@ operator's sake, though arq builds them.
 | crmflow:zoho:token:<account>:lock       | held by the worker refreshing it       | HTTP timeout + 10 s         |
 | crmflow:zoho:token:<account>:refreshes  | refreshes in the current window        | ZOHO_REFRESH_WINDOW_S       |
 | crmflow:hubspot:pause-until             | when HubSpot's rate-limit pause ends   | the pause                   |
+| crmflow:duty:<name>:lease               | the worker whose turn it is to run the | the duty's interval         |
+|                                         | duty (channel upkeep, sweep)           |                             |
+| crmflow:duty:<name>:running             | held while a run of the duty lasts     | renewed; RUNNING_TTL_S 30 s |
+| crmflow:duty:<name>:state               | hash: the duty's last run and outcome  | kept                        |
 | crmflow:test:paused:<checkpoint>        | a test-held job's process id           | until the test ends         |
 
 [1] A pending entry goes at once when the CRM refuses the write that made it; one a dead letter names expires
@@ -124,6 +128,22 @@ def zoho_token_lock(account: str) -> str:
 def zoho_refreshes(account: str) -> str:
     """Token refreshes spent in the current ZOHO_REFRESH_WINDOW_S window."""
     return f"{zoho_token(account)}:refreshes"
+
+
+# --- Duties (workers/duties.py) ------------------------------------------------------------------------
+def duty_lease(name: str) -> str:
+    """Held (SET NX) by the worker that runs duty `name` this interval; expires with the interval."""
+    return f"{PREFIX}duty:{name}:lease"
+
+
+def duty_running(name: str) -> str:
+    """Held while a run of duty `name` lasts, renewed by its owner, so that no two runs overlap."""
+    return f"{PREFIX}duty:{name}:running"
+
+
+def duty_state(name: str) -> str:
+    """A hash: the last run of duty `name` (state, owner, started_at, finished_at, summary, error)."""
+    return f"{PREFIX}duty:{name}:state"
 
 
 # --- Tests ----------------------------------------------------------------------------------------------

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from signal import Signals
@@ -25,6 +28,7 @@ from workers.checkpoints import Checkpoints
 from workers.config import WorkerConfig
 from workers.contract import PROCESS_CHANGE, QUEUE_NAME, REPLAY_ACTION, dumps, loads
 from workers.deadletters import DeadLetters
+from workers.duties import Duty, DutyRunner
 from workers.fetch import CrmClients
 from workers.jobs import RetryPolicy, WorkerDeps, process_change, replay_action, utcnow
 from workers.ledger import Ledger
@@ -80,6 +84,17 @@ def crm_clients(config: WorkerConfig, redis: Redis, http: httpx.AsyncClient) -> 
     return CrmClients({name: client for name, client in connected.items() if client is not None})
 
 
+def worker_duties(config: WorkerConfig, redis: Redis, crm: CrmClients) -> list[Duty]:
+    """The periodic chores this worker takes its turn at (workers/duties.py); an interval of 0 leaves one out."""
+    duties: list[Duty] = []
+    return duties
+
+
+def worker_identity() -> str:
+    """Names this worker process in duty leases and logs: host, process id and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 def worker_redis_settings(redis_url: str, *, outage_s: float) -> RedisSettings:
     """arq's connection settings for a worker: patient at start-up and through Redis blips."""
     settings = RedisSettings.from_dsn(redis_url)
@@ -125,8 +140,15 @@ def build_worker(
             lock_timeout_s=config.job_timeout_s + 10,
             clock=clock or utcnow,
         )
+        runner = DutyRunner(redis, worker_duties(config, redis, crm), owner=worker_identity())
+        ctx["duties"] = runner
+        runner.start()
+        if runner.names:
+            logger.info("worker: periodic duties: %s", ", ".join(runner.names))
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        if "duties" in ctx:
+            await ctx["duties"].stop()
         if http is None and "http" in ctx:
             await ctx["http"].aclose()
 

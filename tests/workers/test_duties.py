@@ -1,0 +1,118 @@
+"""Duties: one worker at a time across processes, once per interval, never overlapping, failures recorded."""
+
+from __future__ import annotations
+
+import asyncio
+
+from arq.connections import ArqRedis
+
+from workers import keys
+from workers.duties import Duty, DutyRunner, duty_state
+
+
+def counting_duty(calls: list[str], *, interval_s: float, hold_s: float = 0.0, name: str = "chore") -> Duty:
+    async def run() -> str:
+        calls.append(name)
+        await asyncio.sleep(hold_s)
+        return f"run {len(calls)}"
+
+    return Duty(name, interval_s, run)
+
+
+async def test_of_many_workers_one_runs_the_duty_in_an_interval(redis: ArqRedis) -> None:
+    calls: list[str] = []
+    duty = counting_duty(calls, interval_s=60)
+    runners = [DutyRunner(redis, [duty], owner=f"w{n}") for n in range(4)]
+
+    ran = await asyncio.gather(*(runner.run_once(duty) for runner in runners))
+
+    assert calls == ["chore"]
+    assert sum(ran) == 1
+    state = await duty_state(redis, "chore")
+    assert state["state"] == "ok"
+    assert state["summary"] == "run 1"
+    assert state["owner"] in {"w0", "w1", "w2", "w3"}
+
+
+async def test_the_duty_runs_again_once_its_interval_has_passed(redis: ArqRedis) -> None:
+    calls: list[str] = []
+    runners = [DutyRunner(redis, [counting_duty(calls, interval_s=0.3)], owner=f"w{n}") for n in range(3)]
+    for runner in runners:
+        runner.start()
+    try:
+        await asyncio.sleep(1.0)
+    finally:
+        for runner in runners:
+            await runner.stop()
+
+    # 1.0 s at an interval of 0.3 s: the first run at once, then one per interval (jitter may cost one).
+    assert 3 <= len(calls) <= 4
+
+
+async def test_a_run_longer_than_the_interval_is_never_overlapped(redis: ArqRedis) -> None:
+    calls: list[str] = []
+    active: list[int] = []
+    overlapped: list[bool] = []
+
+    async def slow() -> str:
+        active.append(1)
+        overlapped.append(len(active) > 1)
+        calls.append("slow")
+        await asyncio.sleep(0.5)
+        active.pop()
+        return "done"
+
+    duty = Duty("slow", 0.1, slow)
+    runners = [DutyRunner(redis, [duty], owner=f"w{n}", running_ttl_s=0.3) for n in range(2)]
+    for runner in runners:
+        runner.start()
+    try:
+        await asyncio.sleep(1.2)
+    finally:
+        for runner in runners:
+            await runner.stop()
+
+    assert calls
+    assert not any(overlapped)
+
+
+async def test_a_failed_run_is_recorded_and_the_worker_carries_on(redis: ArqRedis) -> None:
+    async def broken() -> str:
+        raise RuntimeError("Zoho said no")
+
+    runner = DutyRunner(redis, [Duty("broken", 60, broken)], owner="w0")
+
+    assert await runner.run_once(Duty("broken", 60, broken))
+
+    state = await duty_state(redis, "broken")
+    assert state["state"] == "failed"
+    assert state["error"] == "RuntimeError: Zoho said no"
+    assert await redis.exists(keys.duty_running("broken")) == 0
+
+
+async def test_a_worker_stopped_mid_run_hands_the_duty_over_at_once(redis: ArqRedis) -> None:
+    started = asyncio.Event()
+
+    async def long_run() -> str:
+        started.set()
+        await asyncio.sleep(60)
+        return "never"
+
+    duty = Duty("long", 3600, long_run)
+    first = DutyRunner(redis, [duty], owner="w0")
+    first.start()
+    await asyncio.wait_for(started.wait(), 5)
+
+    await first.stop()
+
+    assert (await duty_state(redis, "long"))["state"] == "interrupted"
+    assert await redis.exists(keys.duty_lease("long"), keys.duty_running("long")) == 0
+    calls: list[str] = []
+    assert await DutyRunner(redis, [], owner="w1").run_once(counting_duty(calls, interval_s=3600, name="long"))
+    assert calls == ["long"]
+
+
+async def test_an_interval_of_zero_turns_a_duty_off(redis: ArqRedis) -> None:
+    runner = DutyRunner(redis, [counting_duty([], interval_s=0)], owner="w0")
+
+    assert runner.names == []
