@@ -103,6 +103,9 @@ class DutyRunner:
             except (RedisError, OSError) as exc:
                 logger.warning("duty %s: Redis failed (%s: %s); trying again", duty.name, type(exc).__name__, exc)
                 nap_s = REDIS_NAP_S
+            except Exception:  # the loop must outlive anything unforeseen; the next attempt may do better
+                logger.exception("duty %s: unexpected failure; trying again", duty.name)
+                nap_s = REDIS_NAP_S
             # A little jitter, so that workers started together do not all ask at the same moment.
             await asyncio.sleep(min(nap_s, MAX_NAP_S) + random.uniform(0, min(0.5, duty.interval_s / 10)))
 

@@ -71,6 +71,16 @@ class CrmflowWorker(Worker):
         except REDIS_REFUSALS as exc:
             logger.error("job %s: Redis refused to record its end (%s); it runs again after its timeout", job_id, exc)
 
+    async def close(self) -> None:
+        # arq runs on_shutdown only when Redis still answers; the duties must stop whatever happened, or their
+        # loops would live on in the event loop that run_forever's next worker uses.
+        try:
+            await super().close()
+        finally:
+            runner = self.ctx.get("duties")
+            if isinstance(runner, DutyRunner):
+                await runner.stop()
+
     async def record_health(self) -> None:
         try:
             await super().record_health()
