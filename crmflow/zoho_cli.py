@@ -222,6 +222,12 @@ def unsubscribe_command(channel_ids: tuple[str, ...]) -> None:
             click.echo(f"{cid}: unsubscribed")
         else:
             click.echo(f"{cid}: not unsubscribed: {error}", err=True)
+    kept = [cid for cid, error in results.items() if error is None and cid in settings.zoho_channel_ids]
+    if kept:
+        click.echo(
+            f"note: {', '.join(kept)} still in ZOHO_CHANNEL_IDS: workers keeping channels enable "
+            f"{'it' if len(kept) == 1 else 'them'} again at their next check unless removed from it"
+        )
     if any(error is not None for error in results.values()):
         sys.exit(1)
 
