@@ -1,4 +1,4 @@
-"""The `crmflow` command: receiver, worker, rules check and dlq; sandbox and demo are loaded by name from sandbox.cli.
+"""The `crmflow` command: receiver, worker, rules, dlq, zoho; sandbox and demo are loaded by name from sandbox.cli.
 
 The only place crmflow's settings are read. The sandbox and demo commands live with the sandbox (sandbox/cli.py),
 so that no product module imports it: the group imports them only when one of them is run or listed.
@@ -168,6 +168,28 @@ def dlq(ctx: click.Context) -> None:
 
 for _command in DLQ_COMMANDS:
     dlq.add_command(_command)
+
+
+@main.group()
+@click.pass_context
+def zoho(ctx: click.Context) -> None:
+    """Zoho watch channels: subscribe, list, renew and unsubscribe them (workers also keep them by themselves)."""
+    from crmflow.zoho_cli import ZohoSettings
+
+    try:
+        ctx.obj = load_settings(ZohoSettings)
+    except SettingsError as exc:
+        _fail("invalid configuration", str(exc))
+
+
+def _add_zoho_commands() -> None:
+    from crmflow.zoho_cli import COMMANDS
+
+    for command in COMMANDS:
+        zoho.add_command(command)
+
+
+_add_zoho_commands()
 
 
 def _redacted(url: str) -> str:

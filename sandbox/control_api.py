@@ -11,12 +11,15 @@ DELETE /_sandbox/requests         clear that log
 GET    /_sandbox/notifications    every callback delivery attempt (body, status code or error)
 DELETE /_sandbox/notifications    clear that log
 POST   /_sandbox/tokens/expire    expire every issued access token now
+POST   /_sandbox/channels/{id}/expire   move a watch channel's expiry to now + {"in_s": N} (default 0: it
+                                  has expired, and is gone as Zoho deletes expired channels)
 GET    /_sandbox/history          every Appointments_Rescheduled_History__s row
 *      /_sandbox/hubspot/...      HubSpot's control endpoints, see sandbox.hubspot.control
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -29,6 +32,7 @@ from starlette.routing import Route
 from sandbox.faults import FaultRule
 from sandbox.responses import json_response
 from sandbox.runtime import SandboxRuntime
+from sandbox.zoho.time import format_datetime
 
 _RULES = TypeAdapter(list[FaultRule])
 
@@ -88,6 +92,19 @@ class ControlHandlers:
     async def expire_tokens(self, request: Request) -> Response:
         return json_response({"expired": self.runtime.tokens.expire_all(self.runtime.now())})
 
+    async def expire_channel(self, request: Request) -> Response:
+        body = await _json(request)
+        in_s = body.get("in_s", 0) if isinstance(body, dict) else 0 if body is None else None
+        if not isinstance(in_s, int | float) or isinstance(in_s, bool) or in_s < 0:
+            return json_response({"error": 'expected no body, or {"in_s": seconds from now, 0 or more}'}, 400)
+        now = self.runtime.now()
+        channel_id = request.path_params["channel_id"]
+        channel = self.runtime.channels.age(channel_id, now + timedelta(seconds=in_s), now)
+        if channel is None:
+            return json_response({"error": f"no active channel {channel_id}"}, 404)
+        expiry = format_datetime(channel.expires_at, self.runtime.config.tz)
+        return json_response({"channel_id": channel_id, "channel_expiry": expiry, "active": channel.active(now)})
+
     async def history(self, request: Request) -> Response:
         rows = self.runtime.store.all_history()
         return json_response({"count": len(rows), "data": rows})
@@ -104,4 +121,5 @@ def control_routes(runtime: SandboxRuntime) -> list[Route]:
         Route("/notifications", handlers.notifications, methods=["GET", "DELETE"]),
         Route("/tokens/expire", handlers.expire_tokens, methods=["POST"]),
         Route("/history", handlers.history, methods=["GET"]),
+        Route("/channels/{channel_id}/expire", handlers.expire_channel, methods=["POST"]),
     ]

@@ -78,42 +78,27 @@ class WorkerConfig(BaseSettings):
     @field_validator("zoho_api_domain", "zoho_accounts_url", "hubspot_api_base")
     @classmethod
     def _base_url(cls, value: str) -> str:
-        AnyHttpUrl(value)  # raises a ValidationError naming the setting when it is not an http(s) URL
-        return value.rstrip("/")
+        return base_url(value)
 
     @field_validator("public_base_url")
     @classmethod
     def _public_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        AnyHttpUrl(value)
-        if "?" in value or "#" in value:
-            raise ValueError("must be a base URL without query or fragment")
-        return value.rstrip("/")
+        return public_url(value)
 
     @field_validator("zoho_channel_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
-        if isinstance(value, str):
-            ids = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
-            if any(not part.isdigit() for part in ids):
-                raise ValueError("must be comma-separated numbers (Zoho's channel_id is a long)")
-            return ids
-        return value
+        return channel_ids(value)
 
     @field_validator("zoho_notify_token")
     @classmethod
     def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not 1 <= len(value.get_secret_value()) <= 50:
-            raise ValueError("must be 1 to 50 characters (Zoho's limit for a channel token)")
-        return value
+        return notify_token(value)
 
     @field_validator("zoho_client_secret", "zoho_refresh_token", "hubspot_access_token")
     @classmethod
     def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().strip():
-            raise ValueError("must not be empty")
-        return value
+        return not_blank(value)
 
     @model_validator(mode="after")
     def _sources(self) -> Self:
@@ -128,8 +113,64 @@ class WorkerConfig(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _channel_upkeep(self) -> Self:
+        # The workers keep the channels alive (workers/channels.py); a channel without the token would have
+        # its callbacks refused by the receiver, so the token is required rather than left out.
+        upkeep = self.zoho_client_id is not None and self.public_base_url and self.zoho_channel_ids
+        if upkeep and self.zoho_channel_check_s > 0 and self.zoho_notify_token is None:
+            raise ValueError(
+                "ZOHO_NOTIFY_TOKEN: is not set; workers keep the Zoho channels in ZOHO_CHANNEL_IDS alive (with "
+                "PUBLIC_BASE_URL set) and each channel needs the token the receiver checks "
+                "(or set ZOHO_CHANNEL_CHECK_S=0 to leave channel upkeep to `crmflow zoho renew`)"
+            )
+        return self
+
     @property
     def sources(self) -> list[str]:
         """The CRMs this worker serves."""
         active = ["zoho"] if self.zoho_client_id is not None else []
         return [*active, "hubspot"] if self.hubspot_access_token is not None else active
+
+
+# Checks shared with other settings that read the same variables (crmflow/zoho_cli.py).
+
+
+def base_url(value: str) -> str:
+    """An http(s) URL, without a trailing slash."""
+    AnyHttpUrl(value)  # raises a ValidationError naming the setting when it is not an http(s) URL
+    return value.rstrip("/")
+
+
+def public_url(value: str | None) -> str | None:
+    """PUBLIC_BASE_URL: an http(s) base URL without query or fragment, without a trailing slash."""
+    if value is None:
+        return None
+    AnyHttpUrl(value)
+    if "?" in value or "#" in value:
+        raise ValueError("must be a base URL without query or fragment")
+    return value.rstrip("/")
+
+
+def channel_ids(value: object) -> object:
+    """ZOHO_CHANNEL_IDS: comma-separated numbers, as a tuple without duplicates."""
+    if isinstance(value, str):
+        ids = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+        if any(not part.isdigit() for part in ids):
+            raise ValueError("must be comma-separated numbers (Zoho's channel_id is a long)")
+        return ids
+    return value
+
+
+def notify_token(value: SecretStr | None) -> SecretStr | None:
+    """ZOHO_NOTIFY_TOKEN: 1 to 50 characters."""
+    if value is not None and not 1 <= len(value.get_secret_value()) <= 50:
+        raise ValueError("must be 1 to 50 characters (Zoho's limit for a channel token)")
+    return value
+
+
+def not_blank(value: SecretStr | None) -> SecretStr | None:
+    """A secret that, when set, is not empty."""
+    if value is not None and not value.get_secret_value().strip():
+        raise ValueError("must not be empty")
+    return value

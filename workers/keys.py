@@ -24,6 +24,8 @@ operator's sake, though arq builds them.
 | crmflow:zoho:token:<account>:lock       | held by the worker refreshing it       | HTTP timeout + 10 s         |
 | crmflow:zoho:token:<account>:refreshes  | refreshes in the current window        | ZOHO_REFRESH_WINDOW_S       |
 | crmflow:hubspot:pause-until             | when HubSpot's rate-limit pause ends   | the pause                   |
+| crmflow:zoho:channel-failures           | hash: channel id -> why the last try   | kept; a channel's entry goes|
+|                                         | to keep that watch channel failed      | once it is kept again       |
 | crmflow:duty:<name>:lease               | the worker whose turn it is to run the | the duty's interval         |
 |                                         | duty (channel upkeep, sweep)           |                             |
 | crmflow:duty:<name>:running             | held while a run of the duty lasts     | renewed; RUNNING_TTL_S 30 s |
@@ -113,6 +115,8 @@ def deadletter(letter_id: str) -> str:
 # --- CRM accounts ---------------------------------------------------------------------------------------
 ZOHO_REFRESH_WINDOW_S = 600
 HUBSPOT_PAUSE = f"{PREFIX}hubspot:pause-until"
+# Zoho watch channels that could not be kept (workers/channel_upkeep.py): channel id -> JSON {reason, at, by}.
+ZOHO_CHANNEL_FAILURES = f"{PREFIX}zoho:channel-failures"
 
 
 def zoho_token(account: str) -> str:

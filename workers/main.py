@@ -24,9 +24,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from workers import sources
 from workers.actions.dispatch import Actions
+from workers.channel_upkeep import channel_duty
+from workers.channels import Wanted
 from workers.checkpoints import Checkpoints
 from workers.config import WorkerConfig
 from workers.contract import PROCESS_CHANGE, QUEUE_NAME, REPLAY_ACTION, dumps, loads
+from workers.crm.zoho import ZohoClient
 from workers.deadletters import DeadLetters
 from workers.duties import Duty, DutyRunner
 from workers.fetch import CrmClients
@@ -97,7 +100,22 @@ def crm_clients(config: WorkerConfig, redis: Redis, http: httpx.AsyncClient) -> 
 def worker_duties(config: WorkerConfig, redis: Redis, crm: CrmClients) -> list[Duty]:
     """The periodic chores this worker takes its turn at (workers/duties.py); an interval of 0 leaves one out."""
     duties: list[Duty] = []
+    wanted = channels_wanted(config)
+    zoho = crm.clients.get("zoho")
+    if wanted is not None and isinstance(zoho, ZohoClient):
+        by = f"worker {socket.gethostname()}:{os.getpid()}"
+        duties.append(channel_duty(zoho, redis, wanted, config.zoho_channel_check_s, utcnow, by))
     return duties
+
+
+def channels_wanted(config: WorkerConfig) -> Wanted | None:
+    """The Zoho channels the workers keep alive: set when Zoho, PUBLIC_BASE_URL and ZOHO_CHANNEL_IDS all are
+    (WorkerConfig then insists on ZOHO_NOTIFY_TOKEN, without which the receiver would refuse the callbacks)."""
+    if "zoho" not in config.sources or not config.public_base_url or not config.zoho_channel_ids:
+        return None
+    if config.zoho_notify_token is None:
+        return None
+    return Wanted(config.zoho_channel_ids, config.public_base_url, config.zoho_notify_token)
 
 
 def worker_identity() -> str:

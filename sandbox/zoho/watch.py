@@ -11,7 +11,7 @@ becomes null. Only the sandbox's two modules can be watched.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
@@ -263,3 +263,13 @@ class ChannelRegistry:
 
     def active(self, now: datetime) -> list[Channel]:
         return [channel for channel in self._channels.values() if channel.active(now)]
+
+    def age(self, channel_id: str, expires_at: datetime, now: datetime) -> Channel | None:
+        """Move an active channel's expiry to `expires_at` (a test control: at or before `now` it has expired,
+        and is gone as Zoho deletes expired channels); None when no such channel is active."""
+        channel = self._channels.get(channel_id)
+        if channel is None or not channel.active(now):
+            return None
+        aged = replace(channel, expires_at=expires_at)
+        self._channels[channel_id] = aged
+        return aged

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -10,7 +11,17 @@ import httpx
 from workers.crm.responses import send
 from workers.crm.zoho_auth import ZohoTokens
 from workers.crm.zoho_models import APPOINTMENTS, HISTORY, appointment_record, created_id, history_rows, raise_for_zoho
-from workers.errors import CrmAuthError
+from workers.crm.zoho_watch_models import (
+    MAX_CHANNELS_PER_CALL,
+    WATCH,
+    ChannelSpec,
+    Granted,
+    WatchChannel,
+    parse_channels,
+    parse_disable,
+    parse_write,
+)
+from workers.errors import CrmAuthError, CrmRejectedError, CrmTransientError
 from workers.record import Record
 
 # A 401 a new access token cannot cure: the grant itself lacks the scope.
@@ -41,7 +52,49 @@ class ZohoClient:
         body = await self._call("POST", f"/{HISTORY}", json={"data": [dict(row)]})
         return created_id(body)
 
-    async def _call(self, method: str, path: str, *, params: dict[str, str] | None = None, json: Any = None) -> Any:
+    # Watch channels (docs/zoho-crm.md, "Notifications (watch channels)"; scope ZohoCRM.notifications.ALL).
+
+    async def list_channels(self) -> dict[str, WatchChannel]:
+        """GET /actions/watch: the org's channels by channel_id (none for 204)."""
+        return parse_channels(await self._call("GET", f"/{WATCH}"))
+
+    async def enable_channels(
+        self, specs: list[ChannelSpec], expiry: datetime
+    ) -> dict[str, Granted | CrmRejectedError | CrmTransientError]:
+        """POST /actions/watch with each channel's full body; per channel, the expiry granted or Zoho's error."""
+        return await self._write_channels("POST", specs, expiry)
+
+    async def update_channels(
+        self, specs: list[ChannelSpec], expiry: datetime
+    ) -> dict[str, Granted | CrmRejectedError | CrmTransientError]:
+        """PATCH /actions/watch with each channel's full body (events and token included, or Zoho wipes them)."""
+        return await self._write_channels("PATCH", specs, expiry)
+
+    async def disable_channels(self, channel_ids: list[str]) -> dict[str, CrmRejectedError | None]:
+        """DELETE /actions/watch?channel_ids=...; per channel, None when disabled, else Zoho's error."""
+        params = {"channel_ids": ",".join(channel_ids)}
+        return parse_disable(await self._call("DELETE", f"/{WATCH}", params=params, per_item="watch"), channel_ids)
+
+    async def _write_channels(
+        self, method: str, specs: list[ChannelSpec], expiry: datetime
+    ) -> dict[str, Granted | CrmRejectedError | CrmTransientError]:
+        results: dict[str, Granted | CrmRejectedError | CrmTransientError] = {}
+        for start in range(0, len(specs), MAX_CHANNELS_PER_CALL):
+            chunk = specs[start : start + MAX_CHANNELS_PER_CALL]
+            body = {"watch": [spec.item(expiry) for spec in chunk]}
+            answer = await self._call(method, f"/{WATCH}", json=body, per_item="watch")
+            results.update(parse_write(answer, [spec.channel_id for spec in chunk]))
+        return results
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: Any = None,
+        per_item: str | None = None,
+    ) -> Any:
         token = await self._tokens.get()
         response = await self._send(method, path, token, params=params, json=json)
         if response.status_code == 401:
@@ -54,7 +107,7 @@ class ZohoClient:
             # refresh once (unless another worker already has) and try again.
             token = await self._tokens.refresh(stale=token)
             response = await self._send(method, path, token, params=params, json=json)
-        return raise_for_zoho(response)
+        return raise_for_zoho(response, per_item=per_item)
 
     async def _send(
         self, method: str, path: str, token: str, *, params: dict[str, str] | None, json: Any

@@ -48,8 +48,18 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-def raise_for_zoho(response: httpx.Response) -> Any:
-    """Return the JSON body of a successful answer, or raise the CrmError the answer means."""
+def _per_item(body: Any, key: str) -> bool:
+    """Whether `body` answers item by item under `key` (each entry with its own status)."""
+    entries = body.get(key) if isinstance(body, dict) else None
+    return isinstance(entries, list) and bool(entries) and all(isinstance(e, dict) and "status" in e for e in entries)
+
+
+def raise_for_zoho(response: httpx.Response, *, per_item: str | None = None) -> Any:
+    """Return the JSON body of a successful answer, or raise the CrmError the answer means.
+
+    With `per_item` (e.g. "watch"), a 207 or 400 answer that reports each item under that key is returned
+    as it is, for the caller to read item by item; request-level errors still raise.
+    """
     status = response.status_code
     if status == 429:
         raise CrmRateLimitedError("Zoho rate limit (HTTP 429)", retry_after_s=_retry_after(response))
@@ -57,6 +67,8 @@ def raise_for_zoho(response: httpx.Response) -> Any:
         raise CrmTransientError(f"Zoho server error (HTTP {status})", code=f"HTTP_{status}")
     body = body_of(response)
     if status < 400 and status != 207:
+        return body
+    if per_item is not None and status in (207, 400) and _per_item(body, per_item):
         return body
     error = _first_error(body)
     code = str(error.get("code") or f"HTTP_{status}")
