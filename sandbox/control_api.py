@@ -12,6 +12,8 @@ GET    /_sandbox/notifications    every callback delivery attempt (body, status 
 DELETE /_sandbox/notifications    clear that log
 POST   /_sandbox/tokens/expire    expire every issued access token now
 GET    /_sandbox/history          every Appointments_Rescheduled_History__s row
+GET    /_sandbox/webhooks         whether each CRM sends its notifications: {"zoho": bool, "hubspot": bool}
+POST   /_sandbox/webhooks         switch them: {"enabled": bool, "crm": "zoho" | "hubspot" (default both)}
 *      /_sandbox/hubspot/...      HubSpot's control endpoints, see sandbox.hubspot.control
 """
 
@@ -88,6 +90,17 @@ class ControlHandlers:
     async def expire_tokens(self, request: Request) -> Response:
         return json_response({"expired": self.runtime.tokens.expire_all(self.runtime.now())})
 
+    async def webhooks(self, request: Request) -> Response:
+        if request.method == "POST":
+            body = await _json(request)
+            enabled = body.get("enabled") if isinstance(body, dict) else None
+            crm = body.get("crm") if isinstance(body, dict) else None
+            if not isinstance(enabled, bool) or crm not in (None, "zoho", "hubspot"):
+                message = 'expected {"enabled": true|false} and optionally "crm": "zoho" or "hubspot"'
+                return json_response({"error": message}, 400)
+            return json_response(self.runtime.set_webhooks(enabled, crm))
+        return json_response(self.runtime.webhooks_state())
+
     async def history(self, request: Request) -> Response:
         rows = self.runtime.store.all_history()
         return json_response({"count": len(rows), "data": rows})
@@ -104,4 +117,5 @@ def control_routes(runtime: SandboxRuntime) -> list[Route]:
         Route("/notifications", handlers.notifications, methods=["GET", "DELETE"]),
         Route("/tokens/expire", handlers.expire_tokens, methods=["POST"]),
         Route("/history", handlers.history, methods=["GET"]),
+        Route("/webhooks", handlers.webhooks, methods=["GET", "POST"]),
     ]
