@@ -181,7 +181,12 @@ def sweep(source_name: str | None, since: str | None) -> None:
         _fail(f"{source_name} is not configured", "set its credentials (see docs/configuration.md) to sweep it")
     if not names:
         _fail("no CRM is configured", "set Zoho's or HubSpot's credentials (see docs/configuration.md)")
-    results = asyncio.run(run_sweeps(config, names, since=start, now=now, progress=Progress(sys.stderr)))
+    from redis.exceptions import RedisError
+
+    try:
+        results = asyncio.run(run_sweeps(config, names, since=start, now=now, progress=Progress(sys.stderr)))
+    except (RedisError, OSError) as exc:
+        _fail(f"Redis at {_redacted(config.redis_url)} is unavailable", f"{type(exc).__name__}: {exc}", code=1)
     sys.exit(report(results))
 
 

@@ -53,7 +53,7 @@ def test_progress_is_drawn_on_a_terminal_only() -> None:
 
 def test_the_summary_and_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
     done = result(found=3, queued=3, pages=1, calls=1, complete=True)
-    stopped = result(found=200, queued=200, pages=1, calls=1, error="zoho answered HTTP_500: down")
+    stopped = result(found=200, queued=200, pages=1, calls=1, error="zoho: HTTP_500: down")
 
     assert report([done]) == 0
     assert report([done, stopped]) == 1
@@ -62,5 +62,5 @@ def test_the_summary_and_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
         "sweep zoho/Appointments__s: found 3, queued 3, already queued 0, pages 1, CRM calls 1, "
         "window 2026-11-30T06:00:00Z .. 2026-11-30T07:00:00Z: complete"
     ) in out
-    assert "INCOMPLETE: zoho answered HTTP_500: down" in out
+    assert "INCOMPLETE: zoho: HTTP_500: down" in out
     assert "did not queue everything" in err

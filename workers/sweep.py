@@ -187,7 +187,7 @@ async def sweep_module(
         result.cursor = window.until
         result.complete = True
     except CrmError as exc:
-        result.error = f"{source} answered {exc.code}: {exc}"
+        result.error = f"{source}: {exc}"
     except QueueUnavailableError as exc:
         result.error = f"the queue is unavailable: {exc}"
     except (RedisError, OSError) as exc:
