@@ -215,3 +215,11 @@ async def test_a_worker_sweeps_by_itself_every_sweep_interval(
 
     assert "found" in (await duty_state(redis, "sweep:hubspot"))["summary"]
     assert await read_cursor(redis, "hubspot", "appointments") is not None
+
+
+def test_a_module_without_a_listing_is_not_swept() -> None:
+    from tests.dummy_crm.source import SOURCE as DUMMY
+    from workers.sweep import swept_modules
+
+    assert swept_modules(DUMMY) == []
+    assert [m.name for s in sources.all_sources() for m in swept_modules(s)] == ["Appointments__s", "appointments"]
