@@ -1,4 +1,4 @@
-"""The `crmflow` command: receiver, worker, rules, dlq, zoho; sandbox and demo are loaded by name from sandbox.cli.
+"""The `crmflow` command: receiver, worker, sweep, rules, dlq, zoho; sandbox and demo come from sandbox.cli.
 
 The only place crmflow's settings are read. The sandbox and demo commands live with the sandbox (sandbox/cli.py),
 so that no product module imports it: the group imports them only when one of them is run or listed.
@@ -154,6 +154,40 @@ def rules_check(path: Path) -> None:
         _fail(f"{path}: invalid rules", str(exc), code=1)
     count = len(ruleset.rules)
     click.echo(f"{path}: ok, {count} rule{'' if count == 1 else 's'}")
+
+
+@main.command()
+@click.option("--source", "source_name", type=click.Choice(["zoho", "hubspot"]), help="Sweep only this CRM.")
+@click.option("--since", help="List changes from this time (ISO 8601 with an offset) instead of the cursor.")
+def sweep(source_name: str | None, since: str | None) -> None:
+    """Queue every appointment modified since the last sweep (or --since), as notifications are queued."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from crmflow.sweep import Progress, parse_since, report, run_sweeps
+    from workers.config import WorkerConfig
+
+    try:
+        config = load_settings(WorkerConfig)
+    except SettingsError as exc:
+        _fail("invalid configuration", str(exc))
+    now = datetime.now(UTC)
+    try:
+        start = parse_since(since, now) if since is not None else None
+    except ValueError as exc:
+        _fail("invalid --since", str(exc))
+    names = [source_name] if source_name is not None else list(config.sources)
+    if source_name is not None and source_name not in config.sources:
+        _fail(f"{source_name} is not configured", "set its credentials (see docs/configuration.md) to sweep it")
+    if not names:
+        _fail("no CRM is configured", "set Zoho's or HubSpot's credentials (see docs/configuration.md)")
+    from redis.exceptions import RedisError
+
+    try:
+        results = asyncio.run(run_sweeps(config, names, since=start, now=now, progress=Progress(sys.stderr)))
+    except (RedisError, OSError) as exc:
+        _fail(f"Redis at {_redacted(config.redis_url)} is unavailable", f"{type(exc).__name__}: {exc}", code=1)
+    sys.exit(report(results))
 
 
 @main.group()

@@ -29,6 +29,11 @@ class SandboxConfig:
         most recent rows per appointment. Whether Zoho does this is UNCONFIRMED, so it is off by default;
         the model follows Zoho's note that the history "will not have the current appointment time" and
         is empty while Reschedule_Count is 1.
+    zoho_token_with_page: how GET Appointments__s takes a page_token. Zoho's page says both that `page`
+        cannot be used with `page_token` (AMBIGUITY_DURING_PROCESSING, the default here) and that the token
+        is passed "with param page=10"; true models the latter (a token without page=10 is refused).
+    webhooks_enabled: whether Zoho callbacks and HubSpot webhook batches are sent at all (switched at run
+        time with POST /_sandbox/webhooks; off models a receiver outage the CRM gave up on).
 
     HubSpot (served on the same host; see sandbox.hubspot.api):
     hubspot_access_token: the private-app token the HubSpot API paths accept as `Authorization: Bearer ...`.
@@ -45,6 +50,8 @@ class SandboxConfig:
     hubspot_webhook_timeout_s: a delivery not answered within this time failed (HubSpot documents 5 s).
     hubspot_rate_limit_max: requests allowed per rolling 10 s (HubSpot's private-app burst limit is 190).
     hubspot_daily_limit: requests allowed per day (UTC); HubSpot's Enterprise private apps get 1,000,000.
+    hubspot_search_per_s: search requests allowed per rolling second (HubSpot: five per second per
+        account); search is exempt from the ten-secondly limit but counts against the daily one.
     hubspot_webhook_datetime_format: how webhook `propertyValue` renders datetime properties, "epoch_ms"
         (default) or "iso" like the API; HubSpot's choice is UNCONFIRMED.
     hubspot_creation_property_events: whether creating an appointment also raises propertyChange events
@@ -61,6 +68,8 @@ class SandboxConfig:
     timezone_offset: str = "+00:00"
     fault_seed: int = 0
     auto_history: bool = False
+    zoho_token_with_page: bool = False
+    webhooks_enabled: bool = True
     hubspot_access_token: str = "sandbox-hubspot-token"
     hubspot_client_secret: str = "sandbox-hubspot-client-secret"
     hubspot_webhook_url: str | None = None
@@ -71,6 +80,7 @@ class SandboxConfig:
     hubspot_webhook_timeout_s: float = 5.0
     hubspot_rate_limit_max: int = 190
     hubspot_daily_limit: int = 1_000_000
+    hubspot_search_per_s: int = 5
     hubspot_webhook_datetime_format: Literal["epoch_ms", "iso"] = "epoch_ms"
     hubspot_creation_property_events: bool = True
 
@@ -89,7 +99,10 @@ class SandboxConfig:
             raise ValueError("hubspot_retry_delays_s: at most 10 delays (HubSpot retries 10 times), none negative")
         if self.hubspot_batch_window_ms < 0 or self.hubspot_webhook_timeout_s <= 0:
             raise ValueError("hubspot_batch_window_ms must be >= 0 and hubspot_webhook_timeout_s > 0")
-        if min(self.hubspot_rate_limit_max, self.hubspot_daily_limit, self.hubspot_portal_id, self.hubspot_app_id) < 1:
+        if (
+            min(self.hubspot_rate_limit_max, self.hubspot_daily_limit, self.hubspot_search_per_s) < 1
+            or min(self.hubspot_portal_id, self.hubspot_app_id) < 1
+        ):
             raise ValueError("HubSpot limits and ids must be positive")
 
     def refresh_form(self) -> dict[str, str]:

@@ -14,6 +14,8 @@ POST   /_sandbox/tokens/expire    expire every issued access token now
 POST   /_sandbox/channels/{id}/expire   move a watch channel's expiry to now + {"in_s": N} (default 0: it
                                   has expired, and is gone as Zoho deletes expired channels)
 GET    /_sandbox/history          every Appointments_Rescheduled_History__s row
+GET    /_sandbox/webhooks         whether each CRM sends its notifications: {"zoho": bool, "hubspot": bool}
+POST   /_sandbox/webhooks         switch them: {"enabled": bool, "crm": "zoho" | "hubspot" (default both)}
 *      /_sandbox/hubspot/...      HubSpot's control endpoints, see sandbox.hubspot.control
 """
 
@@ -105,6 +107,17 @@ class ControlHandlers:
         expiry = format_datetime(channel.expires_at, self.runtime.config.tz)
         return json_response({"channel_id": channel_id, "channel_expiry": expiry, "active": channel.active(now)})
 
+    async def webhooks(self, request: Request) -> Response:
+        if request.method == "POST":
+            body = await _json(request)
+            enabled = body.get("enabled") if isinstance(body, dict) else None
+            crm = body.get("crm") if isinstance(body, dict) else None
+            if not isinstance(enabled, bool) or crm not in (None, "zoho", "hubspot"):
+                message = 'expected {"enabled": true|false} and optionally "crm": "zoho" or "hubspot"'
+                return json_response({"error": message}, 400)
+            return json_response(self.runtime.set_webhooks(enabled, crm))
+        return json_response(self.runtime.webhooks_state())
+
     async def history(self, request: Request) -> Response:
         rows = self.runtime.store.all_history()
         return json_response({"count": len(rows), "data": rows})
@@ -122,4 +135,5 @@ def control_routes(runtime: SandboxRuntime) -> list[Route]:
         Route("/tokens/expire", handlers.expire_tokens, methods=["POST"]),
         Route("/history", handlers.history, methods=["GET"]),
         Route("/channels/{channel_id}/expire", handlers.expire_channel, methods=["POST"]),
+        Route("/webhooks", handlers.webhooks, methods=["GET", "POST"]),
     ]

@@ -48,6 +48,8 @@ class SandboxRuntime:
         self.requests = RequestLog()
         self.notifier = Notifier(self.http_client, self.clock)
         self.hubspot = HubSpotRuntime(config, clock=self.clock, http=self.http_client)
+        # Off: Zoho sends no callbacks at all (see set_webhooks).
+        self.zoho_webhooks_enabled = config.webhooks_enabled
         self.reset()
 
     def clock(self) -> datetime:
@@ -88,7 +90,23 @@ class SandboxRuntime:
         self.requests.clear()
         self.notifier.log.clear()
         self.channels.reset(self._default_channel(now))
+        self.zoho_webhooks_enabled = self.config.webhooks_enabled
         self.hubspot.reset()
+
+    def set_webhooks(self, enabled: bool, crm: str | None = None) -> dict[str, bool]:
+        """Switch Zoho's callbacks and/or HubSpot's webhook batches on or off; the state of both afterwards.
+
+        While off, changes are not notified at all, and not later either: as when the receiver was down for
+        longer than the CRM retries (Zoho documents no retries; HubSpot gives up after 24 hours).
+        """
+        if crm in (None, "zoho"):
+            self.zoho_webhooks_enabled = enabled
+        if crm in (None, "hubspot"):
+            self.hubspot.webhooks_enabled = enabled
+        return self.webhooks_state()
+
+    def webhooks_state(self) -> dict[str, bool]:
+        return {"zoho": self.zoho_webhooks_enabled, "hubspot": self.hubspot.webhooks_enabled}
 
     def _default_channel(self, now: datetime) -> Channel | None:
         if self.config.notify_url is None:
@@ -110,7 +128,7 @@ class SandboxRuntime:
             raise invalid_token()
 
     def deliveries_for(self, changes: Sequence[RecordChange]) -> list[Delivery]:
-        """The callbacks these changes cause on the channels active now."""
-        if not changes:
+        """The callbacks these changes cause on the channels active now (none while Zoho's are switched off)."""
+        if not changes or not self.zoho_webhooks_enabled:
             return []
         return plan_deliveries(changes, self.channels.active(self.now()), self.clock())

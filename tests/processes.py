@@ -22,25 +22,30 @@ REPO = Path(__file__).resolve().parent.parent
 
 def crmflow_env(**settings: str) -> dict[str, str]:
     """The current environment without crmflow's own settings, plus `settings`."""
-    names = ("REDIS_URL", "RULES_PATH", "ZOHO_", "RECEIVER_", "WORKER_", "SANDBOX_", "CRM_")
+    names = ("REDIS_URL", "RULES_PATH", "ZOHO_", "RECEIVER_", "WORKER_", "SANDBOX_", "CRM_", "SWEEP_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(names)}
     return env | {"PYTHONPATH": str(REPO), "LOG_LEVEL": "INFO"} | settings
 
 
 def stack_env(redis_url: str, sandbox_url: str, **settings: str) -> dict[str, str]:
-    """Settings for receiver and worker processes talking to the sandbox at `sandbox_url` (both CRMs)."""
-    return crmflow_env(
-        REDIS_URL=redis_url,
-        RULES_PATH=str(REPO / "rules" / "default.yaml"),
-        ZOHO_API_DOMAIN=sandbox_url,
-        ZOHO_ACCOUNTS_URL=sandbox_url,
-        ZOHO_CLIENT_ID="sandbox-client-id",
-        ZOHO_CLIENT_SECRET="sandbox-client-secret",
-        ZOHO_REFRESH_TOKEN="sandbox-refresh-token",
-        HUBSPOT_API_BASE=sandbox_url,
-        HUBSPOT_ACCESS_TOKEN="sandbox-hubspot-token",
-        **settings,
-    )
+    """Settings for receiver and worker processes talking to the sandbox at `sandbox_url` (both CRMs).
+
+    Workers do not sweep (SWEEP_INTERVAL_S=0) unless a test sets SWEEP_INTERVAL_S itself: a periodic sweep
+    would queue jobs of its own, which tests counting jobs or waiting for an idle queue do not expect.
+    """
+    defaults = {
+        "REDIS_URL": redis_url,
+        "RULES_PATH": str(REPO / "rules" / "default.yaml"),
+        "ZOHO_API_DOMAIN": sandbox_url,
+        "ZOHO_ACCOUNTS_URL": sandbox_url,
+        "ZOHO_CLIENT_ID": "sandbox-client-id",
+        "ZOHO_CLIENT_SECRET": "sandbox-client-secret",
+        "ZOHO_REFRESH_TOKEN": "sandbox-refresh-token",
+        "HUBSPOT_API_BASE": sandbox_url,
+        "HUBSPOT_ACCESS_TOKEN": "sandbox-hubspot-token",
+        "SWEEP_INTERVAL_S": "0",
+    }
+    return crmflow_env(**(defaults | settings))
 
 
 def sandbox_auth(zoho: httpx.Client) -> dict[str, str]:

@@ -17,6 +17,9 @@ PROCESS_CHANGE = "process_change"
 REPLAY_ACTION = "replay_action"
 
 Operation = Literal["insert", "update", "delete"]
+# What queued the job: a CRM's notification (the receiver, or a dead letter replayed) or a reconciliation sweep
+# (workers/sweep.py), which found the record in the CRM's listing of records modified in a window.
+Origin = Literal["notification", "sweep"]
 # A source's name as registered in workers/sources/ ("zoho", "hubspot"); which (source, module) pairs the
 # workers can fetch and act on is the registry's to say, so a new CRM needs no change here.
 SourceName = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")]
@@ -41,6 +44,10 @@ class ChangeEvent(BaseModel):
     # so that the replayed job gets an id of its own instead of being refused as a duplicate of the job that
     # failed, whose id arq keeps for WORKER_KEEP_RESULT_S.
     replay: int = Field(default=0, ge=0)
+    # "sweep": found by a sweep, notified_at_ms being the record's modified time. Sweeps and notifications
+    # of the same change may map to one job id; either way the job diffs against the last snapshot, so a
+    # change handled once is not handled again.
+    origin: Origin = "notification"
 
     def job_id(self) -> str:
         """Deterministic arq job id: a redelivered notification maps to the same job and is not queued twice."""
@@ -49,12 +56,14 @@ class ChangeEvent(BaseModel):
         return f"{job_id}:replay:{self.replay}" if self.replay else job_id
 
     @model_serializer(mode="wrap")
-    def _without_zero_replay(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # A notification's job carries no `replay` key, exactly as before the field existed, so workers that
-        # do not know the field yet still accept it during a rolling deploy.
+    def _without_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A notification's job carries no `replay` or `origin` key, exactly as before the fields existed, so
+        # workers that do not know them yet still accept it during a rolling deploy.
         data: dict[str, Any] = handler(self)
         if not self.replay:
             data.pop("replay", None)
+        if self.origin == "notification":
+            data.pop("origin", None)
         return data
 
 

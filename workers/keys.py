@@ -30,6 +30,9 @@ operator's sake, though arq builds them.
 |                                         | duty (channel upkeep, sweep)           |                             |
 | crmflow:duty:<name>:running             | held while a run of the duty lasts     | renewed; RUNNING_TTL_S 30 s |
 | crmflow:duty:<name>:state               | hash: the duty's last run and outcome  | kept                        |
+| crmflow:sweep:<source>:<module>:cursor  | epoch ms: every record modified before | kept                        |
+|                                         | it is queued (where the last sweep of  |                             |
+|                                         | the module ended)                      |                             |
 | crmflow:test:paused:<checkpoint>        | a test-held job's process id           | until the test ends         |
 
 [1] A pending entry goes at once when the CRM refuses the write that made it; one a dead letter names expires
@@ -148,6 +151,12 @@ def duty_running(name: str) -> str:
 def duty_state(name: str) -> str:
     """A hash: the last run of duty `name` (state, owner, started_at, finished_at, summary, error)."""
     return f"{PREFIX}duty:{name}:state"
+
+
+# --- Reconciliation sweeps (workers/sweep.py) ----------------------------------------------------------
+def sweep_cursor(source: str, module: str) -> str:
+    """Epoch ms up to which a sweep has queued every record of the module modified before it."""
+    return f"{PREFIX}sweep:{source}:{module}:cursor"
 
 
 # --- Tests ----------------------------------------------------------------------------------------------

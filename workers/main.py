@@ -9,12 +9,13 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from signal import Signals
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from arq import Worker
-from arq.connections import RedisSettings
+from arq.connections import ArqRedis, RedisSettings
 from arq.worker import func
 from redis.asyncio import Redis
 from redis.backoff import ExponentialBackoff
@@ -37,6 +38,7 @@ from workers.jobs import RetryPolicy, WorkerDeps, process_change, replay_action,
 from workers.ledger import Ledger
 from workers.redis_retry import OutageRetry
 from workers.rules.model import RuleSet
+from workers.sweep import sweep_duty, swept_modules
 
 logger = logging.getLogger("crmflow.worker")
 
@@ -97,14 +99,30 @@ def crm_clients(config: WorkerConfig, redis: Redis, http: httpx.AsyncClient) -> 
     return CrmClients({name: client for name, client in connected.items() if client is not None})
 
 
-def worker_duties(config: WorkerConfig, redis: Redis, crm: CrmClients) -> list[Duty]:
-    """The periodic chores this worker takes its turn at (workers/duties.py); an interval of 0 leaves one out."""
+def worker_duties(
+    config: WorkerConfig, redis: Redis, crm: CrmClients, clock: Callable[[], datetime] = utcnow
+) -> list[Duty]:
+    """The periodic chores this worker takes its turn at (workers/duties.py); an interval of 0 leaves one out.
+
+    zoho-channels: Zoho watch-channel upkeep (workers/channel_upkeep.py), every ZOHO_CHANNEL_CHECK_S, when
+    PUBLIC_BASE_URL and ZOHO_CHANNEL_IDS are set.
+    sweep:<source>: a reconciliation sweep (workers/sweep.py) of each configured source that has a module
+    with a listing, every SWEEP_INTERVAL_S.
+    """
     duties: list[Duty] = []
     wanted = channels_wanted(config)
     zoho = crm.clients.get("zoho")
     if wanted is not None and isinstance(zoho, ZohoClient):
         by = f"worker {socket.gethostname()}:{os.getpid()}"
-        duties.append(channel_duty(zoho, redis, wanted, config.zoho_channel_check_s, utcnow, by))
+        duties.append(channel_duty(zoho, redis, wanted, config.zoho_channel_check_s, clock, by))
+    for source in sources.all_sources():
+        client = crm.clients.get(source.name)
+        if client is None or not swept_modules(source):
+            continue
+        # arq hands its worker an ArqRedis; the sweep queues jobs through it like the receiver does.
+        queue = cast(ArqRedis, redis)
+        run = partial(sweep_duty, queue, source, client, clock=clock, lookback_s=config.sweep_lookback_s)
+        duties.append(Duty(f"sweep:{source.name}", config.sweep_interval_s, run))
     return duties
 
 
@@ -168,7 +186,7 @@ def build_worker(
             lock_timeout_s=config.job_timeout_s + 10,
             clock=clock or utcnow,
         )
-        runner = DutyRunner(redis, worker_duties(config, redis, crm), owner=worker_identity())
+        runner = DutyRunner(redis, worker_duties(config, redis, crm, clock or utcnow), owner=worker_identity())
         ctx["duties"] = runner
         runner.start()
         if runner.names:

@@ -32,6 +32,25 @@ class Record:
     history: Mapping[str, tuple[HistoryEntry, ...]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Modified:
+    """A record the CRM lists as modified (by a sweep's listing): its id and when it last changed."""
+
+    record_id: str
+    modified_time: datetime
+
+
+@dataclass(frozen=True)
+class ModifiedPage:
+    """One page of a sweep's listing: the records on it that are new to this listing, and `covered_until`:
+    every record modified from the window's start up to (excluding) this time has now been listed, or None
+    when the listing's order cannot tell until it is complete (newest first)."""
+
+    records: tuple[Modified, ...]
+    covered_until: datetime | None = None
+    calls: int = 1
+
+
 def parse_datetime(value: Any) -> datetime | None:
     """An ISO 8601 time with an offset (or Z), or epoch milliseconds as text, as an aware datetime; else None.
 

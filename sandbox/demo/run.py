@@ -99,6 +99,9 @@ def _worker_config(redis_url: str, sandbox_url: str, sandbox: SandboxConfig) -> 
             "ZOHO_REFRESH_TOKEN": sandbox.refresh_token,
             "HUBSPOT_API_BASE": sandbox_url,
             "HUBSPOT_ACCESS_TOKEN": sandbox.hubspot_access_token,
+            # No periodic sweep: the demo shows notifications at work, and a first sweep would queue every
+            # seed appointment modified in the last day besides the one the demo reschedules.
+            "SWEEP_INTERVAL_S": 0,
         }
     )
 

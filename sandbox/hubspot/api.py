@@ -6,6 +6,8 @@ Served paths ({base} = /crm/objects/2026-03 (also /crm/objects/v3) or /crm/v3/ob
     DELETE {base}/{type}/{id}          archive (204); appointments raise object.deletion
     POST   {base}/{type}               body {properties, associations?} -> 201
     POST   {base}/{type}/batch/read    body {inputs, properties, propertiesWithHistory} -> 200 or 207
+    POST   {base}/{type}/search        body {filterGroups, sorts, properties, limit, after} -> 200 (see
+                                       sandbox.hubspot.search; its own limit of 5 a second, in the gate)
     association paths                  see sandbox.hubspot.associations_api
 {type}: appointments | appointment | 0-421 | notes | note | 0-46; on /crm/v3/objects appointments only as 0-421.
 Every path first passes sandbox.hubspot.gate (token, rate limits). API changes are INTEGRATION changes by the
@@ -30,6 +32,7 @@ from sandbox.hubspot.gate import HubSpotGate
 from sandbox.hubspot.http import guarded, hubspot_response, json_body, object_type_param, query_flag, query_list
 from sandbox.hubspot.records import HubRecord
 from sandbox.hubspot.runtime import HubSpotRuntime
+from sandbox.hubspot.search import parse_search, search
 
 OBJECT_VERSIONS = frozenset({"2026-03", "v3"})
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -73,6 +76,14 @@ class ObjectHandlers:
             self.hubspot.store, object_type, batch, archived=archived, now=self.hubspot.now()
         )
         return hubspot_response(body, status)
+
+    @guarded
+    async def search(self, request: Request) -> Response:
+        object_type = self._type(request)
+        if request.method != "POST":
+            raise method_not_allowed(request.method)
+        query = parse_search(await json_body(request))
+        return hubspot_response(search(self.hubspot.store.all(object_type), query))
 
     @guarded
     async def item(self, request: Request) -> Response:
@@ -132,11 +143,12 @@ def _object_routes(hubspot: HubSpotRuntime, *, v3: bool) -> Router:
     routes = [
         Route(base + "/{object_type}", objects.collection, methods=ALL_METHODS),
         Route(base + "/{object_type}/batch/read", objects.batch_read, methods=ALL_METHODS),
+        Route(base + "/{object_type}/search", objects.search, methods=ALL_METHODS),
         Route(base + "/{object_type}/{object_id}", objects.item, methods=ALL_METHODS),
         Route(item + "/{to_type}/{to_id}/{type_id}", links.typed, methods=ALL_METHODS),
     ]
     if not v3:
-        routes[3:3] = [
+        routes[4:4] = [
             Route(item + "/{to_type}", links.listing, methods=ALL_METHODS),
             Route(item + "/default/{to_type}/{to_id}", links.default, methods=ALL_METHODS),
             Route(item + "/{to_type}/{to_id}", links.with_specs, methods=ALL_METHODS),

@@ -156,3 +156,14 @@ def rate_limit_body(policy: RatePolicy, portal_id: int) -> dict[str, Any]:
         "policyName": "TEN_SECONDLY_ROLLING",
         "groupName": f"publicapi:private-app-api-calls-ten-secondly:{portal_id}",
     }
+
+
+def secondly_limit_body() -> dict[str, Any]:
+    """The 429 body of the search endpoints' own limit (message as HubSpot's Node client matches it)."""
+    return {
+        "status": "error",
+        "message": "You have reached your secondly limit.",
+        "errorType": "RATE_LIMIT",
+        "correlationId": correlation_id(),
+        "policyName": "SECONDLY",
+    }

@@ -1,5 +1,10 @@
 """ASGI gate in front of the HubSpot routes: bearer-token check, rate limits, and the rate-limit headers.
 
+Search requests (POST .../search) are exempt from the ten-secondly limit and have their own: at most
+`hubspot_search_per_s` a second per account, refused with a 429 "secondly limit" body; their answers carry
+no rate-limit headers, as HubSpot's search answers do not (docs/hubspot.md, "Search"). They still count
+against the daily limit.
+
 Order: authentication first (401 INVALID_AUTHENTICATION, without rate-limit headers: an unauthenticated
 request belongs to no app, so it neither counts nor is told about any app's limits), then the limiter (429
 with the DAILY or TEN_SECONDLY_ROLLING body), then the route. Every authenticated answer, errors included,
@@ -11,7 +16,7 @@ from __future__ import annotations
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sandbox.hubspot.errors import not_authenticated, rate_limit_body
+from sandbox.hubspot.errors import not_authenticated, rate_limit_body, secondly_limit_body
 from sandbox.hubspot.http import error_answer, hubspot_response
 from sandbox.hubspot.runtime import HubSpotRuntime
 
@@ -41,9 +46,24 @@ class HubSpotGate:
         if not self.hubspot.authenticate(Headers(scope=scope).get("authorization")):
             await error_answer(not_authenticated())(scope, receive, send)
             return
+        if scope.get("method") == "POST" and str(scope.get("path", "")).rstrip("/").endswith("/search"):
+            await self._search(scope, receive, send)
+            return
         decision = self.hubspot.limiter.admit(self.hubspot.now())
         if decision.refused is not None:
             body = rate_limit_body(decision.refused, self.hubspot.config.hubspot_portal_id)
             await hubspot_response(body, 429, decision.headers)(scope, receive, send)
             return
         await self.app(scope, receive, _with_headers(send, decision.headers))
+
+    async def _search(self, scope: Scope, receive: Receive, send: Send) -> None:
+        now = self.hubspot.now()
+        if not self.hubspot.search_limiter.admit(now):
+            body = secondly_limit_body()
+            await hubspot_response(body, 429)(scope, receive, send)
+            return
+        if self.hubspot.limiter.admit_daily(now) is not None:
+            body = rate_limit_body("DAILY", self.hubspot.config.hubspot_portal_id)
+            await hubspot_response(body, 429)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

@@ -18,6 +18,7 @@ from sandbox.hubspot.errors import RatePolicy
 
 INTERVAL_MS = 10_000
 _INTERVAL = timedelta(milliseconds=INTERVAL_MS)
+_SECOND = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,14 @@ class RateLimiter:
         self._daily_count += 1
         return RateDecision(None, self.headers(now))
 
+    def admit_daily(self, now: datetime) -> RatePolicy | None:
+        """Count a request exempt from the ten-secondly window (search) against the daily limit only."""
+        self._roll(now)
+        if self._daily_count >= self.daily_limit:
+            return "DAILY"
+        self._daily_count += 1
+        return None
+
     def headers(self, now: datetime, exhausted: RatePolicy | None = None) -> dict[str, str]:
         """The current headers without counting anything; `exhausted` forces that policy's remaining to 0."""
         self._roll(now)
@@ -71,3 +80,27 @@ class RateLimiter:
             "X-HubSpot-RateLimit-Max": str(self.interval_max),
             "X-HubSpot-RateLimit-Remaining": str(remaining),
         }
+
+
+class SecondlyLimiter:
+    """The search endpoints' own limit: `per_second` requests in any rolling second per account.
+
+    HubSpot: "rate limited to five requests per second per account" (docs/hubspot.md, "Search"); its
+    answers carry none of the rate-limit headers, and a refusal says "You have reached your secondly limit.".
+    """
+
+    def __init__(self, per_second: int) -> None:
+        self.per_second = per_second
+        self._window: deque[datetime] = deque()
+
+    def reset(self) -> None:
+        self._window.clear()
+
+    def admit(self, now: datetime) -> bool:
+        """Count the request and admit it, unless `per_second` were admitted within the last second."""
+        while self._window and self._window[0] <= now - _SECOND:
+            self._window.popleft()
+        if len(self._window) >= self.per_second:
+            return False
+        self._window.append(now)
+        return True

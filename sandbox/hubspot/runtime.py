@@ -13,7 +13,7 @@ from sandbox.config import SandboxConfig
 from sandbox.hubspot.errors import RatePolicy
 from sandbox.hubspot.events import EventIds, EventSettings, events_for
 from sandbox.hubspot.faults import fault_policy, hubspot_fault_answer
-from sandbox.hubspot.ratelimit import RateLimiter
+from sandbox.hubspot.ratelimit import RateLimiter, SecondlyLimiter
 from sandbox.hubspot.records import Source
 from sandbox.hubspot.store import HubSpotStore, ObjectChange
 from sandbox.hubspot.time import truncate_ms
@@ -32,6 +32,9 @@ class HubSpotRuntime:
         self._clock = clock
         self.store = HubSpotStore(config.hubspot_portal_id)
         self.limiter = RateLimiter(config.hubspot_rate_limit_max, config.hubspot_daily_limit)
+        self.search_limiter = SecondlyLimiter(config.hubspot_search_per_s)
+        # Off: changes raise no webhook events at all, as after an outage HubSpot gave up retrying.
+        self.webhooks_enabled = config.webhooks_enabled
         self.event_ids = EventIds()
         self.event_settings = EventSettings(
             portal_id=config.hubspot_portal_id,
@@ -64,6 +67,8 @@ class HubSpotRuntime:
         """Seed data, fresh limits and event ids, no pending or logged webhook deliveries."""
         self.store.reset(self.now())
         self.limiter.reset()
+        self.search_limiter.reset()
+        self.webhooks_enabled = self.config.webhooks_enabled
         self.event_ids.reset()
         self.webhooks.reset()
 
@@ -88,7 +93,9 @@ class HubSpotRuntime:
         return content, media_type, headers
 
     def publish(self, changes: Sequence[ObjectChange]) -> None:
-        """Turn changes into webhook events and queue them (nothing is sent without a webhook URL)."""
+        """Turn changes into webhook events and queue them (nothing is sent without a webhook URL or while off)."""
+        if not self.webhooks_enabled:
+            return
         events = events_for(changes, self.event_settings, self.event_ids)
         if events:
             self.webhooks.enqueue(events)

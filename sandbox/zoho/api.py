@@ -1,7 +1,8 @@
 """Zoho's `/crm/{version}/...` routes: authentication, dispatch, and translation between HTTP and the store.
 
 Served paths (any of Zoho's API versions v2..v8):
-    GET  /crm/{v}/Appointments__s?fields=                       list
+    GET  /crm/{v}/Appointments__s?fields=                       list (page or page_token, sort_by
+                                                                id, Created_Time or Modified_Time)
     PUT  /crm/{v}/Appointments__s                               update or reschedule (<= 100 records)
     GET  /crm/{v}/Appointments__s/{id}                          one record (optional fields=)
     PUT  /crm/{v}/Appointments__s/{id}                          update one (data array of one)
@@ -81,8 +82,14 @@ class CrmHandlers:
     async def module(self, request: Request) -> Response:
         key = (_known_module(request.path_params["module"]), request.method)
         if key == (APPOINTMENTS, "GET"):
-            query = parse_list_query(request.query_params, fields_required=True, sortable=APPOINTMENT_SORT_FIELDS)
-            return page_response(self.runtime.store.list_appointments(query))
+            query = parse_list_query(
+                request.query_params,
+                fields_required=True,
+                sortable=APPOINTMENT_SORT_FIELDS,
+                tokens=True,
+                token_with_page=self.runtime.config.zoho_token_with_page,
+            )
+            return page_response(self.runtime.store.list_appointments(query, self.runtime.now()))
         if key == (APPOINTMENTS, "PUT"):
             return await self._update(request, None)
         if key == (HISTORY, "GET"):

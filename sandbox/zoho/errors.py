@@ -162,3 +162,25 @@ def dependent(code: str, index: int, api_name: str, dependee: str, message: str)
 
 def not_allowed(index: int, api_name: str, message: str) -> RecordError:
     return RecordError(403, "NOT_ALLOWED", message, field_ref(index, api_name))
+
+
+def token_bound_mismatch() -> ZohoApiError:
+    return ZohoApiError(
+        400,
+        "TOKEN_BOUND_DATA_MISMATCH",
+        "either the page_token is invalid or the input params are added, altered or deleted",
+        {"param_name": "page_token"},
+    )
+
+
+def expired_page_token() -> ZohoApiError:
+    return ZohoApiError(400, "EXPIRED_VALUE", "the page_token has expired", {"param_name": "page_token"})
+
+
+def pagination_limit(limit: int) -> ZohoApiError:
+    return ZohoApiError(
+        400,
+        "PAGINATION_LIMIT_EXCEEDED",
+        f"You can only get up to the first {limit} records using page_token param",
+        {"limit": limit},
+    )

@@ -32,7 +32,7 @@ from sandbox.zoho.history import (
     HistoryDraft,
     parse_history_item,
 )
-from sandbox.zoho.listing import ListPage, ListQuery, select_page
+from sandbox.zoho.listing import ListPage, ListQuery, PageTokens, select_page
 from sandbox.zoho.render import render_record, render_value
 from sandbox.zoho.seed import API_USER, USERS, User, seed_appointments
 from sandbox.zoho.writes import RecordChange, RecordSuccess, WriteOutcome
@@ -62,6 +62,7 @@ class ZohoStore:
         self._users: dict[str, User] = {}
         self._appointments: dict[str, dict[str, Any]] = {}
         self._history: dict[str, dict[str, Any]] = {}
+        self._page_tokens = PageTokens()
 
     def reset(self, now: datetime) -> None:
         """Back to the seed data (see sandbox.zoho.seed), times derived from `now`."""
@@ -69,6 +70,7 @@ class ZohoStore:
         self._users = {user.id: user for user in USERS}
         self._appointments = {record["id"]: record for record in seed_appointments(now)}
         self._history = {}
+        self._page_tokens.clear()
 
     @property
     def api_user(self) -> User:
@@ -89,8 +91,12 @@ class ZohoStore:
             raise invalid_url_pattern()
         return render_record(record, self._tz, fields)
 
-    def list_appointments(self, query: ListQuery) -> ListPage:
-        return self._page(list(self._appointments.values()), query)
+    def list_appointments(self, query: ListQuery, now: datetime) -> ListPage:
+        """GET /Appointments__s: pages by `page` or by page_token (sandbox.zoho.listing)."""
+        chunk, info = select_page(list(self._appointments.values()), query, tokens=self._page_tokens, now=now)
+        if info["page_token_expiry"] is not None:
+            info["page_token_expiry"] = render_value(info["page_token_expiry"], self._tz)
+        return ListPage([render_record(record, self._tz, query.fields) for record in chunk], info)
 
     def get_history(self, row_id: str, fields: tuple[str, ...] | None = None) -> dict[str, Any]:
         row = self._history.get(row_id)

@@ -24,7 +24,8 @@ _clock = itertools.count(1_763_700_000_000)
 
 
 def worker_config(redis_url: str, **overrides: Any) -> WorkerConfig:
-    """Both CRMs pointed at the sandbox (http://sandbox), with retries fast enough for tests."""
+    """Both CRMs pointed at the sandbox (http://sandbox), with retries fast enough for tests; no periodic sweep
+    (SWEEP_INTERVAL_S=0) unless a test asks for one."""
     values = {
         "REDIS_URL": redis_url,
         "RULES_PATH": str(REPO / "rules" / "default.yaml"),
@@ -39,6 +40,7 @@ def worker_config(redis_url: str, **overrides: Any) -> WorkerConfig:
         "WORKER_RETRY_CAP_S": 0.05,
         "WORKER_MAX_TRIES": 4,
         "WORKER_POLL_DELAY_S": 0.005,
+        "SWEEP_INTERVAL_S": 0,
     }
     return WorkerConfig.model_validate(values | overrides)
 

@@ -137,3 +137,17 @@ async def test_redis_refusing_the_end_of_a_job_for_longer_than_the_budget_does_n
         await queue.aclose()
         await store.aclose()
         server.stop()
+
+
+def test_each_configured_source_with_a_listing_gets_a_sweep_duty() -> None:
+    from workers.fetch import CrmClients
+    from workers.main import worker_duties
+
+    config = WorkerConfig.model_validate({"HUBSPOT_ACCESS_TOKEN": "x", "SWEEP_INTERVAL_S": 120})
+    redis = connect_queue("redis://127.0.0.1:1/0")  # never used: nothing runs here
+
+    both = worker_duties(config, redis, CrmClients({"zoho": object(), "hubspot": object()}))
+    one = worker_duties(config, redis, CrmClients({"hubspot": object()}))
+
+    assert [(duty.name, duty.interval_s) for duty in both] == [("sweep:zoho", 120), ("sweep:hubspot", 120)]
+    assert [duty.name for duty in one] == ["sweep:hubspot"]

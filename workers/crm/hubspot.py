@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -13,11 +14,14 @@ from workers.crm.hubspot_models import (
     APPOINTMENTS,
     END,
     START,
+    SearchPage,
     appointment_record,
     association_type_id,
     batch_records,
+    modified_window_search,
     note_ids,
     raise_for_hubspot,
+    search_page,
 )
 from workers.crm.responses import send
 from workers.errors import CrmRateLimitedError
@@ -29,6 +33,7 @@ HISTORY = (START, END)
 BATCH_LIMIT = 100  # "Object API batch endpoints are limited to 100 inputs per request."
 BATCH_WITH_HISTORY_LIMIT = 50  # "...for property histories is 50"
 NOTE_FIELDS = ("hs_note_body", "hs_timestamp")
+SEARCH_LIMIT = 200  # the search endpoint's maximum per page
 
 
 def _chunks(items: Sequence[str], size: int) -> list[Sequence[str]]:
@@ -63,6 +68,17 @@ class HubSpotClient:
             records.extend(found)
             missing.extend(lost)
         return records, missing
+
+    async def search_modified(
+        self, since: datetime, until: datetime, *, after: str | None = None, limit: int = SEARCH_LIMIT
+    ) -> SearchPage:
+        """POST appointments/search: those with hs_lastmodifieddate in [since, until], oldest first, one page.
+
+        The search endpoints have their own limit, five requests a second per account (docs/hubspot.md,
+        "Search"); pacing is the caller's (workers/sweep_paging.py).
+        """
+        body = modified_window_search(since, until, limit=limit, after=after)
+        return search_page(await self._call("POST", f"{OBJECTS}/{APPOINTMENTS}/search", json=body))
 
     async def note_association_type(self) -> int:
         """The note → appointment association type, looked up once (HubSpot documents no constant for it)."""

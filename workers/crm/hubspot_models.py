@@ -7,6 +7,7 @@ Shapes: docs/hubspot.md, "Appointments, notes and associations API" (objects, pr
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,9 +22,10 @@ from workers.errors import (
     CrmRejectedError,
     CrmTransientError,
 )
-from workers.record import HistoryEntry, Record, parse_datetime
+from workers.record import HistoryEntry, Modified, Record, parse_datetime
 
 APPOINTMENTS = "appointments"
+LAST_MODIFIED = "hs_lastmodifieddate"
 START, END = "hs_appointment_start", "hs_appointment_end"
 # Rate-limit waits when HubSpot gives no Retry-After (it documents none for REST 429s: UNCONFIRMED).
 TEN_SECONDLY_WAIT_S = 10.0
@@ -162,3 +164,51 @@ def as_hubspot_time(moment: datetime) -> str:
 
 def properties_of(obj: Any) -> Mapping[str, Any]:
     return obj.get("properties", {}) if isinstance(obj, dict) else {}
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """One page of a search (docs/hubspot.md, "Search"): records in HubSpot's order, the total, the next `after`."""
+
+    records: tuple[Modified, ...]
+    total: int
+    next_after: str | None
+
+
+def search_page(body: Any) -> SearchPage:
+    """The records of a search answer with their hs_lastmodifieddate (else updatedAt); BAD_RESPONSE for one
+    that has neither, since the sweep could not place it in its window."""
+    results = body.get("results") if isinstance(body, dict) else None
+    records: list[Modified] = []
+    for obj in results if isinstance(results, list) else []:
+        if not isinstance(obj, dict) or "id" not in obj:
+            raise CrmTransientError("a search result is not a HubSpot object", code="BAD_RESPONSE")
+        modified = parse_datetime(properties_of(obj).get(LAST_MODIFIED)) or parse_datetime(obj.get("updatedAt"))
+        if modified is None:
+            raise CrmTransientError("a search result has no valid hs_lastmodifieddate", code="BAD_RESPONSE")
+        records.append(Modified(str(obj["id"]), modified))
+    paging = body.get("paging") if isinstance(body, dict) else None
+    after = ((paging or {}).get("next") or {}).get("after") if isinstance(paging, dict) else None
+    total = body.get("total") if isinstance(body, dict) else None
+    return SearchPage(
+        records=tuple(records),
+        total=total if isinstance(total, int) else len(records),
+        next_after=str(after) if after not in (None, "") else None,
+    )
+
+
+def modified_window_search(since: datetime, until: datetime, *, limit: int, after: str | None) -> dict[str, Any]:
+    """The search body for appointments with hs_lastmodifieddate in [since, until] (epoch ms), oldest first."""
+    filters = [
+        {"propertyName": LAST_MODIFIED, "operator": "GTE", "value": as_hubspot_time(since)},
+        {"propertyName": LAST_MODIFIED, "operator": "LTE", "value": as_hubspot_time(until)},
+    ]
+    body: dict[str, Any] = {
+        "filterGroups": [{"filters": filters}],
+        "sorts": [{"propertyName": LAST_MODIFIED, "direction": "ASCENDING"}],
+        "properties": [LAST_MODIFIED],
+        "limit": limit,
+    }
+    if after is not None:
+        body["after"] = after
+    return body

@@ -10,7 +10,16 @@ import httpx
 
 from workers.crm.responses import send
 from workers.crm.zoho_auth import ZohoTokens
-from workers.crm.zoho_models import APPOINTMENTS, HISTORY, appointment_record, created_id, history_rows, raise_for_zoho
+from workers.crm.zoho_models import (
+    APPOINTMENTS,
+    HISTORY,
+    ModifiedListing,
+    appointment_record,
+    created_id,
+    history_rows,
+    modified_listing,
+    raise_for_zoho,
+)
 from workers.crm.zoho_watch_models import (
     MAX_CHANNELS_PER_CALL,
     WATCH,
@@ -27,6 +36,13 @@ from workers.record import Record
 # A 401 a new access token cannot cure: the grant itself lacks the scope.
 NOT_FIXED_BY_REFRESH = frozenset({"OAUTH_SCOPE_MISMATCH"})
 HISTORY_FIELDS = "Appointment_Name,Rescheduled_From,Rescheduled_To,Rescheduled_Time,Rescheduled_By"
+LIST_PER_PAGE = 200  # Zoho's maximum per page
+# Zoho's page on GET Appointments__s says both that `page` cannot go with `page_token` and that the token is
+# passed "with param page=10" (docs/zoho-crm.md, "Listing appointments"). The client sends the token alone;
+# when Zoho answers one of these codes it tries once more with page=10 and keeps to what worked, and the
+# other way round on AMBIGUITY_DURING_PROCESSING.
+TOKEN_NEEDS_PAGE = frozenset({"REQUIRED_PARAM_MISSING", "TOKEN_BOUND_DATA_MISMATCH"})
+TOKEN_PAGE = "10"
 
 
 class ZohoClient:
@@ -36,6 +52,7 @@ class ZohoClient:
         self._http = http
         self._base = f"{api_domain.rstrip('/')}/crm/v7"
         self._tokens = tokens
+        self._token_with_page = False
 
     async def get_appointment(self, record_id: str) -> Record:
         """GET /Appointments__s/{id}."""
@@ -51,6 +68,37 @@ class ZohoClient:
         """POST one row to /Appointments_Rescheduled_History__s; return the new row's id."""
         body = await self._call("POST", f"/{HISTORY}", json={"data": [dict(row)]})
         return created_id(body)
+
+    async def list_modified(
+        self, *, page: int | None = None, page_token: str | None = None, per_page: int = LIST_PER_PAGE
+    ) -> ModifiedListing:
+        """GET /Appointments__s?fields=id,Modified_Time sorted by Modified_Time, newest first: one page, by
+        `page` (1 to 10) or by a `page_token` from an earlier page's next_page_token."""
+        params = {
+            "fields": "id,Modified_Time",
+            "sort_by": "Modified_Time",
+            "sort_order": "desc",
+            "per_page": str(per_page),
+        }
+        if page_token is None:
+            return modified_listing(
+                await self._call("GET", f"/{APPOINTMENTS}", params={**params, "page": str(page or 1)})
+            )
+        try:
+            return await self._list_by_token(params, page_token, with_page=self._token_with_page)
+        except CrmRejectedError as exc:
+            other_reading = (
+                exc.code == "AMBIGUITY_DURING_PROCESSING" if self._token_with_page else exc.code in TOKEN_NEEDS_PAGE
+            )
+            if not other_reading:
+                raise
+        listing = await self._list_by_token(params, page_token, with_page=not self._token_with_page)
+        self._token_with_page = not self._token_with_page
+        return listing
+
+    async def _list_by_token(self, params: dict[str, str], token: str, *, with_page: bool) -> ModifiedListing:
+        query = {**params, "page_token": token, **({"page": TOKEN_PAGE} if with_page else {})}
+        return modified_listing(await self._call("GET", f"/{APPOINTMENTS}", params=query))
 
     # Watch channels (docs/zoho-crm.md, "Notifications (watch channels)"; scope ZohoCRM.notifications.ALL).
 

@@ -8,6 +8,7 @@ request-level errors are unwrapped).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +22,7 @@ from workers.errors import (
     CrmRejectedError,
     CrmTransientError,
 )
-from workers.record import Record, parse_datetime
+from workers.record import Modified, Record, parse_datetime
 
 APPOINTMENTS = "Appointments__s"
 HISTORY = "Appointments_Rescheduled_History__s"
@@ -131,3 +132,34 @@ def inferred_previous(record: Record) -> dict[str, Any]:
 def as_zoho_time(moment: datetime) -> str:
     """ISO 8601 as Zoho takes it: seconds precision (no milliseconds) and an explicit offset."""
     return moment.isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class ModifiedListing:
+    """One page of GET Appointments__s?fields=id,Modified_Time: the records, in the order Zoho listed them,
+    and how to go on (docs/zoho-crm.md, "Listing appointments")."""
+
+    records: tuple[Modified, ...]
+    more_records: bool
+    next_page_token: str | None
+
+
+def modified_listing(body: Any) -> ModifiedListing:
+    """A listing page (an empty body, Zoho's 204, is an empty last page); BAD_RESPONSE for a record that has
+    no id or no valid Modified_Time, since the sweep could not place it in its window."""
+    data = body.get("data") if isinstance(body, dict) else None
+    info = body.get("info") if isinstance(body, dict) else None
+    records: list[Modified] = []
+    for entry in data if isinstance(data, list) else []:
+        record_id = entry.get("id") if isinstance(entry, dict) else None
+        modified = parse_datetime(entry.get("Modified_Time")) if isinstance(entry, dict) else None
+        if not record_id or modified is None:
+            raise CrmTransientError("a listed appointment has no id or no valid Modified_Time", code="BAD_RESPONSE")
+        records.append(Modified(str(record_id), modified))
+    info = info if isinstance(info, dict) else {}
+    token = info.get("next_page_token")
+    return ModifiedListing(
+        records=tuple(records),
+        more_records=info.get("more_records") is True,
+        next_page_token=token if isinstance(token, str) and token else None,
+    )

@@ -2,14 +2,15 @@
 
 A `Source` names the CRM, says how to build its client from the worker's settings, and lists its
 `SourceModule`s. A module says how one of its records is fetched, which fields every snapshot keeps, how
-a first-seen record's previous values are inferred, which fields rules may name (the catalogue) and which
-actions it implements. Everything else (the receiver's filter, rules checks, fetch, dispatch) is derived
-from these declarations by the registry in workers/sources/__init__.py.
+a first-seen record's previous values are inferred, which fields rules may name (the catalogue), which
+actions it implements and how a sweep lists its recently modified records. Everything else (the
+receiver's filter, rules checks, fetch, dispatch, sweeps) is derived from these declarations by the
+registry in workers/sources/__init__.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -19,7 +20,7 @@ from pydantic import BaseModel
 from workers.actions.base import ActionResult, Checkpoint
 from workers.diff import Change
 from workers.ledger import Ledger
-from workers.record import Record
+from workers.record import ModifiedPage, Record
 
 if TYPE_CHECKING:
     import httpx
@@ -44,6 +45,9 @@ class ActionRun:
 
 # An action implementation for one module: (client, run) -> what it did.
 ActionImpl = Callable[[Client, ActionRun], Awaitable[ActionResult]]
+# A sweep's listing (workers/sweep.py): (client, since, until, page size) -> the module's records modified in
+# [since, until] as (id, modified time), page by page. It may also list records modified after `until`.
+ListModified = Callable[[Client, datetime, datetime, int], AsyncIterator[ModifiedPage]]
 
 
 def _nothing_inferred(record: Record) -> Mapping[str, Any]:
@@ -68,6 +72,8 @@ class SourceModule(Generic[Client]):
     actions: Mapping[str, ActionImpl[Client]] = field(default_factory=dict)
     # Other names the CRM's notifications use for this module (HubSpot: objectTypeId, subscription prefix).
     aliases: frozenset[str] = frozenset()
+    # How a reconciliation sweep lists the module's modified records; None: the module is not swept.
+    list_modified: ListModified[Client] | None = None
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from workers.crm.hubspot_limits import HubSpotThrottle
 from workers.record import Record
 from workers.rules.model import LogRescheduleHistoryParams
 from workers.sources.base import ActionRun, Source, SourceModule
+from workers.sweep_paging import hubspot_modified
 
 if TYPE_CHECKING:
     import httpx
@@ -73,6 +74,7 @@ SOURCE: Source[HubSpotClient] = Source(
             remembered=frozenset({hubspot_models.START}),
             infer_previous=hubspot_models.inferred_previous,
             actions={"log_reschedule_history": log_reschedule_history},
+            list_modified=hubspot_modified,
             aliases=APPOINTMENT_ALIASES,
         ),
     ),

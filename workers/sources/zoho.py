@@ -12,6 +12,7 @@ from workers.crm.zoho_auth import ZohoTokens
 from workers.record import Record
 from workers.rules.model import LogRescheduleHistoryParams
 from workers.sources.base import ActionRun, Source, SourceModule
+from workers.sweep_paging import zoho_modified
 
 if TYPE_CHECKING:
     import httpx
@@ -102,6 +103,7 @@ SOURCE: Source[ZohoClient] = Source(
             remembered=frozenset({"Appointment_Start_Time", "Reschedule_Count"}),
             infer_previous=zoho_models.inferred_previous,
             actions={"log_reschedule_history": log_reschedule_history},
+            list_modified=zoho_modified,
         ),
     ),
     connect=connect,

@@ -164,7 +164,7 @@ async def test_bad_paging_parameters_are_invalid_data(sb: Harness, name: str, va
     assert response.json() == error("INVALID_DATA", "invalid data", {"param_name": name})
 
 
-async def test_page_token_is_never_valid_and_ambiguous_with_page(sb: Harness) -> None:
+async def test_unknown_page_token_is_invalid_and_ambiguous_with_page(sb: Harness) -> None:
     alone = await sb.api("GET", APPOINTMENTS, params={"fields": "Status", "page_token": "abc"})
     both = await sb.api("GET", APPOINTMENTS, params={"fields": "Status", "page_token": "abc", "page": "1"})
 

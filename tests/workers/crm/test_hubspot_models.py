@@ -190,3 +190,33 @@ def test_changes_in_the_same_millisecond_keep_hubspots_newest_first_order_revers
     record = appointment_record(appointment(propertiesWithHistory=history))
 
     assert [e.value[:10] for e in record.history["hs_appointment_start"]] == ["2026-12-01", "2026-12-02", "2026-12-03"]
+
+
+def test_a_search_page_and_the_search_for_a_window() -> None:
+    from workers.crm.hubspot_models import modified_window_search, search_page
+    from workers.errors import CrmTransientError
+
+    since, until = datetime(2026, 11, 30, 6, tzinfo=UTC), datetime(2026, 11, 30, 7, tzinfo=UTC)
+    body = {
+        "total": 3,
+        "results": [
+            {"id": "5", "properties": {"hs_lastmodifieddate": "2026-11-30T06:10:00.000Z"}},
+            {"id": "6", "properties": {}, "updatedAt": "2026-11-30T06:20:00.000Z"},
+        ],
+        "paging": {"next": {"after": "2"}},
+    }
+
+    page = search_page(body)
+    request = modified_window_search(since, until, limit=200, after="2")
+
+    assert [(r.record_id, r.modified_time.minute) for r in page.records] == [("5", 10), ("6", 20)]
+    assert (page.total, page.next_after) == (3, "2")
+    assert search_page({"total": 0, "results": []}).next_after is None
+    assert request["filterGroups"][0]["filters"] == [
+        {"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": str(int(since.timestamp() * 1000))},
+        {"propertyName": "hs_lastmodifieddate", "operator": "LTE", "value": str(int(until.timestamp() * 1000))},
+    ]
+    assert request["sorts"] == [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}]
+    assert (request["limit"], request["after"]) == (200, "2")
+    with pytest.raises(CrmTransientError):
+        search_page({"results": [{"id": "7", "properties": {}}]})

@@ -121,3 +121,73 @@ async def test_a_token_pushed_out_by_newer_ones_is_refreshed_too(redis: ArqRedis
 
     assert (await client(redis, api, log).get_appointment("9")).id == "9"
     assert [line.rsplit(" ", 1)[1] for line in log] == ["t1", "t2"]
+
+
+def _listing(token: str | None = None, more: bool = True) -> httpx.Response:
+    info = {"more_records": more, "next_page_token": token}
+    return httpx.Response(200, json={"data": [APPOINTMENT], "info": info})
+
+
+async def test_list_modified_asks_for_ids_and_modified_times_newest_first(redis: ArqRedis) -> None:
+    seen: list[dict[str, str]] = []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        seen.append(dict(request.url.params))
+        return _listing("tok")
+
+    listing = await client(redis, api, []).list_modified(page=3)
+
+    assert seen == [
+        {"fields": "id,Modified_Time", "sort_by": "Modified_Time", "sort_order": "desc", "per_page": "200", "page": "3"}
+    ]
+    assert (listing.records[0].record_id, listing.more_records, listing.next_page_token) == ("9", True, "tok")
+
+
+@pytest.mark.parametrize("refusal", ["REQUIRED_PARAM_MISSING", "TOKEN_BOUND_DATA_MISMATCH"])
+async def test_a_token_goes_alone_unless_zoho_wants_page_10_with_it(redis: ArqRedis, refusal: str) -> None:
+    pages: list[str | None] = []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        pages.append(request.url.params.get("page"))
+        if request.url.params.get("page") != "10":
+            return httpx.Response(400, json={"code": refusal, "details": {}, "message": "no", "status": "error"})
+        return _listing()
+
+    zoho = client(redis, api, [])
+    await zoho.list_modified(page_token="t1")
+    await zoho.list_modified(page_token="t2")
+
+    assert pages == [None, "10", "10"]  # learnt once, then kept
+
+
+async def test_with_page_10_refused_as_ambiguous_the_token_goes_alone_again(redis: ArqRedis) -> None:
+    pages: list[str | None] = []
+    answers = iter(["REQUIRED_PARAM_MISSING", None, "AMBIGUITY_DURING_PROCESSING", None])
+
+    def api(request: httpx.Request) -> httpx.Response:
+        pages.append(request.url.params.get("page"))
+        code = next(answers)
+        if code is not None:
+            return httpx.Response(400, json={"code": code, "details": {}, "message": "no", "status": "error"})
+        return _listing()
+
+    zoho = client(redis, api, [])
+    await zoho.list_modified(page_token="t1")
+    await zoho.list_modified(page_token="t2")
+
+    assert pages == [None, "10", "10", None]
+
+
+async def test_other_token_errors_are_not_retried(redis: ArqRedis) -> None:
+    from workers.errors import CrmRejectedError
+
+    calls: list[str] = []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        calls.append(str(request.url))
+        return httpx.Response(400, json={"code": "EXPIRED_VALUE", "details": {}, "message": "old", "status": "error"})
+
+    with pytest.raises(CrmRejectedError) as caught:
+        await client(redis, api, []).list_modified(page_token="t")
+
+    assert caught.value.code == "EXPIRED_VALUE" and len(calls) == 1

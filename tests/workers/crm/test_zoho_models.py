@@ -135,3 +135,26 @@ def test_first_seen_rescheduled_appointment_infers_its_previous_start() -> None:
 )
 def test_nothing_inferred_without_a_consistent_reschedule(fields: dict[str, Any]) -> None:
     assert inferred_previous(zoho_record(**fields)) == {}
+
+
+def test_a_listing_page_gives_ids_and_modified_times_in_zohos_order() -> None:
+    from workers.crm.zoho_models import modified_listing
+
+    body = {
+        "data": [
+            {"id": "2", "Modified_Time": "2026-11-30T07:00:00+05:30"},
+            {"id": "1", "Modified_Time": "2026-11-30T01:00:00Z"},
+        ],
+        "info": {"more_records": True, "next_page_token": "abc", "page": 1},
+    }
+
+    listing = modified_listing(body)
+
+    assert [(r.record_id, r.modified_time) for r in listing.records] == [
+        ("2", datetime(2026, 11, 30, 1, 30, tzinfo=UTC)),
+        ("1", datetime(2026, 11, 30, 1, 0, tzinfo=UTC)),
+    ]
+    assert (listing.more_records, listing.next_page_token) == (True, "abc")
+    assert modified_listing({}).records == () and not modified_listing({}).more_records  # 204: the end
+    with pytest.raises(CrmTransientError):
+        modified_listing({"data": [{"id": "3", "Modified_Time": None}]})
