@@ -123,7 +123,7 @@ def worker_duties(
         queue = cast(ArqRedis, redis)
         run = partial(sweep_duty, queue, source, client, clock=clock, lookback_s=config.sweep_lookback_s)
         duties.append(Duty(f"sweep:{source.name}", config.sweep_interval_s, run))
-    return duties
+    return [duty for duty in duties if duty.interval_s > 0]
 
 
 def channels_wanted(config: WorkerConfig) -> Wanted | None:
