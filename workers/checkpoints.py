@@ -16,7 +16,9 @@ from workers import keys
 # Where a job can be held: just before the CRM write, between the CRM's answer and crmflow's own bookkeeping
 # (the ledger), and after every action but before the record's new state is saved; and where a sweep can be:
 # after the first page's changes are queued (and the cursor moved over them, where it can).
-POINTS = ("before_crm_write", "after_crm_write", "before_snapshot", "sweep_after_page")
+JOB_POINTS = ("before_crm_write", "after_crm_write", "before_snapshot")
+SWEEP_POINTS = ("sweep_after_page",)
+POINTS = JOB_POINTS + SWEEP_POINTS
 
 
 def paused_key(point: str) -> str:

@@ -23,7 +23,7 @@ import redis
 
 from tests.e2e.conftest import enqueue
 from tests.processes import sandbox_auth, stack_env, start, stop, wait_for, wait_until_idle
-from workers.checkpoints import POINTS, paused_key
+from workers.checkpoints import JOB_POINTS, paused_key
 from workers.contract import QUEUE_NAME, ChangeEvent
 
 JOB_TIMEOUT_S = 10  # a killed worker's job runs again after WORKER_JOB_TIMEOUT_S + 10 s
@@ -94,7 +94,7 @@ def test_killed_at_every_point_each_reschedule_is_logged_once(
     env = stack_env(redis_url, sandbox_url, WORKER_JOB_TIMEOUT_S=str(JOB_TIMEOUT_S), WORKER_MAX_JOBS="1")
     doomed = [
         start(["worker"], env | {"CRMFLOW_TEST_PAUSE_AT": point}, tmp_path, tmp_path / f"doomed-{point}.log")
-        for point in POINTS
+        for point in JOB_POINTS
     ]
     recovery: subprocess.Popen[bytes] | None = None
     try:
@@ -112,7 +112,7 @@ def test_killed_at_every_point_each_reschedule_is_logged_once(
                     }
                 ),
             )
-        for point in POINTS:
+        for point in JOB_POINTS:
             kill_when_held(store, point)
         killed_at = time.monotonic()
         for process in doomed:
