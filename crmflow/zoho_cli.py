@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 
 from workers import config
 from workers.channel_upkeep import SCOPE, ChannelFailures, Failure, keep_channels, subscribe
-from workers.channels import RENEW_WITHIN, Outcome, Wanted, time_left
+from workers.channels import RENEW_WITHIN, Outcome, Wanted, shown_url, time_left
 from workers.crm.zoho import ZohoClient
 from workers.crm.zoho_auth import ZohoTokens
 from workers.crm.zoho_watch_models import WatchChannel
@@ -148,14 +148,14 @@ def _where(redis_url: str) -> str:
 
 
 def _run(settings: ZohoSettings, work: Callable[[Session], Awaitable[T]]) -> T:
-    """Run `work` with a Zoho client; exit 1 when Zoho fails as a whole, 2 when Redis does."""
+    """Run `work` with a Zoho client; exit 1 when Zoho or Redis fails."""
     try:
         return asyncio.run(_session(settings, work))
     except CrmError as exc:
         hint = f" (the refresh token needs the scope {SCOPE})" if exc.code == "OAUTH_SCOPE_MISMATCH" else ""
         _fail(f"Zoho failed: {' '.join(str(exc).split())}{hint}", code=1)
     except (RedisError, OSError) as exc:
-        _fail(f"Redis at {_where(settings.redis_url)} failed: {type(exc).__name__}: {exc}", code=2)
+        _fail(f"Redis at {_where(settings.redis_url)} failed: {type(exc).__name__}: {exc}", code=1)
 
 
 def _now() -> datetime:
@@ -253,7 +253,7 @@ def channel_rows(
                 "wanted": cid in wanted_ids,
                 "status": status,
                 "events": list(channel.events) if channel else [],
-                "notify_url": channel.notify_url if channel else None,
+                "notify_url": shown_url(channel.notify_url) if channel else None,
                 "channel_expiry": channel.expires_at.isoformat() if channel and channel.expires_at else None,
                 "expires_in_s": left_s,
                 "time_left": time_left(channel.expires_at, now) if channel else None,

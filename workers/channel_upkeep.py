@@ -18,7 +18,7 @@ from workers import keys
 from workers.channels import Outcome, Step, Wanted, asked_expiry, grant_problem, plan, summary
 from workers.crm.zoho import ZohoClient
 from workers.crm.zoho_watch_models import ChannelSpec, Granted
-from workers.duties import Duty
+from workers.duties import Duty, DutyIncomplete
 from workers.errors import CrmError
 
 logger = logging.getLogger("crmflow.channels")
@@ -157,6 +157,11 @@ def channel_duty(
         outcomes = await keep_channels(client, wanted, now)
         await failures.record(outcomes, now, by=by)
         log_failures(outcomes)
-        return summary(outcomes, now)
+        done = summary(outcomes, now)
+        if any(not outcome.ok for outcome in outcomes):
+            # Recorded as failed and tried again within a minute, not an interval later: a channel missing now
+            # means callbacks lost until it is back.
+            raise DutyIncomplete(done)
+        return done
 
     return Duty(DUTY_NAME, interval_s, run)

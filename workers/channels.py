@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import SecretStr
 
@@ -98,7 +99,7 @@ def differences(spec: ChannelSpec, have: WatchChannel) -> list[str]:
     if coverage(have.events) != coverage(spec.events):
         found.append(f"events are {', '.join(have.events) or 'none'} (wanted {', '.join(spec.events)})")
     if have.notify_url != spec.notify_url:
-        found.append(f"notify_url is {have.notify_url} (wanted {spec.notify_url})")
+        found.append(f"notify_url is {shown_url(have.notify_url)} (wanted {shown_url(spec.notify_url)})")
     if have.token is None:
         found.append("it has no token")
     elif have.token.get_secret_value() != spec.token.get_secret_value():
@@ -173,3 +174,14 @@ def summary(outcomes: Iterable[Outcome], now: datetime) -> str:
         else:
             parts.append(f"{o.channel_id} {o.done} ({o.why}): {time_left(o.expires_at, now)} left")
     return "; ".join(parts) or "no channels wanted"
+
+
+def shown_url(url: str | None) -> str | None:
+    """A notify URL fit to print or log: scheme, host and path only. Other integrations' channels may carry
+    credentials in the query (Zoho's own example passes an OAuth token there) or in the user part."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit((parts.scheme, host + port, parts.path, "…" if parts.query else "", ""))

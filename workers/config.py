@@ -38,7 +38,7 @@ class WorkerConfig(BaseSettings):
     public_base_url: str | None = Field(default=None, validation_alias="PUBLIC_BASE_URL")
     zoho_channel_ids: Annotated[tuple[str, ...], NoDecode] = Field(default=(), validation_alias="ZOHO_CHANNEL_IDS")
     zoho_notify_token: SecretStr | None = Field(default=None, validation_alias="ZOHO_NOTIFY_TOKEN")
-    zoho_channel_check_s: int = Field(default=3600, ge=0, validation_alias="ZOHO_CHANNEL_CHECK_S")
+    zoho_channel_check_s: int = Field(default=3600, ge=0, le=86_400, validation_alias="ZOHO_CHANNEL_CHECK_S")
 
     # Reconciliation sweep (workers/sweep.py): every SWEEP_INTERVAL_S seconds (0: never) one worker lists each
     # source's records modified since the last sweep ended (SWEEP_LOOKBACK_S back on the first) and queues them.

@@ -8,7 +8,8 @@ expires within RUNNING_TTL_S, and another worker takes the duty once the lease h
 mid-run (SIGTERM) gives up both at once, so the next worker need not wait for the interval.
 
 Each run's outcome is kept in a hash (started, finished, ok, summary or error) for `crmflow status`-style
-reports; a failed run is logged at error level and tried again after the interval.
+reports. A failed run (one that raises, e.g. `DutyIncomplete` for a chore done only in part) is logged at
+error level and tried again after RETRY_AFTER_FAILURE_S instead of a whole interval later.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ RUNNING_TTL_S = 30.0
 MAX_NAP_S = 60.0
 # Wait after Redis failed while claiming, before trying again.
 REDIS_NAP_S = 5.0
+# A failed run is tried again this soon (or after the interval, when that is shorter), not a whole interval later.
+RETRY_AFTER_FAILURE_S = 60.0
 
 # Deletes KEYS[1] only when it still holds ARGV[1] (our own lease or lock, not a successor's).
 _RELEASE = """
@@ -46,6 +49,10 @@ _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
+
+
+class DutyIncomplete(Exception):
+    """A run did part of its chore: recorded as failed (its message as the error) and tried again soon."""
 
 
 @dataclass(frozen=True)
@@ -68,12 +75,14 @@ class DutyRunner:
         owner: str,
         clock: Callable[[], float] = time.time,
         running_ttl_s: float = RUNNING_TTL_S,
+        retry_after_failure_s: float = RETRY_AFTER_FAILURE_S,
     ) -> None:
         self._redis = redis
         self._duties = [duty for duty in duties if duty.interval_s > 0]
         self._owner = owner
         self._clock = clock
         self._running_ttl_ms = max(int(running_ttl_s * 1000), 1)
+        self._retry_ms = max(int(retry_after_failure_s * 1000), 1)
         self._tasks: list[asyncio.Task[None]] = []
         self._release = redis.register_script(_RELEASE)
         self._renew = redis.register_script(_RENEW)
@@ -110,7 +119,13 @@ class DutyRunner:
             await asyncio.sleep(min(nap_s, MAX_NAP_S) + random.uniform(0, min(0.5, duty.interval_s / 10)))
 
     async def _until_due(self, duty: Duty) -> float:
-        remaining_ms = await self._redis.pttl(keys.duty_lease(duty.name))
+        lease = keys.duty_lease(duty.name)
+        remaining_ms = await self._redis.pttl(lease)
+        interval_ms = max(int(duty.interval_s * 1000), 1)
+        if remaining_ms > interval_ms:
+            # Claimed under a longer interval (before a restart with a shorter one): the new interval rules.
+            await self._redis.pexpire(lease, interval_ms)
+            remaining_ms = interval_ms
         return max(remaining_ms, 0) / 1000 if remaining_ms > 0 else 0.05
 
     async def run_once(self, duty: Duty) -> bool:
@@ -123,18 +138,21 @@ class DutyRunner:
             # A run that began in an earlier interval is still going; this interval's run is skipped.
             logger.info("duty %s: the previous run is still going; skipping this one", duty.name)
             return True
-        finished = False
+        finished = succeeded = False
         try:
-            await self._run(duty)
+            succeeded = await self._run(duty)
             finished = True
         finally:
             with contextlib.suppress(RedisError, OSError):
                 await self._release(keys=[running], args=[self._owner])
                 if not finished:
                     await self._release(keys=[lease], args=[self._owner])
+                elif not succeeded and self._retry_ms < interval_ms:
+                    await self._renew(keys=[lease], args=[self._owner, self._retry_ms])
         return True
 
-    async def _run(self, duty: Duty) -> None:
+    async def _run(self, duty: Duty) -> bool:
+        """Run the duty once and record how it went; True when it succeeded."""
         started = self._clock()
         await self._record(duty, {"started_at": started, "owner": self._owner, "state": "running"})
         renewer = asyncio.create_task(self._keep_running(duty))
@@ -146,10 +164,12 @@ class DutyRunner:
         except Exception as exc:  # any failure of a chore is logged and tried again after the interval
             logger.error("duty %s failed: %s: %s", duty.name, type(exc).__name__, exc)
             await self._record(duty, {"state": "failed", "finished_at": self._clock(), "error": _one_line(exc)})
+            return False
         else:
             took = self._clock() - started
             logger.info("duty %s done in %.1fs: %s", duty.name, took, summary)
             await self._record(duty, {"state": "ok", "finished_at": self._clock(), "summary": summary, "error": ""})
+            return True
         finally:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -160,7 +180,8 @@ class DutyRunner:
         while True:
             await asyncio.sleep(self._running_ttl_ms / 3000)
             with contextlib.suppress(RedisError, OSError):
-                await self._renew(keys=[running], args=[self._owner, self._running_ttl_ms])
+                if not await self._renew(keys=[running], args=[self._owner, self._running_ttl_ms]):
+                    logger.warning("duty %s: its running lock expired under this run; another may start", duty.name)
 
     async def _record(self, duty: Duty, fields: dict[str, Any]) -> None:
         with contextlib.suppress(RedisError, OSError):

@@ -16,6 +16,7 @@ from workers.channels import (
     differences,
     grant_problem,
     plan,
+    shown_url,
     summary,
     time_left,
 )
@@ -168,3 +169,10 @@ def test_the_summary_says_what_was_done_per_channel() -> None:
         "3 not enabled (Zoho does not have it): INVALID_DATA: invalid data (notify_url)"
     )
     assert summary([], NOW) == "no channels wanted"
+
+
+def test_a_notify_url_is_shown_without_what_could_be_a_credential() -> None:
+    assert shown_url("https://crmflow.example.com/webhooks/zoho") == "https://crmflow.example.com/webhooks/zoho"
+    assert shown_url("https://h.example/notify?authorization=Zoho-oauthtoken%20x") == "https://h.example/notify?…"
+    assert shown_url("https://user:secret@h.example:8443/n") == "https://h.example:8443/n"
+    assert shown_url(None) is None

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import sys
+import time
 
+import pytest
 from arq.connections import ArqRedis
 
 from workers import keys
-from workers.duties import Duty, DutyRunner, duty_state
+from workers.duties import Duty, DutyIncomplete, DutyRunner, duty_state
 
 
 def counting_duty(calls: list[str], *, interval_s: float, hold_s: float = 0.0, name: str = "chore") -> Duty:
@@ -116,3 +120,77 @@ async def test_an_interval_of_zero_turns_a_duty_off(redis: ArqRedis) -> None:
     runner = DutyRunner(redis, [counting_duty([], interval_s=0)], owner="w0")
 
     assert runner.names == []
+
+
+async def test_a_failed_run_is_tried_again_soon_not_an_interval_later(redis: ArqRedis) -> None:
+    async def partly() -> str:
+        raise DutyIncomplete("1 channel of 2 not kept")
+
+    runner = DutyRunner(redis, [], owner="w0", retry_after_failure_s=2)
+
+    assert await runner.run_once(Duty("partly", 3600, partly))
+
+    assert 0 < await redis.pttl(keys.duty_lease("partly")) <= 2000
+    assert (await duty_state(redis, "partly"))["error"] == "DutyIncomplete: 1 channel of 2 not kept"
+
+
+async def test_a_lease_taken_under_a_longer_interval_is_cut_to_the_new_one(redis: ArqRedis) -> None:
+    # A worker restarted with a shorter interval must not wait out the lease its predecessor took.
+    await redis.set(keys.duty_lease("chore"), "old-worker", px=3_600_000)
+    calls: list[str] = []
+    runner = DutyRunner(redis, [counting_duty(calls, interval_s=0.2)], owner="w1")
+    runner.start()
+    try:
+        for _ in range(100):
+            if calls:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await runner.stop()
+
+    assert calls == ["chore"]
+
+
+HOLDER = """
+import asyncio, sys
+from redis.asyncio import Redis
+from workers.duties import Duty, DutyRunner
+
+async def main() -> None:
+    redis = Redis.from_url(sys.argv[1])
+    async def forever() -> str:
+        await asyncio.sleep(3600)
+        return "never"
+    runner = DutyRunner(redis, [], owner="doomed", running_ttl_s=1.0)
+    await runner.run_once(Duty("taken-over", 1.0, forever))
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.slow
+async def test_a_duty_whose_worker_was_killed_mid_run_is_taken_over(redis: ArqRedis, redis_url: str) -> None:
+    holder = await asyncio.create_subprocess_exec(sys.executable, "-c", HOLDER, redis_url)
+    try:
+        for _ in range(200):
+            if (await duty_state(redis, "taken-over")).get("state") == "running":
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the holder never started its run")
+        holder.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(holder.wait(), 5)
+        began = time.monotonic()
+        calls: list[str] = []
+        successor = DutyRunner(redis, [], owner="successor")
+        while not await successor.run_once(counting_duty(calls, interval_s=1.0, name="taken-over")) or not calls:
+            assert time.monotonic() - began < 10, "the duty was never taken over"
+            await asyncio.sleep(0.05)
+    finally:
+        if holder.returncode is None:
+            holder.kill()
+            await asyncio.wait_for(holder.wait(), 5)
+
+    # Its lease (1 s) and its running lock (1 s, no longer renewed) both ran out: the successor ran it.
+    assert calls == ["taken-over"]
+    assert (await duty_state(redis, "taken-over"))["owner"] == "successor"
