@@ -48,6 +48,10 @@ class ChangeEvent(BaseModel):
     # of the same change may map to one job id; either way the job diffs against the last snapshot, so a
     # change handled once is not handled again.
     origin: Origin = "notification"
+    # A sweep's window start (epoch ms): the record was listed as modified at or after it. A record crmflow has
+    # never seen is then taken to have changed only in what it says happened since (workers/fetch.py
+    # previous_values): an old reschedule it still describes is not this change. None for a notification.
+    since_ms: int | None = Field(default=None, ge=0)
 
     def job_id(self) -> str:
         """Deterministic arq job id: a redelivered notification maps to the same job and is not queued twice."""
@@ -64,6 +68,8 @@ class ChangeEvent(BaseModel):
             data.pop("replay", None)
         if self.origin == "notification":
             data.pop("origin", None)
+        if self.since_ms is None:
+            data.pop("since_ms", None)
         return data
 
 

@@ -51,14 +51,16 @@ def diff(
     watched: frozenset[str],
     *,
     inferred_previous: Mapping[str, Any] | None = None,
+    inferred_since: datetime | None = None,
 ) -> Change:
     """Compare `current` with the last snapshot, over the watched fields.
 
     A record older than the snapshot (a stale read) is reported as stale, with no changes, so it can never
     undo newer state. A record seen for the first time has no known previous values except those in
     `inferred_previous` (what the record itself says it was, e.g. Zoho's Rescheduled_From): only those
-    can show up as changes. A field missing from the snapshot (a rule started watching it later) is
-    likewise treated as unknown, not as changed.
+    can show up as changes; `inferred_since` is when those values were current, if known (a sweep's window
+    start). A field missing from the snapshot (a rule started watching it later) is likewise treated as
+    unknown, not as changed.
     """
     if previous is not None and current.modified_time < previous.modified_time:
         return Change(stale=True)
@@ -68,7 +70,8 @@ def diff(
         for name in sorted(watched)
         if name in known and not same_value(known[name], current.fields.get(name))
     }
-    return Change(fields=changes, first_seen=previous is None, since=previous.modified_time if previous else None)
+    since = previous.modified_time if previous is not None else inferred_since
+    return Change(fields=changes, first_seen=previous is None, since=since)
 
 
 def moved_times(change: Change, field_name: str) -> tuple[datetime, datetime] | None:
@@ -101,6 +104,12 @@ def looks_lagging(
     if previous is None or current.modified_time > previous.modified_time:
         return False
     return notified_at > previous.modified_time + LAG_MARGIN and not watched.isdisjoint(mentioned)
+
+
+def lags_listing(current: Record, listed_at: datetime) -> bool:
+    """Whether a record fetched for a sweep is older than the modified time the CRM's listing gave for it (a
+    lagging read: the job tries again, as for a notification whose record lags)."""
+    return current.modified_time + LAG_MARGIN < listed_at
 
 
 def snapshot_of(record: Record, watched: frozenset[str]) -> Snapshot:

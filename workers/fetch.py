@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from workers import sources
@@ -45,7 +46,8 @@ def remembered_fields(source: str, module: str) -> frozenset[str]:
     return declared.remembered if declared is not None else frozenset()
 
 
-def previous_values(record: Record) -> Mapping[str, Any]:
-    """What a record first seen by crmflow says about its own previous state (see each source's module)."""
+def previous_values(record: Record, since: datetime | None = None) -> Mapping[str, Any]:
+    """What a record first seen by crmflow says about its own previous state (see each source's module); with
+    `since` (a sweep's window start), its state at that time, as far as the record tells."""
     declared = sources.module_of(record.source, record.module)
-    return declared.infer_previous(record) if declared is not None else {}
+    return declared.infer_previous(record, since) if declared is not None else {}

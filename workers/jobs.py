@@ -34,7 +34,7 @@ from workers.deadletters import (
     DeadLetters,
     dead_letter_id,
 )
-from workers.diff import Change, diff, looks_lagging, snapshot_of
+from workers.diff import Change, diff, lags_listing, looks_lagging, snapshot_of
 from workers.errors import (
     ActionNotApplicableError,
     CrmAuthError,
@@ -176,9 +176,12 @@ async def handle_change(event: ChangeEvent, deps: WorkerDeps, *, job_try: int) -
     previous = await load_snapshot(deps.redis, *where)
     notified_at = datetime.fromtimestamp(event.notified_at_ms / 1000, UTC)
     lagging = looks_lagging(previous, record, notified_at=notified_at, mentioned=event.changed_fields, watched=watched)
+    # A sweep's event carries the modified time the CRM listed: a record older than that lags, snapshot or not.
+    lagging = lagging or (event.origin == "sweep" and lags_listing(record, notified_at))
     if lagging and job_try < LAGGING_READ_TRIES:
         raise CrmTransientError("the CRM returned the record as it was before the notified change", code="LAGGING_READ")
-    change = diff(previous, record, watched, inferred_previous=previous_values(record))
+    since = datetime.fromtimestamp(event.since_ms / 1000, UTC) if event.since_ms is not None else None
+    change = diff(previous, record, watched, inferred_previous=previous_values(record, since), inferred_since=since)
     if change.stale:
         return {"status": "stale", "modified_time": record.modified_time.isoformat()}
     planned = evaluate(

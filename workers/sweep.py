@@ -94,8 +94,8 @@ def sweep_window(*, now: datetime, cursor_ms: int | None, lookback_s: float, sin
     return Window(since=min(start, now), until=now)
 
 
-def sweep_events(source: str, module: str, records: Sequence[Modified]) -> list[ChangeEvent]:
-    """One process_change event per listed record (see the module's docstring for the choice of fields). Pure."""
+def sweep_events(source: str, module: str, records: Sequence[Modified], since: datetime) -> list[ChangeEvent]:
+    """One process_change event per listed record of a window from `since` (see the module's docstring). Pure."""
     return [
         ChangeEvent(
             source=source,
@@ -104,6 +104,7 @@ def sweep_events(source: str, module: str, records: Sequence[Modified]) -> list[
             operation="update",
             notified_at_ms=epoch_ms(record.modified_time),
             origin="sweep",
+            since_ms=epoch_ms(since),
         )
         for record in records
     ]
@@ -170,7 +171,7 @@ async def sweep_module(
         return result
     try:
         async for page in module.list_modified(client, window.since, window.until, page_size):
-            outcome = await enqueue_events(redis, sweep_events(source, module.name, page.records))
+            outcome = await enqueue_events(redis, sweep_events(source, module.name, page.records, window.since))
             result.found += len(page.records)
             result.queued += outcome.queued
             result.already_queued += outcome.duplicates

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from workers.diff import FieldChange, Snapshot, diff, snapshot_of
+from workers.diff import FieldChange, Snapshot, diff, lags_listing, snapshot_of
 from workers.record import Record
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
@@ -77,3 +77,12 @@ def test_snapshot_keeps_only_watched_fields() -> None:
     snap = snapshot_of(record(T0, Status="Scheduled", Location="Here"), WATCHED)
 
     assert snap == Snapshot(T0, {"Appointment_Start_Time": None, "Status": "Scheduled"})
+
+
+def test_a_record_older_than_its_listing_lags() -> None:
+    listed = T0 + timedelta(seconds=10)
+
+    assert lags_listing(record(T0), listed)
+    # Zoho's modified times have whole seconds and its servers' clocks differ slightly: within the margin.
+    assert not lags_listing(record(listed - timedelta(seconds=1)), listed)
+    assert not lags_listing(record(listed), listed)

@@ -51,17 +51,19 @@ def test_the_window_starts_at_since_else_before_the_cursor_else_a_lookback_ago()
 def test_sweep_events_are_updates_keyed_by_record_and_modified_time() -> None:
     listed = [Modified("7", NOW), Modified("8", NOW - timedelta(seconds=1))]
 
-    events = sweep_events("zoho", "Appointments__s", listed)
-    again = sweep_events("zoho", "Appointments__s", listed[:1])
+    events = sweep_events("zoho", "Appointments__s", listed, NOW - timedelta(hours=1))
+    # Another window listing the same change maps to the same job.
+    again = sweep_events("zoho", "Appointments__s", listed[:1], NOW - timedelta(hours=2))
 
     assert (events[0].operation, events[0].origin, events[0].notified_at_ms) == ("update", "sweep", epoch_ms(NOW))
     assert events[0].job_id() == again[0].job_id() == f"zoho:Appointments__s:7:update:{epoch_ms(NOW)}"
     assert events[0].model_dump()["origin"] == "sweep"
+    assert events[0].since_ms == epoch_ms(NOW - timedelta(hours=1))
 
 
 def test_a_notification_job_carries_no_origin_key() -> None:
     event = ChangeEvent(source="zoho", module="M", record_id="1", operation="update", notified_at_ms=5)
-    assert "origin" not in event.model_dump() and "replay" not in event.model_dump()
+    assert not {"origin", "replay", "since_ms"} & set(event.model_dump())
     assert ChangeEvent.model_validate(event.model_dump()).origin == "notification"
 
 

@@ -57,10 +57,12 @@ def reschedules(record: Record, change: Change) -> list[Reschedule]:
         return []
     old, new = moved
     entries = record.history.get(START, ())
+    # The first entry (the start the record was created with) always qualifies: a record crmflow first saw
+    # through a sweep may have been created after the sweep's window start, its `since`.
     anchors = [
         i
         for i, entry in enumerate(entries)
-        if parse_datetime(entry.value) == old and (change.since is None or entry.timestamp <= change.since)
+        if parse_datetime(entry.value) == old and (change.since is None or entry.timestamp <= change.since or i == 0)
     ]
     if anchors and parse_datetime(entries[-1].value) == new:
         steps = zip(entries[anchors[-1] :], entries[anchors[-1] + 1 :], strict=False)

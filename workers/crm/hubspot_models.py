@@ -134,12 +134,21 @@ def batch_records(body: Any) -> tuple[list[Record], list[str]]:
     return [appointment_record(obj) for obj in results], missing
 
 
-def inferred_previous(record: Record) -> dict[str, Any]:
-    """What a first-seen appointment's own history says its start was before the latest change."""
+def inferred_previous(record: Record, since: datetime | None = None) -> dict[str, Any]:
+    """What a first-seen appointment's own history says its start was before the latest change; with `since`
+    (a sweep's window start), the start in effect at `since` (or at creation, for a record created after it),
+    so that every move since then is logged, and none when the latest move is older than `since`."""
     entries = record.history.get(START, ())
-    if len(entries) >= 2 and parse_datetime(entries[-1].value) == parse_datetime(record.fields.get(START)):
-        return {START: entries[-2].value}
-    return {}
+    current = parse_datetime(record.fields.get(START))
+    if not entries or parse_datetime(entries[-1].value) != current:
+        return {}
+    if since is None:
+        return {START: entries[-2].value} if len(entries) >= 2 else {}
+    if entries[-1].timestamp < since:
+        return {}
+    before = [entry for entry in entries if entry.timestamp <= since]
+    base = before[-1] if before else entries[0]
+    return {START: base.value} if parse_datetime(base.value) != current else {}
 
 
 def association_type_id(body: Any) -> int:

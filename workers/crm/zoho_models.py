@@ -113,13 +113,20 @@ def created_id(body: Any) -> str:
     return str(details["id"])
 
 
-def inferred_previous(record: Record) -> dict[str, Any]:
+def inferred_previous(record: Record, since: datetime | None = None) -> dict[str, Any]:
     """What a first-seen appointment says it was before its last reschedule.
 
     When Reschedule_Count is at least 1 and Rescheduled_To is the current start, the record describes the
-    reschedule that produced its current start, and Rescheduled_From is the start before it.
+    reschedule that produced its current start, and Rescheduled_From is the start before it. With `since` (a
+    sweep's window start), only a reschedule made at or after `since` (Rescheduled_Time) is inferred: an older
+    one is not the change the sweep found. Zoho keeps only the latest reschedule on the record, so earlier
+    ones of a record crmflow never saw are not known here (Zoho's own history module may hold them).
     """
     fields = record.fields
+    if since is not None:
+        at = parse_datetime(fields.get("Rescheduled_Time"))
+        if at is None or at < since:
+            return {}
     start = parse_datetime(fields.get("Appointment_Start_Time"))
     to = parse_datetime(fields.get("Rescheduled_To"))
     count = fields.get("Reschedule_Count")

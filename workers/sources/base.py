@@ -50,7 +50,7 @@ ActionImpl = Callable[[Client, ActionRun], Awaitable[ActionResult]]
 ListModified = Callable[[Client, datetime, datetime, int], AsyncIterator[ModifiedPage]]
 
 
-def _nothing_inferred(record: Record) -> Mapping[str, Any]:
+def _nothing_inferred(record: Record, since: datetime | None) -> Mapping[str, Any]:
     return {}
 
 
@@ -66,8 +66,11 @@ class SourceModule(Generic[Client]):
     fetch: Callable[[Client, str, frozenset[str]], Awaitable[Record]]
     # Fields every snapshot keeps, whatever the rules watch, because actions reason about their old values.
     remembered: frozenset[str] = frozenset()
-    # What a record seen for the first time says about its own previous state ({}: nothing).
-    infer_previous: Callable[[Record], Mapping[str, Any]] = _nothing_inferred
+    # What a record seen for the first time says about its own previous state ({}: nothing). `since`: the
+    # record was found by a sweep of a window from then, so only what it says happened at or after `since` is
+    # this change, and the previous state is the one current at `since`; None: it was just notified, so its
+    # latest change is this one.
+    infer_previous: Callable[[Record, datetime | None], Mapping[str, Any]] = _nothing_inferred
     # action type (as rules name it, see workers/rules/registry.py) -> implementation for this module.
     actions: Mapping[str, ActionImpl[Client]] = field(default_factory=dict)
     # Other names the CRM's notifications use for this module (HubSpot: objectTypeId, subscription prefix).

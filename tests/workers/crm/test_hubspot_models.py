@@ -23,6 +23,7 @@ from workers.errors import (
     CrmRejectedError,
     CrmTransientError,
 )
+from workers.record import Record
 
 
 def err(status: int, category: str) -> httpx.Response:
@@ -220,3 +221,30 @@ def test_a_search_page_and_the_search_for_a_window() -> None:
     assert (request["limit"], request["after"]) == (200, "2")
     with pytest.raises(CrmTransientError):
         search_page({"results": [{"id": "7", "properties": {}}]})
+
+
+def moved(*steps: tuple[str, str]) -> Record:
+    """An appointment whose start history is `steps` (value, timestamp), oldest first; its start the last."""
+    history = {
+        "hs_appointment_start": [
+            {"value": value, "timestamp": at, "sourceType": "CRM_UI"} for value, at in reversed(steps)
+        ]
+    }
+    return appointment_record(
+        appointment(propertiesWithHistory=history, properties={"hs_appointment_start": steps[-1][0]})
+    )
+
+
+def test_a_sweep_infers_the_start_in_effect_when_its_window_began() -> None:
+    a, b, c = "2026-12-01T09:00:00.000Z", "2026-12-02T09:00:00.000Z", "2026-12-03T09:00:00.000Z"
+    record = moved((a, "2026-11-20T08:00:00.000Z"), (b, "2026-11-21T08:00:00.000Z"), (c, "2026-11-22T08:00:00.000Z"))
+
+    # Every move since the window began is this change: from the start in effect then.
+    assert inferred_previous(record, datetime(2026, 11, 20, 12, tzinfo=UTC)) == {"hs_appointment_start": a}
+    assert inferred_previous(record, datetime(2026, 11, 21, 12, tzinfo=UTC)) == {"hs_appointment_start": b}
+    # Created after the window began: from the start it was created with.
+    assert inferred_previous(record, datetime(2026, 11, 1, tzinfo=UTC)) == {"hs_appointment_start": a}
+    # The latest move is older than the window: nothing the sweep found.
+    assert inferred_previous(record, datetime(2026, 11, 23, tzinfo=UTC)) == {}
+    # Created within the window and never moved: nothing either.
+    assert inferred_previous(moved((a, "2026-11-20T08:00:00.000Z")), datetime(2026, 11, 1, tzinfo=UTC)) == {}

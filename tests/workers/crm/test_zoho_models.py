@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -158,3 +158,20 @@ def test_a_listing_page_gives_ids_and_modified_times_in_zohos_order() -> None:
     assert modified_listing({}).records == () and not modified_listing({}).more_records  # 204: the end
     with pytest.raises(CrmTransientError):
         modified_listing({"data": [{"id": "3", "Modified_Time": None}]})
+
+
+def test_a_sweep_infers_only_a_reschedule_made_within_its_window() -> None:
+    rescheduled = {
+        "Appointment_Start_Time": "2026-11-25T09:00:00+00:00",
+        "Rescheduled_To": "2026-11-25T09:00:00+00:00",
+        "Rescheduled_From": "2026-11-24T09:00:00+00:00",
+        "Rescheduled_Time": "2026-11-20T10:00:00+05:30",
+        "Reschedule_Count": 1,
+    }
+    record = zoho_record(**rescheduled)
+    at = datetime(2026, 11, 20, 4, 30, tzinfo=UTC)  # the same instant as Rescheduled_Time
+
+    assert inferred_previous(record, at)["Appointment_Start_Time"] == "2026-11-24T09:00:00+00:00"
+    # Rescheduled before the window: an old reschedule the record still describes, not what the sweep found.
+    assert inferred_previous(record, at + timedelta(seconds=1)) == {}
+    assert inferred_previous(zoho_record(**(rescheduled | {"Rescheduled_Time": None})), at) == {}
