@@ -98,6 +98,9 @@ def report(results: Sequence[SweepResult]) -> int:
         click.echo(result.summary())
     failed = [result for result in results if not result.complete]
     for result in failed:
+        if result.too_large is not None or result.skipped:  # its error says what the operator can do
+            click.echo(f"crmflow: the sweep of {result.source}/{result.module} cannot go on: {result.error}", err=True)
+            continue
         click.echo(
             f"crmflow: the sweep of {result.source}/{result.module} did not queue everything: {result.error}; "
             "its cursor stays where its queued pages took it, so the next sweep goes on from there",

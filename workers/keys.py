@@ -33,6 +33,8 @@ operator's sake, though arq builds them.
 | crmflow:sweep:<source>:<module>:cursor  | epoch ms: every record modified before | kept                        |
 |                                         | it is queued (where the last sweep of  |                             |
 |                                         | the module ended)                      |                             |
+| crmflow:sweep:<source>:<module>:        | JSON: the cursor whose window is too   | kept; goes once the cursor  |
+|   too-large                             | large to list, the error sweeps skip on| moves or goes               |
 | crmflow:test:paused:<checkpoint>        | a test-held job's process id           | until the test ends         |
 
 [1] A pending entry goes at once when the CRM refuses the write that made it; one a dead letter names expires
@@ -157,6 +159,11 @@ def duty_state(name: str) -> str:
 def sweep_cursor(source: str, module: str) -> str:
     """Epoch ms up to which a sweep has queued every record of the module modified before it."""
     return f"{PREFIX}sweep:{source}:{module}:cursor"
+
+
+def sweep_too_large(source: str, module: str) -> str:
+    """JSON: the cursor whose window the CRM's listing cannot reach back to, and the error sweeps skip with."""
+    return f"{PREFIX}sweep:{source}:{module}:too-large"
 
 
 # --- Tests ----------------------------------------------------------------------------------------------

@@ -166,6 +166,10 @@ class ZohoStore:
         self._appointments[record_id] = record
         return render_record(record, self._tz), RecordChange(APPOINTMENTS, record_id, "insert", (), {})
 
+    def delete_appointment(self, record_id: str) -> bool:
+        """Removes an appointment (as a user deleting it would; listings then skip it); whether it existed."""
+        return self._appointments.pop(record_id, None) is not None
+
     def _archive_previous_reschedule(self, record: dict[str, Any], now: datetime) -> None:
         """auto_history: the reschedule being replaced becomes a history row (see SandboxConfig)."""
         if not record["Reschedule_Count"] or None in (record["Rescheduled_From"], record["Rescheduled_To"]):

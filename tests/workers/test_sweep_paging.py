@@ -3,7 +3,7 @@ run against the in-process sandbox, including records modified while a listing p
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -18,9 +18,13 @@ from workers.crm.hubspot import HubSpotClient
 from workers.crm.hubspot_models import SearchPage
 from workers.crm.zoho import ZohoClient
 from workers.crm.zoho_auth import ZohoTokens
+from workers.crm.zoho_models import ModifiedListing
 from workers.errors import CrmRateLimitedError, CrmRejectedError, CrmTransientError
 from workers.record import Modified, ModifiedPage
 from workers.sweep_paging import (
+    ZOHO_PASSES,
+    ListingTooLargeError,
+    ListingUnsettledError,
     SearchPace,
     SearchWindow,
     hubspot_modified,
@@ -79,6 +83,43 @@ def test_a_tie_of_more_than_10000_records_is_refused() -> None:
     page = SearchPage((mod("a", 5),), total=20_000, next_after="9900")
     with pytest.raises(CrmRejectedError) as caught:
         next_window(SearchWindow(since=at(5)), page, 200)
+    assert caught.value.code == "SEARCH_WINDOW_TOO_DENSE"
+
+
+def test_the_page_the_10000_cap_cuts_is_not_the_end_of_the_window() -> None:
+    # The page at offset 9,800 ends exactly at the cap: HubSpot gives it no `next`, but `total` says more follow.
+    tie = tuple(mod(str(n), 5) for n in range(200))
+    capped = SearchPage(tie, total=10_055, next_after=None)
+    with pytest.raises(CrmRejectedError) as caught:
+        next_window(SearchWindow(since=at(5), after="9800"), capped, 200)
+    assert caught.value.code == "SEARCH_WINDOW_TOO_DENSE"
+
+    # Cut by the cap with later records on it: a new search from the last time, the listing goes on.
+    mixed = SearchPage((*tie[:100], mod("late", 6)), total=10_055, next_after=None)
+    following = next_window(SearchWindow(since=at(5), after="9800"), mixed, 200)
+    assert following == SearchWindow(since=at(6), boundary=frozenset({"late"}))
+
+    # Exactly 10,000 results in all: the last page is the end.
+    assert next_window(SearchWindow(since=at(5), after="9800"), SearchPage(tie, 10_000, None), 200) is None
+
+
+async def test_a_hubspot_listing_never_ends_complete_at_the_cap() -> None:
+    # 10,050 appointments at one instant (an import), then 5 later ones; the search caps offsets at 10,000.
+    records = [mod(f"{n:05}", 5) for n in range(10_050)] + [mod(f"late{n}", 6 + n) for n in range(5)]
+
+    class Capped:
+        async def search_modified(
+            self, since: datetime, until: datetime, *, after: str | None = None, limit: int = 200
+        ) -> SearchPage:
+            found = [r for r in records if since <= r.modified_time <= until]
+            start = int(after or 0)
+            end = min(start + limit, len(found), 10_000)
+            more = end < min(len(found), 10_000)
+            return SearchPage(tuple(found[start:end]), len(found), str(end) if more else None)
+
+    pages = hubspot_modified(Capped(), at(0), at(60), sleep=_no_sleep, pace=SearchPace(1e9))  # type: ignore[arg-type]
+    with pytest.raises(CrmRejectedError) as caught:
+        await _collect(pages)
     assert caught.value.code == "SEARCH_WINDOW_TOO_DENSE"
 
 
@@ -183,8 +224,8 @@ async def test_zoho_lists_past_2000_records_by_page_then_token(
 
     listed = [record.record_id for page in pages for record in page.records]
     assert listed == list(reversed(ids))[:2_101]  # newest first, each once, none older than `since`
-    assert len(pages) == 11  # pages 1 to 10 by number, then one by token
-    assert all(page.covered_until is None for page in pages)
+    assert len(pages) == 22  # pages 1 to 10 by number, then one by token; then all again, finding nothing new
+    assert all(page.covered_until is None for page in pages) and not any(page.records for page in pages[11:])
 
 
 async def test_hubspot_lists_a_window_oldest_first_and_nothing_shifts_when_records_change(
@@ -210,3 +251,118 @@ async def test_hubspot_lists_a_window_oldest_first_and_nothing_shifts_when_recor
     assert listed == ids  # in order, each once, ids[2] not skipped
     assert first.covered_until is not None and first.covered_until <= until
     assert rest[-1].covered_until is None  # the last page: the caller covers up to `until`
+
+
+async def test_zoho_lists_again_and_finds_a_record_a_deletion_moved_onto_a_page_already_read(
+    redis: ArqRedis, sandbox: tuple[httpx.AsyncClient, SandboxRuntime, Clock]
+) -> None:
+    http, runtime, clock = sandbox
+    ids = _add_zoho(runtime, 7, clock)  # newest first: ids[6] .. ids[0], pages of 2
+    since = clock.now - timedelta(seconds=6)  # ids[0]'s time: the seeded appointments are older
+    pages = zoho_modified(zoho_client(redis, http), since, clock.now, 2, sleep=_no_sleep)
+
+    first = await anext(pages)  # ids[6], ids[5]
+    assert runtime.store.delete_appointment(ids[6])  # ids[4] moves up onto page 1, already read
+    rest = await _collect(pages)
+
+    listed = [record.record_id for page in [first, *rest] for record in page.records]
+    assert sorted(listed) == sorted(ids)  # ids[4] too, each once
+    # Three passes of four pages (the fourth meets an older record): the second finds ids[4], the third nothing.
+    assert len(rest) + 1 == 3 * 4
+    assert [record.record_id for page in rest[3:7] for record in page.records] == [ids[4]]
+    assert not any(page.records for page in rest[7:])
+
+
+class ChangingZoho:
+    """A Zoho whose every listing shows a record (modified long ago) that the listings before it did not."""
+
+    def __init__(self) -> None:
+        self.listings = 0
+
+    async def list_modified(
+        self, *, page: int | None = None, page_token: str | None = None, per_page: int = 200
+    ) -> ModifiedListing:
+        if page == 1:
+            self.listings += 1
+        records = [mod(f"{page}", 100 - (page or 0)), mod(f"shown-{self.listings}-{page}", 50 - (page or 0))]
+        return ModifiedListing(tuple(records), more_records=page == 1, next_page_token=None)
+
+
+async def test_a_zoho_listing_that_keeps_changing_yields_what_it_found_then_fails() -> None:
+    zoho = ChangingZoho()
+    pages = []
+    with pytest.raises(ListingUnsettledError):
+        async for page in zoho_modified(zoho, at(0), at(200), 2, sleep=_no_sleep):  # type: ignore[arg-type]
+            pages.append(page)
+
+    assert zoho.listings == ZOHO_PASSES
+    listed = [record.record_id for page in pages for record in page.records]
+    assert listed == ["1", "shown-1-1", "2", "shown-1-2", "shown-2-1", "shown-2-2", "shown-3-1", "shown-3-2"]
+
+
+def mock_zoho(redis: ArqRedis, answer: Callable[[httpx.Request], httpx.Response]) -> ZohoClient:
+    """A ZohoClient whose accounts and API server is `answer` (tokens granted by the mock itself)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth/v2/token":
+            return httpx.Response(200, json={"access_token": "mock-token", "expires_in": 3600})
+        return answer(request)
+
+    return zoho_client(redis, httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://sandbox"))
+
+
+def listing_page(number: int, per_page: int, *, more: bool, token: str | None) -> httpx.Response:
+    """Page `number` of a listing whose records are a minute apart, newest first from T0 + one day."""
+    newest = T0 + timedelta(days=1)
+    first = (number - 1) * per_page
+    data = [
+        {"id": str(5_000_000_000_000_000_000 + n), "Modified_Time": (newest - timedelta(minutes=n)).isoformat()}
+        for n in range(first, first + per_page)
+    ]
+    return httpx.Response(200, json={"data": data, "info": {"more_records": more, "next_page_token": token}})
+
+
+async def test_zoho_goes_on_with_the_token_of_the_first_page_when_page_10_has_none(redis: ArqRedis) -> None:
+    asked: list[dict[str, str]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        params = dict(request.url.params)
+        asked.append(params)
+        if "page_token" in params:  # the token stands for the records after page 10
+            more = params["page_token"] == "first-page-token" and sum("page_token" in p for p in asked) == 1
+            return listing_page(11, 200, more=more, token=None)
+        page = int(params["page"])
+        return listing_page(page, 200, more=True, token="first-page-token" if page == 1 else None)
+
+    since = T0 + timedelta(days=1) - timedelta(minutes=2_100)
+    pages = await _collect(zoho_modified(mock_zoho(redis, answer), since, T0 + timedelta(days=1), sleep=_no_sleep))
+
+    listed = [record.record_id for page in pages for record in page.records]
+    assert len(listed) == len(set(listed)) == 2_101  # pages 1 to 10, then by the first page's token
+    assert asked[10]["page_token"] == "first-page-token" and "page" not in asked[10]
+
+
+async def test_zoho_refuses_a_token_it_has_used_when_no_new_one_comes(redis: ArqRedis) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        params = dict(request.url.params)
+        page = 11 if "page_token" in params else int(params["page"])
+        return listing_page(page, 200, more=True, token="first-page-token" if page == 1 else None)
+
+    with pytest.raises(CrmTransientError) as caught:
+        await _collect(zoho_modified(mock_zoho(redis, answer), T0 - timedelta(days=9), T0, sleep=_no_sleep))
+    assert caught.value.code == "BAD_RESPONSE"
+
+
+async def test_zoho_past_100000_records_says_how_far_back_it_reached(redis: ArqRedis) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        params = dict(request.url.params)
+        if "page_token" in params:
+            error = {"code": "PAGINATION_LIMIT_EXCEEDED", "message": "You can only get up to the first 100000"}
+            return httpx.Response(400, json={"data": [error], **error, "status": "error"})
+        return listing_page(int(params["page"]), 200, more=True, token="next")
+
+    with pytest.raises(ListingTooLargeError) as caught:
+        await _collect(zoho_modified(mock_zoho(redis, answer), T0 - timedelta(days=9), T0, sleep=_no_sleep))
+
+    assert caught.value.reached == T0 + timedelta(days=1) - timedelta(minutes=1_999)  # the last of page 10
+    assert caught.value.code == "WINDOW_TOO_LARGE" and "100,000" in caught.value.message
