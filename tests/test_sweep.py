@@ -64,3 +64,14 @@ def test_the_summary_and_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
     ) in out
     assert "INCOMPLETE: zoho: HTTP_500: down" in out
     assert "did not queue everything" in err
+
+
+def test_a_window_too_large_to_list_says_what_to_do_not_that_the_next_sweep_goes_on(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    skipped = result(skipped=True, error="zoho: the window is too large to list: ... crmflow sweep --source zoho")
+
+    assert report([skipped]) == 1
+    out, err = capsys.readouterr()
+    assert "window 2026-11-30T06:00:00Z .. 2026-11-30T07:00:00Z (skipped): INCOMPLETE: zoho: the window" in out
+    assert "cannot go on: zoho: the window is too large" in err and "goes on from there" not in err

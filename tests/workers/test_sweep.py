@@ -24,12 +24,14 @@ from workers.sweep import (
     Window,
     cursor_after,
     epoch_ms,
+    moves_cursor,
     read_cursor,
     sweep_events,
     sweep_module,
     sweep_source,
     sweep_window,
 )
+from workers.sweep_paging import ListingTooLargeError
 
 NOW = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
 SOON = (datetime.now(UTC) + timedelta(days=3)).replace(hour=10, minute=0, second=0, microsecond=0)
@@ -225,3 +227,97 @@ def test_a_module_without_a_listing_is_not_swept() -> None:
 
     assert swept_modules(DUMMY) == []
     assert [m.name for s in sources.all_sources() for m in swept_modules(s)] == ["Appointments__s", "appointments"]
+
+
+def test_only_a_window_that_starts_at_or_before_the_cursor_moves_it() -> None:
+    cursor = epoch_ms(NOW - timedelta(hours=2))
+    assert moves_cursor(Window(NOW - timedelta(hours=3), NOW), cursor)
+    assert moves_cursor(Window(NOW - timedelta(hours=2), NOW), cursor)
+    assert not moves_cursor(Window(NOW - timedelta(minutes=30), NOW), cursor)
+    assert moves_cursor(Window(NOW - timedelta(minutes=30), NOW), None)
+
+
+class Listing:
+    """A module's listing over fixed records (oldest first, one page), or failing with `error`; counts calls."""
+
+    def __init__(self, records: list[Modified]) -> None:
+        self.records = records
+        self.error: Exception | None = None
+        self.calls = 0
+
+    async def __call__(self, client: Any, since: datetime, until: datetime, size: int) -> AsyncIterator[ModifiedPage]:
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        yield ModifiedPage(tuple(r for r in self.records if since <= r.modified_time <= until))
+
+    def source(self) -> Any:
+        declared = sources.source_named("zoho")
+        assert declared is not None
+        module = dataclasses.replace(declared.modules[0], list_modified=self)
+        return dataclasses.replace(declared, modules=(module,))
+
+
+async def test_a_since_after_the_cursor_sweeps_its_window_and_leaves_the_cursor_alone(redis: ArqRedis) -> None:
+    listing = Listing([Modified("missed", NOW - timedelta(minutes=90)), Modified("recent", NOW - timedelta(minutes=5))])
+    zoho = listing.source()
+    cursor = epoch_ms(NOW - timedelta(hours=2))
+    await redis.set(keys.sweep_cursor("zoho", "Appointments__s"), cursor)
+
+    later = await sweep_source(redis, zoho, None, now=NOW, lookback_s=60, since=NOW - timedelta(minutes=30))
+    assert later[0].complete and later[0].found == 1
+    assert await read_cursor(redis, "zoho", "Appointments__s") == cursor
+    assert "(cursor left at 2026-11-30T04:00:00Z: the window starts after it): complete" in later[0].summary()
+
+    following = await sweep_source(redis, zoho, None, now=NOW + timedelta(minutes=10), lookback_s=60)
+    assert following[0].found == 2 and following[0].queued == 1  # "missed" is found; "recent" was queued
+    assert await read_cursor(redis, "zoho", "Appointments__s") == epoch_ms(NOW + timedelta(minutes=10))
+
+    earlier = await sweep_source(redis, zoho, None, now=NOW + timedelta(minutes=20), lookback_s=60, since=NOW)
+    assert earlier[0].note is None  # it starts before the cursor: it moves it as usual
+    assert await read_cursor(redis, "zoho", "Appointments__s") == epoch_ms(NOW + timedelta(minutes=20))
+
+
+async def test_a_window_too_large_to_list_is_skipped_until_the_operator_accepts_the_gap(redis: ArqRedis) -> None:
+    listing = Listing([Modified("recent", NOW - timedelta(minutes=5))])
+    zoho = listing.source()
+    cursor = epoch_ms(NOW - timedelta(days=2))
+    await redis.set(keys.sweep_cursor("zoho", "Appointments__s"), cursor)
+    reached = NOW - timedelta(hours=20, minutes=17)
+    listing.error = ListingTooLargeError(NOW - timedelta(days=2), reached)
+
+    failed = await sweep_source(redis, zoho, None, now=NOW, lookback_s=60)
+    skipped = await sweep_source(redis, zoho, None, now=NOW + timedelta(minutes=1), lookback_s=60)
+
+    assert listing.calls == 1  # the second sweep did not list again
+    assert not failed[0].complete and failed[0].too_large is not None
+    advice = "crmflow sweep --source zoho --since 2026-11-29T10:00:00Z (any time after 2026-11-29T09:43:00Z"
+    assert advice in (failed[0].error or "") and "100,000" in (failed[0].error or "")
+    assert not skipped[0].complete and skipped[0].skipped and skipped[0].error == failed[0].error
+    assert await read_cursor(redis, "zoho", "Appointments__s") == cursor
+
+    listing.error = None
+    accepted = await sweep_source(
+        redis, zoho, None, now=NOW + timedelta(minutes=2), lookback_s=60, since=NOW - timedelta(hours=19)
+    )
+
+    assert accepted[0].complete and accepted[0].queued == 1
+    assert "gap from the cursor 2026-11-28T06:00:00Z accepted" in accepted[0].summary()
+    assert await read_cursor(redis, "zoho", "Appointments__s") == epoch_ms(NOW + timedelta(minutes=2))
+    assert await redis.get(keys.sweep_too_large("zoho", "Appointments__s")) is None
+    resumed = await sweep_source(redis, zoho, None, now=NOW + timedelta(minutes=3), lookback_s=60)
+    assert resumed[0].complete and listing.calls == 3
+
+
+async def test_a_too_large_mark_goes_once_the_cursor_is_changed_by_hand(redis: ArqRedis) -> None:
+    listing = Listing([])
+    zoho = listing.source()
+    listing.error = ListingTooLargeError(NOW - timedelta(days=1), None)
+    await sweep_source(redis, zoho, None, now=NOW, lookback_s=86_400)  # no cursor: the lookback was too large
+    await redis.set(keys.sweep_cursor("zoho", "Appointments__s"), epoch_ms(NOW - timedelta(hours=1)))
+    listing.error = None
+
+    result = await sweep_source(redis, zoho, None, now=NOW, lookback_s=86_400)
+
+    assert result[0].complete and listing.calls == 2
+    assert await redis.get(keys.sweep_too_large("zoho", "Appointments__s")) is None
