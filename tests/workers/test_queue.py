@@ -28,7 +28,7 @@ def change(at_ms: int, *fields: str, operation: str = "update", replay: int = 0,
         source="zoho",
         module="Appointments__s",
         record_id=record,
-        operation=operation,  # type: ignore[arg-type]
+        operation=operation,
         changed_fields=fields,
         notified_at_ms=at_ms,
         channel_id="1000000068001",
