@@ -3,7 +3,9 @@
 Order: authentication first (401 INVALID_AUTHENTICATION, without rate-limit headers: an unauthenticated
 request belongs to no app, so it neither counts nor is told about any app's limits), then the limiter (429
 with the DAILY or TEN_SECONDLY_ROLLING body), then the route. Every authenticated answer, errors included,
-carries the X-HubSpot-RateLimit-* headers computed after counting the request.
+carries the X-HubSpot-RateLimit-* headers computed after counting the request. Search requests (paths
+ending in /search, whatever the object) pass the search API's own limit instead (429 with the secondly
+body), and their answers carry no rate-limit headers (sandbox.hubspot.ratelimit).
 """
 
 from __future__ import annotations
@@ -40,6 +42,13 @@ class HubSpotGate:
             return
         if not self.hubspot.authenticate(Headers(scope=scope).get("authorization")):
             await error_answer(not_authenticated())(scope, receive, send)
+            return
+        if scope["path"].rstrip("/").endswith("/search"):
+            if self.hubspot.search_limiter.admit(self.hubspot.now()):
+                await self.app(scope, receive, send)
+            else:
+                body = rate_limit_body("SECONDLY", self.hubspot.config.hubspot_portal_id)
+                await hubspot_response(body, 429, {})(scope, receive, send)
             return
         decision = self.hubspot.limiter.admit(self.hubspot.now())
         if decision.refused is not None:

@@ -6,6 +6,10 @@ request leaves the window (whether HubSpot counts its 429s is UNCONFIRMED). The 
 midnight UTC (HubSpot uses the account's time zone). Headers, as HubSpot sends them to private apps:
 X-HubSpot-RateLimit-Daily, -Daily-Remaining, -Interval-Milliseconds, -Max, -Remaining (after this request).
 No Retry-After: HubSpot does not document one for these 429s.
+
+The search API (paths ending in /search) has its own limit instead, `SearchLimiter`: a rolling second
+(5 requests by default, "five requests per second per account"); its answers carry no rate-limit headers
+and it is exempt from the ten-second window, as the appointments spec says.
 """
 
 from __future__ import annotations
@@ -71,3 +75,23 @@ class RateLimiter:
             "X-HubSpot-RateLimit-Max": str(self.interval_max),
             "X-HubSpot-RateLimit-Remaining": str(remaining),
         }
+
+
+class SearchLimiter:
+    """The search API's limit: at most `per_second` requests in any rolling second."""
+
+    def __init__(self, per_second: int) -> None:
+        self.per_second = per_second
+        self._window: deque[datetime] = deque()
+
+    def reset(self) -> None:
+        self._window.clear()
+
+    def admit(self, now: datetime) -> bool:
+        """Count the request and admit it, or refuse it (counting nothing) when the second is used up."""
+        while self._window and self._window[0] <= now - timedelta(seconds=1):
+            self._window.popleft()
+        if len(self._window) >= self.per_second:
+            return False
+        self._window.append(now)
+        return True

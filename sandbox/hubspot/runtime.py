@@ -13,7 +13,7 @@ from sandbox.config import SandboxConfig
 from sandbox.hubspot.errors import RatePolicy
 from sandbox.hubspot.events import EventIds, EventSettings, events_for
 from sandbox.hubspot.faults import fault_policy, hubspot_fault_answer
-from sandbox.hubspot.ratelimit import RateLimiter
+from sandbox.hubspot.ratelimit import RateLimiter, SearchLimiter
 from sandbox.hubspot.records import Source
 from sandbox.hubspot.store import HubSpotStore, ObjectChange
 from sandbox.hubspot.time import truncate_ms
@@ -32,6 +32,7 @@ class HubSpotRuntime:
         self._clock = clock
         self.store = HubSpotStore(config.hubspot_portal_id)
         self.limiter = RateLimiter(config.hubspot_rate_limit_max, config.hubspot_daily_limit)
+        self.search_limiter = SearchLimiter(config.hubspot_search_per_s)
         self.event_ids = EventIds()
         self.event_settings = EventSettings(
             portal_id=config.hubspot_portal_id,
@@ -64,6 +65,7 @@ class HubSpotRuntime:
         """Seed data, fresh limits and event ids, no pending or logged webhook deliveries."""
         self.store.reset(self.now())
         self.limiter.reset()
+        self.search_limiter.reset()
         self.event_ids.reset()
         self.webhooks.reset()
 
