@@ -93,10 +93,24 @@ class TrafficMiddleware:
             self._log(scope, body, 429, None)
             return
         self.zoho_in_flight += 1
+        served = False
+
+        def done() -> None:
+            nonlocal served
+            if not served:
+                served = True
+                self.zoho_in_flight -= 1
+
+        async def answer(message: Message) -> None:
+            # The call ends when its answer is complete: free its place before the client can see it.
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                done()
+            await send(message)
+
         try:
-            await self._serve(scope, body, receive, send)
+            await self._serve(scope, body, receive, answer)
         finally:
-            self.zoho_in_flight -= 1
+            done()
 
     async def _serve(self, scope: Scope, body: bytes, receive: Receive, send: Send) -> None:
         decision = self.runtime.faults.decide(scope["method"], scope["path"])
