@@ -34,8 +34,8 @@ operator's sake, though arq builds them.
 |                                         | 10 s, by when they ended               |                             |
 | crmflow:limits:<source>:<account>:search| the same, HubSpot search calls in 1 s  | 70 s from the last call     |
 | crmflow:limits:<source>:<account>:pause | every worker waits while it exists     | the pause (after a 429)     |
-| crmflow:limits:<source>:<account>:      | 429 pauses in a row (Zoho's back-off   | 10 min after the last 429   |
-|   strikes                               | doubles with each)                     |                             |
+| crmflow:limits:<source>:<account>:      | 429 pauses with no success between     | 10 min after the last 429;  |
+|   strikes                               | (Zoho's back-off doubles with each)    | gone at the next success    |
 | crmflow:limits:<source>:<account>:max   | HubSpot's X-HubSpot-RateLimit-Max when | 1 day                       |
 |                                         | below HUBSPOT_REQUESTS_PER_10S         |                             |
 | crmflow:crm-calls:<source>:<YYYY-MM-DD> | hash: CRM calls that day (UTC) by kind,| CRM_CALLS_TTL_S (35 d)      |

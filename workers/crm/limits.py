@@ -17,9 +17,10 @@ account's limit, sends, releases and counts the call by kind, all through Redis 
   appointments spec, and counting them twice is right either way.
 - A 429 pauses every worker of the account (a key with a TTL): HubSpot's by its policy
   (workers/crm/hubspot_models.py), as does an answer saying the daily quota is spent. Zoho documents no
-  Retry-After and no back-off (UNCONFIRMED): crmflow pauses ZOHO_PAUSE_S (2 s; a concurrency 429 clears as
-  soon as calls in flight end), doubling with each further pause within 10 minutes up to 5 minutes (the same
-  429 also means the 24-hour credits are spent); a Retry-After, if Zoho ever sends one, is honoured.
+  Retry-After and no back-off (UNCONFIRMED): crmflow pauses ZOHO_PAUSE_S (1 s; a concurrency 429 clears as
+  soon as calls in flight end), doubling with each further pause while no call succeeds in between, up to
+  5 minutes (the same 429 also means the 24-hour credits are spent, when every call is refused); a
+  Retry-After, if Zoho ever sends one, is honoured.
 - Workers wait for a slot or a pause to end, but at most `max_wait_s` per call: past that the call raises
   CrmRateLimitedError, and the job is retried later without spending a try (workers/jobs.py) instead of
   holding its place in the worker.
@@ -54,7 +55,7 @@ EDITIONS: Mapping[str, int] = {"free": 5, "standard": 10, "professional": 15, "e
 HEAVY_CONCURRENCY = 10  # Zoho's sub-concurrency for heavy calls, "typically 10"
 HEAVY_RECORDS = 10  # writes of more than this many records are heavy
 LEASE_MARGIN_S = 5.0
-ZOHO_PAUSE_S = 2.0
+ZOHO_PAUSE_S = 1.0
 ZOHO_PAUSE_CAP_S = 300.0
 STRIKE_WINDOW_S = 600
 HUBSPOT_WINDOW_MS = 10_000
@@ -93,12 +94,17 @@ return {1, 0}
 """
 )
 
-# KEYS: slots, heavy slots, counts. ARGV: member, kind, 429 (1/0), counts TTL (s).
+# KEYS: slots, heavy slots, counts, strikes. ARGV: member, kind, 429 (1/0), counts TTL (s).
+# An answer other than 429 ends a run of 429s: the next pause starts again from the base.
 _ZOHO_RELEASE = """
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
-if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[3], 'http_429', 1) end
+if ARGV[3] == '1' then
+  redis.call('HINCRBY', KEYS[3], 'http_429', 1)
+else
+  redis.call('DEL', KEYS[4])
+end
 redis.call('EXPIRE', KEYS[3], ARGV[4])
 return 1
 """
@@ -364,7 +370,7 @@ class ZohoLimiter(_Limiter):
             limited = response.status_code == 429
         finally:
             release = self._release(
-                keys=[*slots, self._counts_key()],
+                keys=[*slots, self._counts_key(), self.key("strikes")],
                 args=[member, call_kind(method, path), int(limited), keys.CRM_CALLS_TTL_S],
             )
             await asyncio.shield(release)
