@@ -268,6 +268,8 @@ class _Limiter:
     """What both CRMs' limiters share: waiting within a bound, the shared pause, cutting off overlong calls."""
 
     source: str
+    # A job that found the limiter full is retried after 1 s plus up to this long, at random.
+    full_retry_s: float
 
     def __init__(
         self,
@@ -292,7 +294,12 @@ class _Limiter:
         return keys.crm_calls(self.source, day_of(self._clock()))
 
     async def _wait(self, try_acquire: Callable[[], Awaitable[tuple[int, int]]]) -> None:
-        """Until `try_acquire` admits the call; CrmRateLimitedError once waiting would pass max_wait_s."""
+        """Until `try_acquire` admits the call; CrmRateLimitedError once waiting would pass max_wait_s.
+
+        A pause longer than the time left ends the wait at once (retry when it ends); a full limiter is
+        tried until the time is up, then the job is retried after `FULL_RETRY_S` spread at random, so that
+        deferred jobs do not all come back at the same moment.
+        """
         deadline = time.monotonic() + self._max_wait_s
         poll_s = POLL_MIN_S
         while True:
@@ -300,14 +307,16 @@ class _Limiter:
             if status == 1:
                 return
             wait_s = wait_ms / 1000 if wait_ms > 0 else poll_s * (0.5 + random.random())
-            if time.monotonic() + wait_s > deadline:
-                why = "paused after a 429" if status < 0 else "at its limit"
+            left_s = deadline - time.monotonic()
+            if left_s <= 0 or (status < 0 and wait_s > left_s):
+                paused = status < 0
+                why = "paused after a 429" if paused else "at its limit"
                 raise CrmRateLimitedError(
-                    f"{self.source}: the account's shared limiter is {why}; no slot within {self._max_wait_s:.0f}s",
-                    code="LIMITER_PAUSED" if status < 0 else "LIMITER_FULL",
-                    retry_after_s=max(wait_s, 1.0),
+                    f"{self.source}: the account's shared limiter is {why}; no slot within {self._max_wait_s:.1f}s",
+                    code="LIMITER_PAUSED" if paused else "LIMITER_FULL",
+                    retry_after_s=max(wait_s, 1.0) if paused else 1.0 + random.random() * self.full_retry_s,
                 )
-            await asyncio.sleep(wait_s)
+            await asyncio.sleep(min(wait_s, left_s))
             if wait_ms <= 0:
                 poll_s = min(poll_s * 2, POLL_MAX_S)
 
@@ -331,6 +340,7 @@ class ZohoLimiter(_Limiter):
     """Zoho's concurrency cap (and heavy sub-cap) across every worker process, with crash-safe slots."""
 
     source = "zoho"
+    full_retry_s = 1.0  # slots free as soon as calls end
 
     def __init__(
         self,
@@ -391,6 +401,7 @@ class HubSpotLimiter(_Limiter):
     """HubSpot's rolling 10 s window and the search API's 5 per second, across every worker process."""
 
     source = "hubspot"
+    full_retry_s = 9.0  # spread over the window
 
     def __init__(
         self,
