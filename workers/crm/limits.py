@@ -17,10 +17,10 @@ account's limit, sends, releases and counts the call by kind, all through Redis 
   appointments spec, and counting them twice is right either way.
 - A 429 pauses every worker of the account (a key with a TTL): HubSpot's by its policy
   (workers/crm/hubspot_models.py), as does an answer saying the daily quota is spent. Zoho documents no
-  Retry-After and no back-off (UNCONFIRMED): crmflow pauses ZOHO_PAUSE_S (1 s; a concurrency 429 clears as
-  soon as calls in flight end), doubling with each further pause while no call succeeds in between, up to
-  5 minutes (the same 429 also means the 24-hour credits are spent, when every call is refused); a
-  Retry-After, if Zoho ever sends one, is honoured.
+  Retry-After and no back-off (UNCONFIRMED): crmflow pauses ZOHO_PAUSE_S (0.1 s: a concurrency 429 clears as
+  soon as calls in flight end, and a longer first pause stalls every worker on each stray 429), doubling
+  with each further pause while no call succeeds in between, up to 5 minutes (the same 429 also means the
+  24-hour credits are spent, when every call is refused); a Retry-After, if Zoho ever sends one, is honoured.
 - Workers wait for a slot or a pause to end, but at most `max_wait_s` per call: past that the call raises
   CrmRateLimitedError, and the job is retried later without spending a try (workers/jobs.py) instead of
   holding its place in the worker.
@@ -55,7 +55,7 @@ EDITIONS: Mapping[str, int] = {"free": 5, "standard": 10, "professional": 15, "e
 HEAVY_CONCURRENCY = 10  # Zoho's sub-concurrency for heavy calls, "typically 10"
 HEAVY_RECORDS = 10  # writes of more than this many records are heavy
 LEASE_MARGIN_S = 5.0
-ZOHO_PAUSE_S = 1.0
+ZOHO_PAUSE_S = 0.1
 ZOHO_PAUSE_CAP_S = 300.0
 STRIKE_WINDOW_S = 600
 HUBSPOT_WINDOW_MS = 10_000
