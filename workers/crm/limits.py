@@ -17,10 +17,12 @@ account's limit, sends, releases and counts the call by kind, all through Redis 
   appointments spec, and counting them twice is right either way.
 - A 429 pauses every worker of the account (a key with a TTL): HubSpot's by its policy
   (workers/crm/hubspot_models.py), as does an answer saying the daily quota is spent. Zoho documents no
-  Retry-After and no back-off (UNCONFIRMED): crmflow pauses ZOHO_PAUSE_S (0.1 s: a concurrency 429 clears as
-  soon as calls in flight end, and a longer first pause stalls every worker on each stray 429), doubling
-  with each further pause while no call succeeds in between, up to 5 minutes (the same 429 also means the
-  24-hour credits are spent, when every call is refused); a Retry-After, if Zoho ever sends one, is honoured.
+  Retry-After and no back-off (UNCONFIRMED). A lone 429 sends only its own job back (retried with backoff
+  without spending a try); from the second 429 in a row (no other answer from any worker between them: the
+  limit really is reached) crmflow pauses every worker ZOHO_PAUSE_S (0.1 s: a concurrency 429 clears as soon
+  as calls in flight end), doubling with each further 429 while none succeeds, up to 5 minutes (the same 429
+  also means the 24-hour credits are spent, when every call is refused); a Retry-After, if Zoho ever sends
+  one, is honoured at once.
 - Workers wait for a slot or a pause to end, but at most `max_wait_s` per call: past that the call raises
   CrmRateLimitedError, and the job is retried later without spending a try (workers/jobs.py) instead of
   holding its place in the worker.
@@ -57,6 +59,9 @@ HEAVY_RECORDS = 10  # writes of more than this many records are heavy
 LEASE_MARGIN_S = 5.0
 ZOHO_PAUSE_S = 0.1
 ZOHO_PAUSE_CAP_S = 300.0
+# 429s in a row (no other answer between them, from any worker) before every worker pauses: a lone 429 only
+# sends its own job back (with backoff); a second before anything succeeds means the limit really is reached.
+ZOHO_STRIKES = 2
 STRIKE_WINDOW_S = 600
 HUBSPOT_WINDOW_MS = 10_000
 HUBSPOT_SEARCH_PER_S = 5
@@ -158,9 +163,10 @@ return 1
 """
 )
 
-# KEYS: pause, strikes. ARGV: the wait asked for (ms, 0 = none), base (ms), cap (ms), strike window (s).
-# A pause only ever grows. Without a wait asked for, the pause doubles with each new one within the strike
-# window; a 429 that arrives while a pause is already in force (a call sent before it began) adds no strike.
+# KEYS: pause, strikes. ARGV: the wait asked for (ms, 0 = none), base (ms), cap (ms), strike window (s),
+# strikes before the first pause. A pause only ever grows. Without a wait asked for, a run of 429s with no
+# other answer between them pauses every worker from its ARGV[5]th 429 on, doubling with each one after; a
+# 429 that arrives while a pause is already in force (a call sent before it began) adds no strike.
 _PAUSE = """
 local ms = tonumber(ARGV[1])
 local current = redis.call('PTTL', KEYS[1])
@@ -168,7 +174,8 @@ if ms <= 0 then
   if current > 0 then return current end
   local strikes = redis.call('INCR', KEYS[2])
   redis.call('EXPIRE', KEYS[2], ARGV[4])
-  ms = math.min(tonumber(ARGV[2]) * 2 ^ (strikes - 1), tonumber(ARGV[3]))
+  if strikes < tonumber(ARGV[5]) then return 0 end
+  ms = math.min(tonumber(ARGV[2]) * 2 ^ (strikes - tonumber(ARGV[5])), tonumber(ARGV[3]))
 end
 ms = math.floor(ms)
 if current < ms then redis.call('SET', KEYS[1], '1', 'PX', ms) end
@@ -320,9 +327,10 @@ class _Limiter:
             if wait_ms <= 0:
                 poll_s = min(poll_s * 2, POLL_MAX_S)
 
-    async def pause(self, wait_s: float | None, *, base_s: float, cap_s: float) -> float:
-        """Pause every worker of the account for `wait_s` (or the doubling back-off from base_s); the pause in force."""
-        args = [int((wait_s or 0) * 1000), int(base_s * 1000), int(cap_s * 1000), STRIKE_WINDOW_S]
+    async def pause(self, wait_s: float | None, *, base_s: float, cap_s: float, after_strikes: int = 1) -> float:
+        """Pause every worker of the account for `wait_s`, or without one, from the `after_strikes`th 429 in a row
+        on, for the doubling back-off from base_s; the pause in force (0: none)."""
+        args = [int((wait_s or 0) * 1000), int(base_s * 1000), int(cap_s * 1000), STRIKE_WINDOW_S, after_strikes]
         ms = await self._pause_script(keys=[self.key("pause"), self.key("strikes")], args=args)
         return int(ms) / 1000
 
@@ -385,7 +393,9 @@ class ZohoLimiter(_Limiter):
             )
             await asyncio.shield(release)
         if limited:
-            await self.pause(_retry_after(response), base_s=ZOHO_PAUSE_S, cap_s=ZOHO_PAUSE_CAP_S)
+            await self.pause(
+                _retry_after(response), base_s=ZOHO_PAUSE_S, cap_s=ZOHO_PAUSE_CAP_S, after_strikes=ZOHO_STRIKES
+            )
         return response
 
 

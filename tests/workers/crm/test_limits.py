@@ -154,34 +154,43 @@ async def test_waiting_is_bounded_and_asks_for_a_retry(redis: ArqRedis) -> None:
     await held
 
 
-async def test_a_zoho_429_pauses_every_worker_and_the_back_off_doubles(connections: list[ArqRedis]) -> None:
+async def test_a_lone_zoho_429_pauses_nobody_but_a_run_of_them_pauses_every_worker(
+    connections: list[ArqRedis],
+) -> None:
     first, second = zoho(connections[0], 5), zoho(connections[1], 5, max_wait_s=0.01)
     refused, fine = InFlight(status=429), InFlight()
     pause = first.key("pause")
 
-    answer = await first.call("GET", "/crm/v7/Appointments__s/1", refused.request())
+    # A stray 429 (one call refused among successes) sends back only its own job.
+    assert (await first.call("GET", "/crm/v7/Appointments__s/1", refused.request())).status_code == 429
+    assert await connections[2].pttl(pause) == -2
+    await second.call("GET", "/crm/v7/Appointments__s/2", fine.request())
+    assert (await first.call("GET", "/crm/v7/Appointments__s/1", refused.request())).status_code == 429
+    assert await connections[2].pttl(pause) == -2
 
-    assert answer.status_code == 429
+    # A second 429 before anything succeeds: the limit is reached, every worker pauses.
+    await first.call("GET", "/crm/v7/Appointments__s/1", refused.request())
     assert 50 < await connections[2].pttl(pause) <= 100
     with pytest.raises(CrmRateLimitedError) as raised:
         await second.call("GET", "/crm/v7/Appointments__s/2", fine.request())
     assert raised.value.code == "LIMITER_PAUSED"
-    assert fine.total == 0  # nothing spent on a certain 429
+    assert fine.total == 1  # nothing spent on a certain 429
 
     await connections[2].delete(pause)  # the pause is over; Zoho refuses again: the pause doubles
     await first.call("GET", "/crm/v7/Appointments__s/1", refused.request())
     assert 150 < await connections[2].pttl(pause) <= 200
 
-    await connections[2].delete(pause)  # a call succeeds: the next 429 pauses from the base again
+    await connections[2].delete(pause)  # a call succeeds: the run of 429s is over
     await first.call("GET", "/crm/v7/Appointments__s/1", fine.request())
     await first.call("GET", "/crm/v7/Appointments__s/1", refused.request())
-    assert 50 < await connections[2].pttl(pause) <= 100
+    assert await connections[2].pttl(pause) == -2
 
 
 async def test_a_429_during_a_pause_does_not_lengthen_it(redis: ArqRedis) -> None:
     gate = zoho(redis, 5)
-    assert await gate.pause(None, base_s=2, cap_s=300) == 2
-    assert await gate.pause(None, base_s=2, cap_s=300) <= 2  # a call sent before the pause began
+    assert await gate.pause(None, base_s=2, cap_s=300, after_strikes=2) == 0  # a lone 429
+    assert await gate.pause(None, base_s=2, cap_s=300, after_strikes=2) == 2
+    assert await gate.pause(None, base_s=2, cap_s=300, after_strikes=2) <= 2  # a call sent before the pause began
 
 
 def hubspot(redis: ArqRedis, per_10s: int, max_wait_s: float = 0.2) -> HubSpotLimiter:
