@@ -26,6 +26,13 @@ event beyond the record, and how a folded event keeps it:
 - channel_id only travels into dead letters; the queued job keeps its own.
 - replays (`replay` > 0, `crmflow dlq replay`) are never folded and set no marker: the operator asked for
   that very job.
+- sweep events (`origin` "sweep") are never folded and set no marker: their job checks the fetched record
+  against the modified time the CRM listed, and reads a first-seen record against the sweep's window
+  (`since_ms`), which a notification's job does not; a sweep event for a record whose notification job is
+  queued simply gets its own job, which finds nothing left to do or does what the other did not.
+- A job that has started but not yet claimed its marker (it waits for the record's lock) keeps what was
+  folded into it: a new job for the record moves the marker's additions to the started job's coalesced key
+  before taking the marker over.
 - A marker whose job has started (arq's in-progress key), or is gone, is replaced by the new job's.
 
 What folding cannot cover is a CRM whose reads lag behind its notifications and return a state between the
@@ -55,16 +62,17 @@ ENQUEUE_CHUNK = 1000  # well under Lua's limit of about 8,000 values unpacked in
 # arq's default: a job not started within a day of being due is dropped (workers give up well before).
 JOB_EXPIRY_MS = 86_400_000
 
-# KEYS[1]: the queue. ARGV[1..6]: job key prefix, result key prefix, expiry (ms), score (ms), in-progress key
-# prefix, counts TTL (s); then per job: id, job, marker ("" = never coalesced), notified_at_ms, changed
-# fields (a JSON array), counts key. For each job, as arq's enqueue_job does: skip it when its result is still
-# kept or it is already queued; else fold it into the record's queued job when the marker names one that has
-# not started; else write it (and, with a marker, make it the record's queued job); then add the new ids to
-# the queue in one ZADD. One script, so all of it at once. Returns one flag per job: 1 queued, 0 duplicate,
-# 2 coalesced.
+# KEYS[1]: the queue. ARGV[1..7]: job key prefix, result key prefix, expiry (ms), score (ms), in-progress key
+# prefix, counts TTL (s), coalesced key prefix; then per job: id, job, marker ("" = never coalesced),
+# notified_at_ms, changed fields (a JSON array), counts key. For each job, as arq's enqueue_job does: skip it
+# when its result is still kept or it is already queued; else fold it into the record's queued job when the
+# marker names one that has not started; else write it (and, with a marker, make it the record's queued job:
+# what was folded into a job that has started but not yet claimed its marker moves to that job's coalesced
+# key, where its claim finds it); then add the new ids to the queue in one ZADD. One script, so all of it at
+# once. Returns one flag per job: 1 queued, 0 duplicate, 2 coalesced.
 _ENQUEUE = """
 local queued, flags = {}, {}
-for i = 7, #ARGV, 6 do
+for i = 8, #ARGV, 6 do
   local id, job, marker, at, fields, counts = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
   local flag = 0
   if redis.call('EXISTS', ARGV[2] .. id) == 0 and redis.call('EXISTS', ARGV[1] .. id) == 0 then
@@ -85,6 +93,22 @@ for i = 7, #ARGV, 6 do
       queued[#queued + 1] = ARGV[4]
       queued[#queued + 1] = id
       if marker ~= '' then
+        if into and redis.call('HEXISTS', marker, 'coalesced') == 1 and redis.call('EXISTS', ARGV[5] .. into) == 1 then
+          local target, folded = ARGV[7] .. into, redis.call('HGETALL', marker)
+          for j = 1, #folded, 2 do
+            local name, value = folded[j], folded[j + 1]
+            if name == 'at' then
+              if tonumber(value) > tonumber(redis.call('HGET', target, 'at') or '0') then
+                redis.call('HSET', target, 'at', value)
+              end
+            elseif name == 'coalesced' then
+              redis.call('HINCRBY', target, 'coalesced', value)
+            elseif name ~= 'job' then
+              redis.call('HSET', target, name, value)
+            end
+          end
+          redis.call('PEXPIRE', target, ARGV[3])
+        end
         redis.call('DEL', marker)
         redis.call('HSET', marker, 'job', id, 'at', at)
         redis.call('PEXPIRE', marker, ARGV[3])
@@ -146,8 +170,8 @@ class Job:
 
 
 def coalescing(event: ChangeEvent, now_ms: int) -> Coalesce | None:
-    """How `event` may be folded into a queued job for its record (None: never; deletes and replays). Pure."""
-    if event.operation == "delete" or event.replay:
+    """How `event` may be folded into a queued job for its record (None: never; deletes, replays and sweeps). Pure."""
+    if event.operation == "delete" or event.replay or event.origin == "sweep":
         return None
     return Coalesce(
         marker=keys.queued_marker(event.source, event.module, event.record_id),
@@ -172,6 +196,7 @@ def job_arguments(jobs: list[Job], now_ms: int) -> list[str | bytes | int]:
         now_ms,
         keys.ARQ_IN_PROGRESS_PREFIX,
         keys.CRM_CALLS_TTL_S,
+        keys.coalesced(""),
     ]
     for job in jobs:
         args += [job.id, serialize_job(job.function, job.args, {}, None, now_ms, serializer=dumps)]

@@ -89,6 +89,30 @@ async def test_a_job_arq_has_picked_up_takes_nothing_more(redis: ArqRedis) -> No
     assert (await claim_coalesced(redis, queued, queued.job_id())) == queued  # the marker is the new job's now
 
 
+async def test_what_was_folded_into_a_started_job_is_kept_when_a_new_job_takes_the_marker(redis: ArqRedis) -> None:
+    # arq has started the job, which waits for the record's lock and has not claimed its marker yet.
+    queued = change(1000, "Status")
+    await enqueue_events(redis, [queued, change(3000, "Appointment_Start_Time")])
+    await redis.set(keys.ARQ_IN_PROGRESS_PREFIX + queued.job_id(), b"1")
+
+    later = await enqueue_events(redis, [change(4000, "Location")])
+    notified = await claim_coalesced(redis, queued, queued.job_id())
+
+    assert later.queued == 1
+    assert (notified.notified_at_ms, set(notified.changed_fields)) == (3000, {"Status", "Appointment_Start_Time"})
+
+
+async def test_sweep_events_are_never_coalesced(redis: ArqRedis) -> None:
+    # A sweep's job checks its read against the listed time and the window; a notification's job would not.
+    await enqueue_events(redis, [change(1000, "Status")])
+    swept = change(2000).model_copy(update={"origin": "sweep", "since_ms": 500, "channel_id": None})
+
+    outcome = await enqueue_events(redis, [swept])
+
+    assert (outcome.queued, outcome.coalesced) == (1, 0)
+    assert sorted(e.get("origin", "notification") for e in await queued_events(redis)) == ["notification", "sweep"]
+
+
 async def test_deletes_and_replays_are_never_coalesced(redis: ArqRedis) -> None:
     await enqueue_events(redis, [change(1000, "Status")])
 

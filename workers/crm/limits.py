@@ -24,8 +24,9 @@ account's limit, sends, releases and counts the call by kind, all through Redis 
   also means the 24-hour credits are spent, when every call is refused); a Retry-After, if Zoho ever sends
   one, is honoured at once.
 - Workers wait for a slot or a pause to end, but at most `max_wait_s` per call: past that the call raises
-  CrmRateLimitedError, and the job is retried later without spending a try (workers/jobs.py) instead of
-  holding its place in the worker.
+  CrmNotSentError (a CrmRateLimitedError), and the job is retried later without spending a try
+  (workers/jobs.py) instead of holding its place in the worker; a ledger entry made for the write that was
+  never sent is dropped (workers/ledger.py), so the retry need not look in the CRM first.
 
 Counts (`crm_calls`): a hash per source and UTC day, fields read, write, token, search, watch (calls by
 kind), http_429 (answers that were 429) and coalesced (events folded into a queued job, workers/queue.py).
@@ -47,7 +48,7 @@ from redis.asyncio import Redis
 from workers import keys
 from workers.crm.hubspot_models import DAILY_WAIT_S, rate_limit_wait_s
 from workers.crm.responses import body_of
-from workers.errors import CrmRateLimitedError, CrmTransientError
+from workers.errors import CrmNotSentError, CrmTransientError
 
 Kind = Literal["read", "write", "token", "search", "watch"]
 KINDS: tuple[Kind, ...] = ("read", "write", "token", "search", "watch")
@@ -318,7 +319,7 @@ class _Limiter:
             if left_s <= 0 or (status < 0 and wait_s > left_s):
                 paused = status < 0
                 why = "paused after a 429" if paused else "at its limit"
-                raise CrmRateLimitedError(
+                raise CrmNotSentError(
                     f"{self.source}: the account's shared limiter is {why}; no slot within {self._max_wait_s:.1f}s",
                     code="LIMITER_PAUSED" if paused else "LIMITER_FULL",
                     retry_after_s=max(wait_s, 1.0) if paused else 1.0 + random.random() * self.full_retry_s,
