@@ -9,6 +9,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from workers.crm.limits import edition_concurrency
 
+# Zoho CRM editions, whose concurrency caps workers/crm/limits.py knows.
+Edition = Literal["free", "standard", "professional", "enterprise", "ultimate"]
+
 _ZOHO = ("ZOHO_CLIENT_ID", "ZOHO_CLIENT_SECRET", "ZOHO_REFRESH_TOKEN")
 
 
@@ -49,9 +52,7 @@ class WorkerConfig(BaseSettings):
 
     # CRM limits shared by every worker process (workers/crm/limits.py): Zoho's concurrency cap per org
     # (unset: by ZOHO_EDITION, whose caps docs/zoho-crm.md lists) and HubSpot's requests per ten-second window.
-    zoho_edition: Literal["free", "standard", "professional", "enterprise", "ultimate"] = Field(
-        default="professional", validation_alias="ZOHO_EDITION"
-    )
+    zoho_edition: Edition = Field(default="professional", validation_alias="ZOHO_EDITION")
     zoho_max_concurrency: int | None = Field(default=None, ge=1, le=100, validation_alias="ZOHO_MAX_CONCURRENCY")
     hubspot_requests_per_10s: int = Field(default=100, ge=1, le=1000, validation_alias="HUBSPOT_REQUESTS_PER_10S")
 
