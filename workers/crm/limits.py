@@ -17,8 +17,8 @@ account's limit, sends, releases and counts the call by kind, all through Redis 
   appointments spec, and counting them twice is right either way.
 - A 429 pauses every worker of the account (a key with a TTL): HubSpot's by its policy
   (workers/crm/hubspot_models.py), as does an answer saying the daily quota is spent. Zoho documents no
-  Retry-After and no back-off (UNCONFIRMED). A lone 429 sends only its own job back (retried with backoff
-  without spending a try); from the second 429 in a row (no other answer from any worker between them: the
+  Retry-After and no back-off (UNCONFIRMED). A lone 429 sends only its own job back (retried with backoff,
+  as any transient failure); from the second 429 in a row (no other answer from any worker between them: the
   limit really is reached) crmflow pauses every worker ZOHO_PAUSE_S (0.1 s: a concurrency 429 clears as soon
   as calls in flight end), doubling with each further 429 while none succeeds, up to 5 minutes (the same 429
   also means the 24-hour credits are spent, when every call is refused); a Retry-After, if Zoho ever sends
@@ -61,7 +61,7 @@ LEASE_MARGIN_S = 5.0
 ZOHO_PAUSE_S = 0.1
 ZOHO_PAUSE_CAP_S = 300.0
 # 429s in a row (no other answer between them, from any worker) before every worker pauses: a lone 429 only
-# sends its own job back (with backoff); a second before anything succeeds means the limit really is reached.
+# sends its own job back (retried with backoff); a second before anything succeeds means the limit is reached.
 ZOHO_STRIKES = 2
 STRIKE_WINDOW_S = 600
 HUBSPOT_WINDOW_MS = 10_000
