@@ -23,10 +23,12 @@ account's limit, sends, releases and counts the call by kind, all through Redis 
   as calls in flight end), doubling with each further 429 while none succeeds, up to 5 minutes (the same 429
   also means the 24-hour credits are spent, when every call is refused); a Retry-After, if Zoho ever sends
   one, is honoured at once.
-- Workers wait for a slot or a pause to end, but at most `max_wait_s` per call: past that the call raises
-  CrmNotSentError (a CrmRateLimitedError), and the job is retried later without spending a try
-  (workers/jobs.py) instead of holding its place in the worker; a ledger entry made for the write that was
-  never sent is dropped (workers/ledger.py), so the retry need not look in the CRM first.
+- Workers wait for a slot or a pause to end only briefly: at most HOLD_S for room the limiter knows comes
+  later (HubSpot's window, a pause), at most `max_wait_s` for Zoho's slots to free; past that the call raises
+  CrmNotSentError (a CrmRateLimitedError), and the job is retried when the room comes, without spending a try
+  (workers/jobs.py), instead of holding its place in the worker (where it would starve the other CRM's
+  jobs); a ledger entry made for the write that was never sent is dropped (workers/ledger.py), so the retry
+  need not look in the CRM first.
 
 Counts (`crm_calls`): a hash per source and UTC day, fields read, write, token, search, watch (calls by
 kind), http_429 (answers that were 429) and coalesced (events folded into a queued job, workers/queue.py).
@@ -68,6 +70,8 @@ HUBSPOT_WINDOW_MS = 10_000
 HUBSPOT_SEARCH_PER_S = 5
 MAX_SEEN_TTL_S = 86_400
 # How often a waiting call looks again while every slot is taken: from POLL_MIN_S, doubling up to POLL_MAX_S.
+# A known wait for room (HubSpot's window, a pause) longer than this sends the job back to the queue instead.
+HOLD_S = 0.25
 POLL_MIN_S = 0.005
 POLL_MAX_S = 0.05
 
@@ -302,11 +306,13 @@ class _Limiter:
         return keys.crm_calls(self.source, day_of(self._clock()))
 
     async def _wait(self, try_acquire: Callable[[], Awaitable[tuple[int, int]]]) -> None:
-        """Until `try_acquire` admits the call; CrmRateLimitedError once waiting would pass max_wait_s.
+        """Until `try_acquire` admits the call; CrmNotSentError when room would come too late for this job.
 
-        A pause longer than the time left ends the wait at once (retry when it ends); a full limiter is
-        tried until the time is up, then the job is retried after `FULL_RETRY_S` spread at random, so that
-        deferred jobs do not all come back at the same moment.
+        Room that the limiter says comes later than HOLD_S (HubSpot's window, a pause) is not waited for in
+        the worker: the job goes back to the queue at once, due when the room comes (spread at random over
+        `full_retry_s`, so that deferred jobs do not all come back at the same moment), and gives its place
+        in the worker to jobs of other CRMs, which a wait here would starve. Room that comes as calls end
+        (Zoho's slots: no known time) is polled for up to `max_wait_s`, then the job goes back the same way.
         """
         deadline = time.monotonic() + self._max_wait_s
         poll_s = POLL_MIN_S
@@ -316,13 +322,15 @@ class _Limiter:
                 return
             wait_s = wait_ms / 1000 if wait_ms > 0 else poll_s * (0.5 + random.random())
             left_s = deadline - time.monotonic()
-            if left_s <= 0 or (status < 0 and wait_s > left_s):
+            if left_s <= 0 or (wait_ms > 0 and wait_s > min(HOLD_S, left_s)):
                 paused = status < 0
                 why = "paused after a 429" if paused else "at its limit"
+                known = wait_s if wait_ms > 0 else 0.0
                 raise CrmNotSentError(
-                    f"{self.source}: the account's shared limiter is {why}; no slot within {self._max_wait_s:.1f}s",
+                    f"{self.source}: the account's shared limiter is {why}; room in {known:.1f}s at the soonest",
                     code="LIMITER_PAUSED" if paused else "LIMITER_FULL",
-                    retry_after_s=max(wait_s, 1.0) if paused else 1.0 + random.random() * self.full_retry_s,
+                    # Known: when the room comes. Unknown (slots free as calls end): a second, spread at random.
+                    retry_after_s=(known or 1.0) + (0.0 if paused else random.random() * self.full_retry_s),
                 )
             await asyncio.sleep(min(wait_s, left_s))
             if wait_ms <= 0:
