@@ -1,4 +1,4 @@
-"""The `crmflow` command: receiver, worker, sweep, rules, dlq, zoho; sandbox and demo come from sandbox.cli.
+"""The `crmflow` command: receiver, worker, sweep, rules, dlq, zoho, crm-calls; sandbox and demo: sandbox.cli.
 
 The only place crmflow's settings are read. The sandbox and demo commands live with the sandbox (sandbox/cli.py),
 so that no product module imports it: the group imports them only when one of them is run or listed.
@@ -224,6 +224,25 @@ def _add_zoho_commands() -> None:
 
 
 _add_zoho_commands()
+
+
+@main.command("crm-calls")
+@click.option("--days", default=1, show_default=True, type=click.IntRange(1, 35), help="Today and the days before.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per day and source.")
+def crm_calls(days: int, as_json: bool) -> None:
+    """CRM API calls per UTC day and kind (read, write, token, search, watch), 429s and coalesced notifications."""
+    from redis.exceptions import RedisError
+
+    from crmflow.crm_calls import report
+
+    try:
+        settings = load_settings(DlqSettings)
+    except SettingsError as exc:
+        _fail("invalid configuration", str(exc))
+    try:
+        click.echo(report(settings.redis_url, days=days, as_json=as_json))
+    except (RedisError, OSError) as exc:
+        _fail(f"Redis at {_redacted(settings.redis_url)} failed", f"{type(exc).__name__}: {exc}")
 
 
 def _redacted(url: str) -> str:

@@ -25,13 +25,19 @@ from redis.exceptions import RedisError
 from workers import config
 from workers.channel_upkeep import SCOPE, ChannelFailures, Failure, keep_channels, subscribe
 from workers.channels import RENEW_WITHIN, Outcome, Wanted, shown_url, time_left
+from workers.config import Edition
+from workers.crm.limits import edition_concurrency
 from workers.crm.zoho import ZohoClient
-from workers.crm.zoho_auth import ZohoTokens
 from workers.crm.zoho_watch_models import WatchChannel
 from workers.errors import CrmError
+from workers.sources.zoho import zoho_client
 
 T = TypeVar("T")
 _ZOHO = ("ZOHO_CLIENT_ID", "ZOHO_CLIENT_SECRET", "ZOHO_REFRESH_TOKEN")
+
+
+# How long a command's Zoho call may wait for the org's shared limiter (workers/crm/limits.py).
+COMMAND_WAIT_S = 30.0
 
 
 class ZohoSettings(BaseSettings):
@@ -50,6 +56,9 @@ class ZohoSettings(BaseSettings):
     zoho_channel_ids: Annotated[tuple[str, ...], NoDecode] = Field(default=(), validation_alias="ZOHO_CHANNEL_IDS")
     zoho_notify_token: SecretStr | None = Field(default=None, validation_alias="ZOHO_NOTIFY_TOKEN")
     http_timeout_s: float = Field(default=10.0, gt=0, le=120, validation_alias="CRM_HTTP_TIMEOUT_S")
+    # The org's concurrency cap, which these commands share with the workers (workers/crm/limits.py).
+    zoho_edition: Edition = Field(default="professional", validation_alias="ZOHO_EDITION")
+    zoho_max_concurrency: int | None = Field(default=None, ge=1, le=100, validation_alias="ZOHO_MAX_CONCURRENCY")
 
     # The same checks as the worker's (workers/config.py), so that a value one accepts the other accepts.
     @field_validator("zoho_api_domain", "zoho_accounts_url")
@@ -127,16 +136,19 @@ async def _session(settings: ZohoSettings, work: Callable[[Session], Awaitable[T
     redis: Redis = Redis.from_url(settings.redis_url)
     try:
         async with httpx.AsyncClient(timeout=httpx.Timeout(settings.http_timeout_s, connect=5.0)) as http:
-            tokens = ZohoTokens(
+            client = zoho_client(
                 redis,
                 http,
+                api_domain=settings.zoho_api_domain,
                 accounts_url=settings.zoho_accounts_url,
                 client_id=settings.zoho_client_id,
                 client_secret=settings.zoho_client_secret,
                 refresh_token=settings.zoho_refresh_token,
-                request_timeout_s=settings.http_timeout_s,
+                http_timeout_s=settings.http_timeout_s,
+                concurrency=settings.zoho_max_concurrency or edition_concurrency(settings.zoho_edition),
+                # A command may wait longer than a job for a slot: nothing else is held meanwhile.
+                max_wait_s=COMMAND_WAIT_S,
             )
-            client = ZohoClient(http, api_domain=settings.zoho_api_domain, tokens=tokens)
             return await work(Session(client, ChannelFailures(redis)))
     finally:
         await redis.aclose()

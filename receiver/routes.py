@@ -107,15 +107,17 @@ async def zoho_webhook(request: Request) -> Response:
     result = await enqueue_events(state.redis, events)
     ignored = len(set(notification.ids)) - len(events)
     logger.info(
-        "zoho %s %s: %d queued, %d duplicate, %d ignored (channel %s)",
+        "zoho %s %s: %d queued, %d coalesced, %d duplicate, %d ignored (channel %s)",
         notification.module,
         notification.operation,
         result.queued,
+        result.coalesced,
         result.duplicates,
         ignored,
         notification.channel_id,
     )
-    return _accepted(result.queued, result.duplicates, ignored)
+    # An event folded into its record's queued job is accepted and will be fetched: queued, for the sender.
+    return _accepted(result.queued + result.coalesced, result.duplicates, ignored)
 
 
 def public_uri(request: Request, base_url: str) -> str:
@@ -163,9 +165,14 @@ async def hubspot_webhook(request: Request) -> Response:
     duplicates = served_events - len(fresh_keys) + result.duplicates
     ignored = len(events) - served_events
     logger.info(
-        "hubspot batch of %d: %d queued, %d duplicate, %d ignored", len(events), result.queued, duplicates, ignored
+        "hubspot batch of %d: %d queued, %d coalesced, %d duplicate, %d ignored",
+        len(events),
+        result.queued,
+        result.coalesced,
+        duplicates,
+        ignored,
     )
-    return _accepted(result.queued, duplicates, ignored)
+    return _accepted(result.queued + result.coalesced, duplicates, ignored)
 
 
 async def healthz(request: Request) -> Response:

@@ -33,6 +33,28 @@ def _fail(title: str, message: str, code: int = 2) -> NoReturn:
 @click.option(
     "--hubspot-webhook-url", envvar="SANDBOX_HUBSPOT_WEBHOOK_URL", help="Where to POST signed HubSpot webhook batches."
 )
+@click.option(
+    "--zoho-max-concurrency",
+    envvar="SANDBOX_ZOHO_MAX_CONCURRENCY",
+    type=click.IntRange(min=1),
+    help="Answer 429 TOO_MANY_REQUESTS beyond this many Zoho API calls at once (default: no cap).",
+)
+@click.option(
+    "--hubspot-requests-per-10s",
+    envvar="SANDBOX_HUBSPOT_REQUESTS_PER_10S",
+    type=click.IntRange(min=1),
+    default=190,
+    show_default=True,
+    help="HubSpot's rolling 10-second window (429 TEN_SECONDLY_ROLLING beyond it).",
+)
+@click.option(
+    "--hubspot-search-per-s",
+    envvar="SANDBOX_HUBSPOT_SEARCH_PER_S",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="HubSpot search requests per rolling second (429 with the secondly body beyond it).",
+)
 def sandbox(
     host: str,
     port: int,
@@ -41,6 +63,9 @@ def sandbox(
     channel_id: str,
     auto_history: bool,
     hubspot_webhook_url: str | None,
+    zoho_max_concurrency: int | None,
+    hubspot_requests_per_10s: int,
+    hubspot_search_per_s: int,
 ) -> None:
     """Run the local Zoho CRM and HubSpot emulator that tests and the demo use."""
     from sandbox.app import create_app
@@ -52,6 +77,9 @@ def sandbox(
         channel_id=channel_id,
         auto_history=auto_history,
         hubspot_webhook_url=hubspot_webhook_url,
+        zoho_max_concurrency=zoho_max_concurrency,
+        hubspot_rate_limit_max=hubspot_requests_per_10s,
+        hubspot_search_per_s=hubspot_search_per_s,
     )
     logger.info(
         "sandbox: Zoho and HubSpot at http://%s:%d; Zoho notifications to %s, HubSpot webhooks to %s",

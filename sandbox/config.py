@@ -24,6 +24,9 @@ class SandboxConfig:
     timezone_offset: the UTC offset ("+05:30", "-08:00", "+00:00") in which the sandbox renders every
         datetime, as Zoho renders them in the API user's time zone.
     fault_seed: seed of the random generator behind probabilistic faults; reset re-seeds it.
+    zoho_max_concurrency: when set, at most this many Zoho API calls (/crm/v7/...) are served at once, as
+        Zoho's per-org concurrency cap (docs/zoho-crm.md, "Errors and limits"): one more is answered 429
+        TOO_MANY_REQUESTS at once. A fault's delay_ms counts as time being served. None: no cap.
     auto_history: when true, a reschedule of an appointment that had already been rescheduled moves the
         previous reschedule's details into a new Appointments_Rescheduled_History__s row, keeping the 20
         most recent rows per appointment. Whether Zoho does this is UNCONFIRMED, so it is off by default;
@@ -70,6 +73,7 @@ class SandboxConfig:
     auto_history: bool = False
     zoho_token_with_page: bool = False
     webhooks_enabled: bool = True
+    zoho_max_concurrency: int | None = None
     hubspot_access_token: str = "sandbox-hubspot-token"
     hubspot_client_secret: str = "sandbox-hubspot-client-secret"
     hubspot_webhook_url: str | None = None
@@ -79,8 +83,8 @@ class SandboxConfig:
     hubspot_retry_delays_s: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 60.0, 120.0, 300.0, 600.0)
     hubspot_webhook_timeout_s: float = 5.0
     hubspot_rate_limit_max: int = 190
-    hubspot_daily_limit: int = 1_000_000
     hubspot_search_per_s: int = 5
+    hubspot_daily_limit: int = 1_000_000
     hubspot_webhook_datetime_format: Literal["epoch_ms", "iso"] = "epoch_ms"
     hubspot_creation_property_events: bool = True
 
@@ -88,6 +92,8 @@ class SandboxConfig:
         parse_offset(self.timezone_offset)
         if self.notify_token is not None and len(self.notify_token) > 50:
             raise ValueError("notify_token: Zoho allows at most 50 characters")
+        if self.zoho_max_concurrency is not None and self.zoho_max_concurrency < 1:
+            raise ValueError("zoho_max_concurrency must be at least 1 (or None for no cap)")
         if not self.channel_id.isdigit():
             raise ValueError("channel_id: Zoho channel ids are numeric (long)")
         self._check_hubspot()

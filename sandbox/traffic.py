@@ -1,4 +1,5 @@
-"""ASGI middleware on the CRM paths (/crm/ for Zoho and HubSpot, /oauth/): applies the fault plan, logs requests."""
+"""ASGI middleware on the CRM paths (/crm/ for Zoho and HubSpot, /oauth/): Zoho's concurrency cap, the fault plan,
+the request log."""
 
 from __future__ import annotations
 
@@ -64,18 +65,54 @@ def _logged_body(path: str, method: str, body: bytes) -> Any:
         return body.decode("utf-8", errors="replace")
 
 
+def _is_zoho_api(path: str) -> bool:
+    return path.startswith("/crm/") and not is_hubspot_path(path)
+
+
 class TrafficMiddleware:
-    """Faults first (delay, then error or lost answer), then the request log entry."""
+    """Zoho's concurrency cap first (a 429 at once), then faults (delay, then error or lost answer), then the
+    request log entry. A call holds its place under the cap until it is answered, its fault delay included."""
 
     def __init__(self, app: ASGIApp, runtime: SandboxRuntime) -> None:
         self.app = app
         self.runtime = runtime
+        self.zoho_in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not applies_to(scope["path"]):
             await self.app(scope, receive, send)
             return
         body = await _read_body(receive)
+        cap = self.runtime.config.zoho_max_concurrency
+        if cap is None or not _is_zoho_api(scope["path"]):
+            await self._serve(scope, body, receive, send)
+            return
+        if self.zoho_in_flight >= cap:
+            content, media_type = fault_answer(429, None)  # Zoho's TOO_MANY_REQUESTS
+            await Response(content, 429, media_type=media_type)(scope, receive, send)
+            self._log(scope, body, 429, None)
+            return
+        self.zoho_in_flight += 1
+        served = False
+
+        def done() -> None:
+            nonlocal served
+            if not served:
+                served = True
+                self.zoho_in_flight -= 1
+
+        async def answer(message: Message) -> None:
+            # The call ends when its answer is complete: free its place before the client can see it.
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                done()
+            await send(message)
+
+        try:
+            await self._serve(scope, body, receive, answer)
+        finally:
+            done()
+
+    async def _serve(self, scope: Scope, body: bytes, receive: Receive, send: Send) -> None:
         decision = self.runtime.faults.decide(scope["method"], scope["path"])
         if decision is not None and decision.delay_ms:
             await asyncio.sleep(decision.delay_ms / 1000)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.processes import REPO, crmflow_env
@@ -151,8 +154,11 @@ def test_help_lists_the_commands_that_live_with_the_sandbox(tmp_path: Path) -> N
     sandbox = crmflow("sandbox", "--help", cwd=tmp_path)
 
     assert done.returncode == sandbox.returncode == 0, done.stderr + sandbox.stderr
-    assert "  demo      Run receiver, worker and sandbox on loopback, reschedule an..." in done.stdout
-    assert "  sandbox   Run the local Zoho CRM and HubSpot emulator that tests and..." in done.stdout
+    # Click pads the names to the longest command's, so any number of spaces.
+    assert re.search(r"^  demo +Run receiver, worker and sandbox on loopback, reschedule an\.\.\.$", done.stdout, re.M)
+    assert re.search(
+        r"^  sandbox +Run the local Zoho CRM and HubSpot emulator that tests and\.\.\.$", done.stdout, re.M
+    )
     for option in ("--notify-url", "--notify-token", "--channel-id", "--auto-history", "--hubspot-webhook-url"):
         assert option in sandbox.stdout
 
@@ -201,4 +207,25 @@ def test_without_the_sandbox_its_commands_fail_with_one_line(tmp_path: Path) -> 
         (line,) = done.stderr.splitlines()
         assert line.startswith(f"crmflow: `crmflow {args[0]}` is not available: sandbox.cli cannot be imported (")
     assert listing.returncode == 0
-    assert "  sandbox   Not available: sandbox.cli cannot be imported." in listing.stdout
+    assert re.search(r"^  sandbox +Not available: sandbox\.cli cannot be imported\.$", listing.stdout, re.M)
+
+
+@pytest.mark.slow
+def test_crm_calls_shows_today_s_counts_and_names_a_redis_that_fails(tmp_path: Path, redis_url: str) -> None:
+    import redis
+
+    from workers import keys
+    from workers.crm.limits import day_of
+
+    store = redis.Redis.from_url(redis_url)
+    store.flushdb()
+    store.hset(keys.crm_calls("zoho", day_of(time.time())), mapping={"read": 3, "coalesced": 2})
+
+    done = crmflow("crm-calls", "--json", cwd=tmp_path, REDIS_URL=redis_url)
+    down = crmflow("crm-calls", cwd=tmp_path, REDIS_URL="redis://127.0.0.1:1/0")
+
+    assert done.returncode == 0, done.stderr
+    zoho = orjson.loads(done.stdout.splitlines()[0])
+    assert (zoho["source"], zoho["read"], zoho["coalesced"], zoho["write"]) == ("zoho", 3, 2, 0)
+    assert down.returncode == 2
+    assert down.stderr.startswith("crmflow: Redis at redis://127.0.0.1:1/0 failed")

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from workers.crm.limits import edition_concurrency
+
+# Zoho CRM editions, whose concurrency caps workers/crm/limits.py knows.
+Edition = Literal["free", "standard", "professional", "enterprise", "ultimate"]
 
 _ZOHO = ("ZOHO_CLIENT_ID", "ZOHO_CLIENT_SECRET", "ZOHO_REFRESH_TOKEN")
 
@@ -46,7 +51,8 @@ class WorkerConfig(BaseSettings):
     sweep_lookback_s: int = Field(default=86_400, ge=1, validation_alias="SWEEP_LOOKBACK_S")
 
     # CRM limits shared by every worker process (workers/crm/limits.py): Zoho's concurrency cap per org
-    # (unset: by ZOHO_EDITION) and HubSpot's requests per ten-second window.
+    # (unset: by ZOHO_EDITION, whose caps docs/zoho-crm.md lists) and HubSpot's requests per ten-second window.
+    zoho_edition: Edition = Field(default="professional", validation_alias="ZOHO_EDITION")
     zoho_max_concurrency: int | None = Field(default=None, ge=1, le=100, validation_alias="ZOHO_MAX_CONCURRENCY")
     hubspot_requests_per_10s: int = Field(default=100, ge=1, le=1000, validation_alias="HUBSPOT_REQUESTS_PER_10S")
 
@@ -125,6 +131,16 @@ class WorkerConfig(BaseSettings):
                 "(or set ZOHO_CHANNEL_CHECK_S=0 to leave channel upkeep to `crmflow zoho renew`)"
             )
         return self
+
+    @property
+    def zoho_concurrency(self) -> int:
+        """Zoho's concurrency cap for this org: ZOHO_MAX_CONCURRENCY, else the ZOHO_EDITION's (Professional: 15)."""
+        return self.zoho_max_concurrency or edition_concurrency(self.zoho_edition)
+
+    @property
+    def crm_limit_wait_s(self) -> float:
+        """How long one CRM call may wait for the shared limiter: a sixth of a job's time (5 s by default)."""
+        return self.job_timeout_s / 6
 
     @property
     def sources(self) -> list[str]:

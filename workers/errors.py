@@ -3,6 +3,7 @@
 * CrmError                     anything a CRM call can fail with
   - CrmTransientError          retryable: timeouts, connection errors, 5xx, unexpected bodies
     - CrmRateLimitedError      429 or an OAuth throttle; `retry_after_s` is the least wait
+      - CrmNotSentError        the shared limiter (workers/crm/limits.py) kept the call from being sent
   - CrmAuthError               final: credentials or scopes rejected (fix the configuration, then replay)
   - CrmNotFoundError           final: the record does not exist (any more)
   - CrmRejectedError           final: the CRM refused the request (NOT_ALLOWED, INVALID_DATA, ...)
@@ -47,6 +48,10 @@ class CrmRateLimitedError(CrmTransientError):
     """The CRM asked us to slow down (HTTP 429, or the OAuth server's refresh throttle)."""
 
     code = "TOO_MANY_REQUESTS"
+
+
+class CrmNotSentError(CrmRateLimitedError):
+    """The account's shared limiter was full or paused for longer than a call may wait: nothing was sent."""
 
 
 class CrmAuthError(CrmError):

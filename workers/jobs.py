@@ -44,6 +44,7 @@ from workers.errors import (
     CrmTransientError,
 )
 from workers.fetch import CrmClients, fetch_record, previous_values, remembered_fields
+from workers.queue import claim_coalesced
 from workers.record import Record
 from workers.replay import capture, rebuild
 from workers.rules.evaluate import PlannedAction, evaluate
@@ -110,7 +111,9 @@ async def process_change(ctx: dict[str, Any], event_data: Any) -> dict[str, Any]
         return await _dead_letter(deps, event, job_try, code, message, error_class)
 
     async def work(job_try: int) -> dict[str, Any]:
-        return await handle_change(event, deps, job_try=job_try)
+        # Before the fetch: from here on a new event for the record gets a job of its own (workers/queue.py).
+        notified = await claim_coalesced(deps.redis, event, event.job_id())
+        return await handle_change(event, deps, job_try=job_try, notified=notified)
 
     return await _guarded(deps, event, event.job_id(), runs, ctx.get("enqueue_time"), work, give_up)
 
@@ -159,8 +162,15 @@ async def _guarded(
         return await _retry_or_give_up(deps, job_id, job_try, unexpected, enqueued_at, give_up)
 
 
-async def handle_change(event: ChangeEvent, deps: WorkerDeps, *, job_try: int) -> dict[str, Any]:
-    """fetch → diff → rules → actions → remember the new state. The caller holds the record's lock."""
+async def handle_change(
+    event: ChangeEvent, deps: WorkerDeps, *, job_try: int, notified: ChangeEvent | None = None
+) -> dict[str, Any]:
+    """fetch → diff → rules → actions → remember the new state. The caller holds the record's lock.
+
+    `notified`: the event with what the events coalesced into this job added (their latest notified_at_ms
+    and every changed field), which the lagging-read check reads; the event itself names the job.
+    """
+    notified = notified or event
     where = (event.source, event.module, event.record_id)
     if event.operation == "delete":
         await delete_snapshot(deps.redis, *where)
@@ -174,10 +184,12 @@ async def handle_change(event: ChangeEvent, deps: WorkerDeps, *, job_try: int) -
     except FINAL_ERRORS as exc:
         return await _dead_letter(deps, event, job_try, exc.code, str(exc), type(exc).__name__)
     previous = await load_snapshot(deps.redis, *where)
-    notified_at = datetime.fromtimestamp(event.notified_at_ms / 1000, UTC)
-    lagging = looks_lagging(previous, record, notified_at=notified_at, mentioned=event.changed_fields, watched=watched)
+    notified_at = datetime.fromtimestamp(notified.notified_at_ms / 1000, UTC)
+    mentioned = notified.changed_fields
+    lagging = looks_lagging(previous, record, notified_at=notified_at, mentioned=mentioned, watched=watched)
     # A sweep's event carries the modified time the CRM listed: a record older than that lags, snapshot or not.
-    lagging = lagging or (event.origin == "sweep" and lags_listing(record, notified_at))
+    listed_at = datetime.fromtimestamp(event.notified_at_ms / 1000, UTC)
+    lagging = lagging or (event.origin == "sweep" and lags_listing(record, listed_at))
     if lagging and job_try < LAGGING_READ_TRIES:
         raise CrmTransientError("the CRM returned the record as it was before the notified change", code="LAGGING_READ")
     since = datetime.fromtimestamp(event.since_ms / 1000, UTC) if event.since_ms is not None else None

@@ -23,9 +23,25 @@ operator's sake, though arq builds them.
 | crmflow:zoho:token:<account>            | the shared Zoho access token           | the token's lifetime        |
 | crmflow:zoho:token:<account>:lock       | held by the worker refreshing it       | HTTP timeout + 10 s         |
 | crmflow:zoho:token:<account>:refreshes  | refreshes in the current window        | ZOHO_REFRESH_WINDOW_S       |
-| crmflow:hubspot:pause-until             | when HubSpot's rate-limit pause ends   | the pause                   |
 | crmflow:zoho:channel-failures           | hash: channel id -> why the last try   | kept; a channel's entry goes|
 |                                         | to keep that watch channel failed      | once it is kept again       |
+| crmflow:queued:<source>:<module>:<id>   | hash: the record's queued job, and the | until the job starts; 1 day |
+|                                         | events coalesced into it (queue.py)    | at most                     |
+| crmflow:coalesced:<job id>              | hash: what coalesced events added to a | 1 day from queueing         |
+|                                         | started job, read by its every try     |                             |
+| crmflow:limits:<source>:<account>:slots | sorted set: Zoho calls in flight, by   | CRM_HTTP_TIMEOUT_S x 2 + 5  |
+|                                         | lease expiry (crash-safe slots)        | s from the last call        |
+| crmflow:limits:<source>:<account>:heavy | the same, for Zoho's heavy calls       | the same                    |
+| crmflow:limits:<source>:<account>:window| sorted set: HubSpot calls in the last  | 70 s from the last call     |
+|                                         | 10 s, by when they ended               |                             |
+| crmflow:limits:<source>:<account>:search| the same, HubSpot search calls in 1 s  | 70 s from the last call     |
+| crmflow:limits:<source>:<account>:pause | every worker waits while it exists     | the pause (after a 429)     |
+| crmflow:limits:<source>:<account>:      | 429 pauses with no success between     | 10 min after the last 429;  |
+|   strikes                               | (Zoho's back-off doubles with each)    | gone at the next success    |
+| crmflow:limits:<source>:<account>:max   | HubSpot's X-HubSpot-RateLimit-Max when | 1 day                       |
+|                                         | below HUBSPOT_REQUESTS_PER_10S         |                             |
+| crmflow:crm-calls:<source>:<YYYY-MM-DD> | hash: CRM calls that day (UTC) by kind,| CRM_CALLS_TTL_S (35 d)      |
+|                                         | 429s, coalesced events                 |                             |
 | crmflow:duty:<name>:lease               | the worker whose turn it is to run the | the duty's interval         |
 |                                         | duty (channel upkeep, sweep)           |                             |
 | crmflow:duty:<name>:running             | held while a run of the duty lasts     | renewed; RUNNING_TTL_S 30 s |
@@ -45,7 +61,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from arq.constants import job_key_prefix, result_key_prefix
+from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
 
 PREFIX = "crmflow:"
 DAY_S = 86_400
@@ -55,6 +71,7 @@ QUEUE_NAME = f"{PREFIX}queue"
 # Written by workers/queue.py in arq's format, so arq's own prefixes.
 ARQ_JOB_PREFIX = job_key_prefix
 ARQ_RESULT_PREFIX = result_key_prefix
+ARQ_IN_PROGRESS_PREFIX = in_progress_key_prefix
 
 # --- Receiver ------------------------------------------------------------------------------------------
 # HubSpot retries a failed delivery up to 10 times over 24 hours; remember events a little longer.
@@ -99,6 +116,16 @@ def pending_effects(source: str, module: str, record_id: str) -> str:
     return f"{PREFIX}pending:{source}:{module}:{record_id}"
 
 
+def queued_marker(source: str, module: str, record_id: str) -> str:
+    """The record's job that is queued and not yet started, and what events coalesced into it added."""
+    return f"{PREFIX}queued:{source}:{module}:{record_id}"
+
+
+def coalesced(job_id: str) -> str:
+    """What coalesced events added to a job, moved here from the record's marker when the job started."""
+    return f"{PREFIX}coalesced:{job_id}"
+
+
 def rate_limited(job_id: str) -> str:
     """How many runs of a job were spent waiting out rate limits (they do not count as tries)."""
     return f"{PREFIX}ratelimited:{job_id}"
@@ -119,9 +146,20 @@ def deadletter(letter_id: str) -> str:
 
 # --- CRM accounts ---------------------------------------------------------------------------------------
 ZOHO_REFRESH_WINDOW_S = 600
-HUBSPOT_PAUSE = f"{PREFIX}hubspot:pause-until"
 # Zoho watch channels that could not be kept (workers/channel_upkeep.py): channel id -> JSON {reason, at, by}.
 ZOHO_CHANNEL_FAILURES = f"{PREFIX}zoho:channel-failures"
+CRM_CALLS_TTL_S = 35 * DAY_S
+
+
+def crm_limit(source: str, account: str, part: str) -> str:
+    """One part of a CRM account's shared limiter (workers/crm/limits.py): slots, heavy, window, search,
+    pause, strikes or max."""
+    return f"{PREFIX}limits:{source}:{account}:{part}"
+
+
+def crm_calls(source: str, day: str) -> str:
+    """A hash: the CRM calls made to `source` on `day` (YYYY-MM-DD, UTC), by kind, with 429s and coalesced events."""
+    return f"{PREFIX}crm-calls:{source}:{day}"
 
 
 def zoho_token(account: str) -> str:

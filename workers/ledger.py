@@ -30,7 +30,7 @@ from redis.asyncio import Redis
 
 from workers import keys
 from workers.actions.base import Checkpoint
-from workers.errors import CrmAuthError, CrmNotFoundError, CrmRejectedError
+from workers.errors import CrmAuthError, CrmNotFoundError, CrmNotSentError, CrmRejectedError
 
 LEDGER_TTL_S = keys.LEDGER_TTL_S
 # The CRM's definite no to a write (refused, not authorised, no such record): proof that nothing was written.
@@ -187,12 +187,13 @@ class Ledger:
         await checkpoint("before_crm_write")
         try:
             crm_id = await write(effect)
-        except REFUSED:
-            # The CRM said no, so this write did nothing and the entry this call made guards nothing: it goes,
-            # with the personal data it holds. Only a refusal proves that (after a timeout or a 5xx the write
-            # may have happened), and only for this call's write: an entry an earlier try left may stand for
-            # a write whose answer was lost and that the look above did not see yet, so it stays pending and
-            # the dead letter names it (a replay looks for the effect before writing it).
+        except (*REFUSED, CrmNotSentError):
+            # The CRM said no (or the shared limiter never sent the write), so this write did nothing and the
+            # entry this call made guards nothing: it goes, with the personal data it holds. Only a refusal
+            # proves that (after a timeout or a 5xx the write may have happened), and only for this call's
+            # write: an entry an earlier try left may stand for a write whose answer was lost and that the look
+            # above did not see yet, so it stays pending and the dead letter names it (a replay looks for the
+            # effect before writing it).
             if not earlier_try:
                 await self._redis.delete(key)
             raise

@@ -8,7 +8,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from signal import Signals
 from typing import Any, cast
@@ -30,6 +30,7 @@ from workers.channels import Wanted
 from workers.checkpoints import Checkpoints
 from workers.config import WorkerConfig
 from workers.contract import PROCESS_CHANGE, QUEUE_NAME, REPLAY_ACTION, dumps, loads
+from workers.crm.limits import crm_calls
 from workers.crm.zoho import ZohoClient
 from workers.deadletters import DeadLetters
 from workers.duties import Duty, DutyRunner
@@ -136,6 +137,18 @@ def channels_wanted(config: WorkerConfig) -> Wanted | None:
     return Wanted(config.zoho_channel_ids, config.public_base_url, config.zoho_notify_token)
 
 
+async def log_crm_calls(redis: Redis, sources: list[str]) -> None:
+    """Log today's CRM calls (all workers together) for each source: what `crmflow crm-calls` shows."""
+    today = datetime.now(UTC).date()
+    try:
+        for source in sources:
+            counts = await crm_calls(redis, source, today)
+            spent = ", ".join(f"{name} {count}" for name, count in counts.items())
+            logger.info("%s API calls today (UTC, all workers): %s", source, spent)
+    except RedisError as exc:
+        logger.warning("could not read today's CRM call counts: %s", exc)
+
+
 def worker_identity() -> str:
     """Names this worker process in duty leases and logs: host, process id and a random suffix."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -195,6 +208,7 @@ def build_worker(
     async def shutdown(ctx: dict[str, Any]) -> None:
         if "duties" in ctx:
             await ctx["duties"].stop()
+        await log_crm_calls(ctx["redis"], config.sources)
         if http is None and "http" in ctx:
             await ctx["http"].aclose()
 

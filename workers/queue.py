@@ -1,12 +1,43 @@
 """Enqueue: put ChangeEvents on the arq queue with deterministic job ids, so redeliveries are not queued twice.
 
-The producer side of the queue, used by the receiver, the CLI (dead-letter replay), the demo and the tests;
-workers/main.py is the consumer side and workers/contract.py the job format between them.
+The producer side of the queue, used by the receiver, the CLI (dead-letter replay), the sweep, the demo and
+the tests; workers/main.py is the consumer side and workers/contract.py the job format between them.
 
 Jobs are written in arq's own format and with arq's own rule (a job id that is queued, or whose result is
 still kept, is not queued again), but by one Lua script per chunk of up to ENQUEUE_CHUNK events instead of
 arq's several round trips per job: a callback naming 50,000 records costs fifty round trips, not hundreds of
 thousands, and the event loop gets control back between chunks.
+
+Coalescing (a burst of notifications for one record costs one fetch). While a process_change job for a
+record is queued and not yet started, a new event for the same record is not queued again: the same script
+folds it into the queued job instead (counted as `coalesced` in the day's CRM call counts). The record's
+marker (keys.queued_marker) names that job; the job takes the marker when it starts, before it fetches
+(`claim_coalesced`), so a change notified after the fetch began always gets a job of its own, and every
+event folded in was notified before the fetch, which therefore sees its change. What a job takes from its
+event beyond the record, and how a folded event keeps it:
+
+- changed_fields and notified_at_ms feed the lagging-read check (workers/diff.py `looks_lagging`): the
+  marker keeps the union of the folded events' fields and the latest notified_at_ms, and the job checks
+  with those, which flags every read that any one of the events would have flagged. The job's own
+  arguments stay as queued (arq's format untouched); the additions move to keys.coalesced(job id) when it
+  starts, so a retry of the job uses them too.
+- operation: insert and update are handled alike (fetch, diff); a delete is never folded, nor folded into,
+  and sets no marker: it deletes the snapshot, whatever else is queued.
+- channel_id only travels into dead letters; the queued job keeps its own.
+- replays (`replay` > 0, `crmflow dlq replay`) are never folded and set no marker: the operator asked for
+  that very job.
+- sweep events (`origin` "sweep") are never folded and set no marker: their job checks the fetched record
+  against the modified time the CRM listed, and reads a first-seen record against the sweep's window
+  (`since_ms`), which a notification's job does not; a sweep event for a record whose notification job is
+  queued simply gets its own job, which finds nothing left to do or does what the other did not.
+- A job that has started but not yet claimed its marker (it waits for the record's lock) keeps what was
+  folded into it: a new job for the record moves the marker's additions to the started job's coalesced key
+  before taking the marker over.
+- A marker whose job has started (arq's in-progress key), or is gone, is replaced by the new job's.
+
+What folding cannot cover is a CRM whose reads lag behind its notifications and return a state between the
+snapshot and the latest change: the check above flags a read no newer than the snapshot, as it does without
+folding; a read that is newer but not the newest is caught by the next change or the sweep.
 """
 
 from __future__ import annotations
@@ -19,33 +50,73 @@ from typing import Any
 
 from arq.connections import ArqRedis
 from arq.jobs import serialize_job
-from redis.asyncio import ConnectionPool
+from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from workers import keys
 from workers.contract import PROCESS_CHANGE, QUEUE_NAME, ChangeEvent, dumps, loads
+from workers.crm.limits import day_of
 from workers.errors import QueueUnavailableError
 
 ENQUEUE_CHUNK = 1000  # well under Lua's limit of about 8,000 values unpacked into one ZADD
 # arq's default: a job not started within a day of being due is dropped (workers give up well before).
 JOB_EXPIRY_MS = 86_400_000
 
-# KEYS[1]: the queue. ARGV: job key prefix, result key prefix, expiry (ms), score (ms), then id, job pairs.
-# For each job, as arq's enqueue_job does: skip it when its result is still kept or it is already queued
-# (SET NX), else write it; then add the new ids to the queue in one ZADD. One script, so all of it at once.
-# Returns one flag per job: 1 queued, 0 duplicate.
+# KEYS[1]: the queue. ARGV[1..7]: job key prefix, result key prefix, expiry (ms), score (ms), in-progress key
+# prefix, counts TTL (s), coalesced key prefix; then per job: id, job, marker ("" = never coalesced),
+# notified_at_ms, changed fields (a JSON array), counts key. For each job, as arq's enqueue_job does: skip it
+# when its result is still kept or it is already queued; else fold it into the record's queued job when the
+# marker names one that has not started; else write it (and, with a marker, make it the record's queued job:
+# what was folded into a job that has started but not yet claimed its marker moves to that job's coalesced
+# key, where its claim finds it); then add the new ids to the queue in one ZADD. One script, so all of it at
+# once. Returns one flag per job: 1 queued, 0 duplicate, 2 coalesced.
 _ENQUEUE = """
 local queued, flags = {}, {}
-for i = 5, #ARGV, 2 do
-  local id = ARGV[i]
-  local kept = redis.call('EXISTS', ARGV[2] .. id) == 1
-  if not kept and redis.call('SET', ARGV[1] .. id, ARGV[i + 1], 'PX', ARGV[3], 'NX') then
-    queued[#queued + 1] = ARGV[4]
-    queued[#queued + 1] = id
-    flags[#flags + 1] = 1
-  else
-    flags[#flags + 1] = 0
+for i = 8, #ARGV, 6 do
+  local id, job, marker, at, fields, counts = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+  local flag = 0
+  if redis.call('EXISTS', ARGV[2] .. id) == 0 and redis.call('EXISTS', ARGV[1] .. id) == 0 then
+    local into = marker ~= '' and redis.call('HGET', marker, 'job')
+    if into and redis.call('EXISTS', ARGV[1] .. into) == 1 and redis.call('EXISTS', ARGV[5] .. into) == 0 then
+      if tonumber(at) > tonumber(redis.call('HGET', marker, 'at')) then
+        redis.call('HSET', marker, 'at', at)
+      end
+      for _, name in ipairs(cjson.decode(fields)) do
+        redis.call('HSET', marker, 'field:' .. name, '1')
+      end
+      redis.call('HINCRBY', marker, 'coalesced', 1)
+      redis.call('HINCRBY', counts, 'coalesced', 1)
+      redis.call('EXPIRE', counts, ARGV[6])
+      flag = 2
+    else
+      redis.call('SET', ARGV[1] .. id, job, 'PX', ARGV[3])
+      queued[#queued + 1] = ARGV[4]
+      queued[#queued + 1] = id
+      if marker ~= '' then
+        if into and redis.call('HEXISTS', marker, 'coalesced') == 1 and redis.call('EXISTS', ARGV[5] .. into) == 1 then
+          local target, folded = ARGV[7] .. into, redis.call('HGETALL', marker)
+          for j = 1, #folded, 2 do
+            local name, value = folded[j], folded[j + 1]
+            if name == 'at' then
+              if tonumber(value) > tonumber(redis.call('HGET', target, 'at') or '0') then
+                redis.call('HSET', target, 'at', value)
+              end
+            elseif name == 'coalesced' then
+              redis.call('HINCRBY', target, 'coalesced', value)
+            elseif name ~= 'job' then
+              redis.call('HSET', target, name, value)
+            end
+          end
+          redis.call('PEXPIRE', target, ARGV[3])
+        end
+        redis.call('DEL', marker)
+        redis.call('HSET', marker, 'job', id, 'at', at)
+        redis.call('PEXPIRE', marker, ARGV[3])
+      end
+      flag = 1
+    end
   end
+  flags[#flags + 1] = flag
 end
 if #queued > 0 then
   redis.call('ZADD', KEYS[1], unpack(queued))
@@ -53,13 +124,39 @@ end
 return flags
 """
 
+# KEYS: the record's marker, the job's coalesced key. ARGV: the job's id. When the marker names this job,
+# it becomes the job's (renamed, keeping its expiry) if events were folded in, else it simply goes. Returns
+# what was folded into the job (by this run or an earlier one of it), as HGETALL does.
+_CLAIM = """
+if redis.call('HGET', KEYS[1], 'job') == ARGV[1] then
+  if redis.call('HEXISTS', KEYS[1], 'coalesced') == 1 then
+    redis.call('RENAME', KEYS[1], KEYS[2])
+  else
+    redis.call('DEL', KEYS[1])
+  end
+end
+return redis.call('HGETALL', KEYS[2])
+"""
+
 
 @dataclass(frozen=True)
 class EnqueueResult:
-    """How many events became new jobs, and how many were already queued or recently done."""
+    """How many events became new jobs, how many were already queued or recently done, and how many were
+    folded into a record's job still waiting in the queue (accepted: the job will fetch their change)."""
 
     queued: int
     duplicates: int
+    coalesced: int = 0
+
+
+@dataclass(frozen=True)
+class Coalesce:
+    """How a job may take in later events for its record: the record's marker and what the event adds."""
+
+    marker: str
+    notified_at_ms: int
+    changed_fields: tuple[str, ...]
+    counts_key: str
 
 
 @dataclass(frozen=True)
@@ -69,6 +166,19 @@ class Job:
     id: str
     function: str
     args: tuple[Any, ...]
+    coalesce: Coalesce | None = None
+
+
+def coalescing(event: ChangeEvent, now_ms: int) -> Coalesce | None:
+    """How `event` may be folded into a queued job for its record (None: never; deletes, replays and sweeps). Pure."""
+    if event.operation == "delete" or event.replay or event.origin == "sweep":
+        return None
+    return Coalesce(
+        marker=keys.queued_marker(event.source, event.module, event.record_id),
+        notified_at_ms=event.notified_at_ms,
+        changed_fields=event.changed_fields,
+        counts_key=keys.crm_calls(event.source, day_of(now_ms / 1000)),
+    )
 
 
 def _chunks(jobs: Iterable[Job], size: int) -> Iterator[list[Job]]:
@@ -79,35 +189,76 @@ def _chunks(jobs: Iterable[Job], size: int) -> Iterator[list[Job]]:
 
 def job_arguments(jobs: list[Job], now_ms: int) -> list[str | bytes | int]:
     """The script's ARGV for `jobs`: each job id and the job exactly as arq's enqueue_job would write it."""
-    args: list[str | bytes | int] = [keys.ARQ_JOB_PREFIX, keys.ARQ_RESULT_PREFIX, JOB_EXPIRY_MS, now_ms]
+    args: list[str | bytes | int] = [
+        keys.ARQ_JOB_PREFIX,
+        keys.ARQ_RESULT_PREFIX,
+        JOB_EXPIRY_MS,
+        now_ms,
+        keys.ARQ_IN_PROGRESS_PREFIX,
+        keys.CRM_CALLS_TTL_S,
+        keys.coalesced(""),
+    ]
     for job in jobs:
         args += [job.id, serialize_job(job.function, job.args, {}, None, now_ms, serializer=dumps)]
+        merge = job.coalesce
+        if merge is None:
+            args += ["", 0, b"[]", ""]
+        else:
+            args += [merge.marker, merge.notified_at_ms, dumps(list(merge.changed_fields)), merge.counts_key]
     return args
 
 
 async def enqueue_jobs(redis: ArqRedis, jobs: Iterable[Job]) -> EnqueueResult:
     """Queue each job; return only once Redis has accepted every one, else raise QueueUnavailableError.
 
-    A job whose id is queued already, or whose result arq still keeps, is a duplicate and not queued again.
+    A job whose id is queued already, or whose result arq still keeps, is a duplicate and not queued again; a
+    job that may coalesce and whose record has a job queued and not started is folded into that job.
     """
-    queued = duplicates = 0
+    queued = duplicates = coalesced = 0
     script = redis.register_script(_ENQUEUE)
     try:
         for chunk in _chunks(jobs, ENQUEUE_CHUNK):
             flags = await script(keys=[QUEUE_NAME], args=job_arguments(chunk, int(time.time() * 1000)))
-            queued += sum(flags)
-            duplicates += len(chunk) - sum(flags)
+            queued += flags.count(1)
+            duplicates += flags.count(0)
+            coalesced += flags.count(2)
     except (RedisError, OSError) as exc:
         # Jobs queued before the failure stay queued; the sender's retry maps to the same job ids.
         raise QueueUnavailableError(f"Redis did not accept the jobs: {type(exc).__name__}") from exc
-    return EnqueueResult(queued=queued, duplicates=duplicates)
+    return EnqueueResult(queued=queued, duplicates=duplicates, coalesced=coalesced)
 
 
 async def enqueue_events(redis: ArqRedis, events: Iterable[ChangeEvent]) -> EnqueueResult:
-    """Queue a process_change job for each event, under its deterministic id (see enqueue_jobs)."""
+    """Queue a process_change job for each event, under its deterministic id, or fold it into its record's
+    queued job (see enqueue_jobs and the module's docstring)."""
     # The python-mode dump serializes to the same JSON as mode="json" (its values are strings, numbers and
     # tuples, which orjson writes as arrays) in half the time.
-    return await enqueue_jobs(redis, (Job(event.job_id(), PROCESS_CHANGE, (event.model_dump(),)) for event in events))
+    now_ms = int(time.time() * 1000)
+    jobs = (Job(event.job_id(), PROCESS_CHANGE, (event.model_dump(),), coalescing(event, now_ms)) for event in events)
+    return await enqueue_jobs(redis, jobs)
+
+
+async def claim_coalesced(redis: Redis, event: ChangeEvent, job_id: str) -> ChangeEvent:
+    """Called by the job when it starts, before it fetches: take the record's marker if it names this job,
+    and return the event with what the events folded into the job added (the latest notified_at_ms, every
+    changed field). Every run of the job gets the same answer, until the job's key expires with the job."""
+    if coalescing(event, 0) is None:
+        return event
+    marker = keys.queued_marker(event.source, event.module, event.record_id)
+    raw = await redis.register_script(_CLAIM)(keys=[marker, keys.coalesced(job_id)], args=[job_id])
+    return merged(event, raw)
+
+
+def merged(event: ChangeEvent, claimed: list[bytes | str]) -> ChangeEvent:
+    """`event` with the additions a claim returned (a flat HGETALL list). Pure."""
+    pairs = [item.decode() if isinstance(item, bytes) else str(item) for item in claimed]
+    found = dict(zip(pairs[::2], pairs[1::2], strict=True))
+    if "coalesced" not in found:
+        return event
+    fields = [name.removeprefix("field:") for name in found if name.startswith("field:")]
+    changed = tuple(dict.fromkeys([*event.changed_fields, *fields]))
+    latest = max(event.notified_at_ms, int(found.get("at", 0)))
+    return event.model_copy(update={"changed_fields": changed, "notified_at_ms": latest})
 
 
 def connect_queue(redis_url: str) -> ArqRedis:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import orjson
 
-RatePolicy = Literal["TEN_SECONDLY_ROLLING", "DAILY"]
+RatePolicy = Literal["TEN_SECONDLY_ROLLING", "DAILY", "SECONDLY"]
 
 AUTH_MESSAGE = (
     "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more "
@@ -138,7 +138,16 @@ def property_errors(problems: list[PropertyProblem], portal_id: int) -> HubSpotA
 
 
 def rate_limit_body(policy: RatePolicy, portal_id: int) -> dict[str, Any]:
-    """The 429 body of the ten-secondly (private app) or daily limit."""
+    """The 429 body of the ten-secondly (private app), daily or search (secondly) limit."""
+    if policy == "SECONDLY":
+        # The search API's own limit: the message HubSpot's Node SDK keys on (docs/hubspot.md, "Rate limits").
+        return {
+            "status": "error",
+            "message": "You have reached your secondly limit.",
+            "errorType": "RATE_LIMIT",
+            "correlationId": correlation_id(),
+            "policyName": "SECONDLY",
+        }
     if policy == "DAILY":
         return {
             "status": "error",

@@ -8,7 +8,9 @@ against the daily limit.
 Order: authentication first (401 INVALID_AUTHENTICATION, without rate-limit headers: an unauthenticated
 request belongs to no app, so it neither counts nor is told about any app's limits), then the limiter (429
 with the DAILY or TEN_SECONDLY_ROLLING body), then the route. Every authenticated answer, errors included,
-carries the X-HubSpot-RateLimit-* headers computed after counting the request.
+carries the X-HubSpot-RateLimit-* headers computed after counting the request. Search requests (paths
+ending in /search, whatever the object) pass the search API's own limit instead (429 with the secondly
+body), and their answers carry no rate-limit headers (sandbox.hubspot.ratelimit).
 """
 
 from __future__ import annotations

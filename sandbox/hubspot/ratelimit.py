@@ -6,6 +6,10 @@ request leaves the window (whether HubSpot counts its 429s is UNCONFIRMED). The 
 midnight UTC (HubSpot uses the account's time zone). Headers, as HubSpot sends them to private apps:
 X-HubSpot-RateLimit-Daily, -Daily-Remaining, -Interval-Milliseconds, -Max, -Remaining (after this request).
 No Retry-After: HubSpot does not document one for these 429s.
+
+The search API (paths ending in /search) has its own limit instead, `SecondlyLimiter`: a rolling second
+(5 requests by default, "five requests per second per account"); its answers carry no rate-limit headers
+and it is exempt from the ten-second window, as the appointments spec says.
 """
 
 from __future__ import annotations

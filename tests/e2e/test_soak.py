@@ -1,6 +1,8 @@
 """Soak: 2,000+ reschedules through every process, while things go wrong, end logged exactly once.
 
-Real sandbox, receiver and two workers on a private Redis with appendonly. Meanwhile about 10 % of the
+Real sandbox, receiver and two workers on a private Redis with appendonly. The sandbox enforces the CRMs'
+limits (Zoho's concurrency cap of an Ultimate org, HubSpot's 190 per 10 s) and the workers are set to them,
+so their shared limiter is part of what is soaked. Meanwhile about 10 % of the
 workers' CRM calls answer 429 or 500, some after the write took effect. Past notifications are re-sent,
 some with a new server_time so they arrive out of order, and HubSpot batches are redelivered. One worker
 is SIGKILLed twice and Redis is restarted once. At the end, every appointment's sequence of starts is
@@ -239,9 +241,14 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         WORKER_RETRY_BASE_S="0.1",
         WORKER_RETRY_CAP_S="1",
         WORKER_MAX_TRIES="20",
+        # The sandbox's HubSpot window (190 per 10 s, as Professional's): the workers may use all of it.
+        HUBSPOT_REQUESTS_PER_10S="190",
+        # The sandbox's Zoho org is an Ultimate one (25 calls at once, and one more for the soak's own
+        # reschedules through the API): the workers may use all of it.
+        ZOHO_EDITION="ultimate",
         LOG_LEVEL="WARNING",
     )
-    hooks = ["--notify-url", f"{receiver}/webhooks/zoho", "--notify-token", TOKEN]
+    hooks = ["--notify-url", f"{receiver}/webhooks/zoho", "--notify-token", TOKEN, "--zoho-max-concurrency", "26"]
     hooks += ["--hubspot-webhook-url", f"{receiver}/webhooks/hubspot"]
     processes = [
         start(["sandbox", "--port", str(sandbox_port), *hooks], env, tmp_path, tmp_path / "sandbox.log"),

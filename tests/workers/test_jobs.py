@@ -17,6 +17,7 @@ from arq.connections import ArqRedis
 from sandbox.app import create_app as create_sandbox
 from sandbox.config import SandboxConfig
 from tests.workers.harness import enqueue_change, job_result, run_worker
+from workers import keys
 from workers.contract import ChangeEvent
 from workers.deadletters import DeadLetters
 from workers.queue import enqueue_events
@@ -165,6 +166,8 @@ async def test_out_of_order_notifications_end_in_the_same_state(redis: ArqRedis,
     await zoho.reschedule(NEVER_RESCHEDULED, soon(6))
     first = await notify(redis, NEVER_RESCHEDULED)
     await zoho.reschedule(NEVER_RESCHEDULED, soon(7), Reschedule_Reason="By Team")
+    # As when the first job had started before the second notification came: no coalescing (queue.py).
+    await redis.delete(keys.queued_marker("zoho", "Appointments__s", NEVER_RESCHEDULED))
     second = await notify(redis, NEVER_RESCHEDULED)
 
     # Deliver the later notification first, then the earlier one (arq runs jobs in score order).
@@ -452,3 +455,20 @@ async def test_redis_failing_at_the_start_of_a_job_is_a_retry_not_a_failure() ->
     with pytest.raises(Retry):
         await process_change({"deps": deps, "job_try": 1}, event | {"notified_at_ms": 1})
     await dead.aclose()
+
+
+async def test_a_burst_of_notifications_for_one_appointment_costs_one_fetch(
+    redis: ArqRedis, redis_url: str, zoho: Zoho
+) -> None:
+    await notify(redis, NEVER_RESCHEDULED, "insert")
+    await work(redis_url, zoho)
+    fetches = await zoho.count("GET /crm/v7/Appointments__s/{id}")
+    await zoho.reschedule(NEVER_RESCHEDULED, soon(6))
+    first = await notify(redis, NEVER_RESCHEDULED)
+    await notify(redis, NEVER_RESCHEDULED)  # the same change announced again: coalesced while the job waits
+    await notify(redis, NEVER_RESCHEDULED)
+    await work(redis_url, zoho)
+
+    assert await zoho.count("GET /crm/v7/Appointments__s/{id}") == fetches + 1
+    assert len(await zoho.history(NEVER_RESCHEDULED)) == 1
+    assert (await result(redis, first))["status"] == "processed"

@@ -13,8 +13,8 @@ from arq.connections import ArqRedis
 from sandbox.app import create_app as create_sandbox
 from sandbox.config import SandboxConfig
 from tests.workers.harness import deferred_s, enqueue_change, job_result, run_worker
+from workers import keys
 from workers.contract import QUEUE_NAME, ChangeEvent
-from workers.crm.hubspot_limits import PAUSE_KEY
 from workers.deadletters import DeadLetters
 
 NEVER_RESCHEDULED = "51204030001"  # "AC Repair - James"
@@ -50,6 +50,12 @@ class HubSpot:
     async def count(self, endpoint: str) -> int:
         counts: dict[str, int] = (await self.http.get("/_sandbox/requests")).json()["by_endpoint"]
         return counts.get(endpoint, 0)
+
+
+async def end_pauses(redis: ArqRedis) -> None:
+    """Time passes: the pause every worker shares after a 429 is over."""
+    for key in await redis.keys(keys.crm_limit("hubspot", "*", "pause")):
+        await redis.delete(key)
 
 
 @pytest.fixture
@@ -164,7 +170,7 @@ async def test_a_429_waits_as_long_as_hubspot_says_then_one_note(
     waited = await deferred_s(redis, event)
     # Time passes: the job falls due and HubSpot's window (the pause every worker shares) is over.
     await redis.zadd(QUEUE_NAME, {event.job_id(): 1})  # due now (arq reads a score of 0 as "done")
-    await redis.delete(PAUSE_KEY)
+    await end_pauses(redis)
     await run_worker(redis_url, hubspot.http)
 
     # At least what HubSpot asked for, plus at most 10 % jitter so waiting workers do not all return at once.
@@ -185,7 +191,7 @@ async def test_waiting_out_rate_limits_does_not_use_up_tries(redis: ArqRedis, re
     for _ in range(6):
         await run_worker(redis_url, hubspot.http, until=deferred)
         await redis.zadd(QUEUE_NAME, {event.job_id(): 1})
-        await redis.delete(PAUSE_KEY)
+        await end_pauses(redis)
     await run_worker(redis_url, hubspot.http)
 
     assert await DeadLetters(redis).all() == []

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from arq.connections import ArqRedis
 
-from workers.errors import CrmTransientError
+from workers.errors import CrmNotSentError, CrmTransientError
 from workers.ledger import Ledger, effect_key
 
 
@@ -115,3 +115,17 @@ async def test_entries_written_before_apply_once_keep_their_meaning(
 
     assert (applied.outcome, applied.crm_id) == (outcome, crm_id)
     assert crm.writes == 0
+
+
+async def test_a_write_the_shared_limiter_never_sent_leaves_nothing_pending(redis: ArqRedis) -> None:
+    crm, ledger = FakeCrm(), Ledger(redis)
+
+    async def not_sent(effect: Any) -> str:
+        raise CrmNotSentError("zoho: the account's shared limiter is at its limit", code="LIMITER_FULL")
+
+    with pytest.raises(CrmNotSentError):
+        await ledger.apply_once(KEY, {"row": 1}, find_existing=crm.find, write=not_sent)
+    retried = await ledger.apply_once(KEY, {"row": 1}, find_existing=crm.find, write=crm.write)
+
+    # Nothing was sent, so the retry writes at once instead of looking in the CRM first.
+    assert (retried.outcome, crm.looks, crm.writes) == ("created", 0, 1)

@@ -9,7 +9,6 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from workers.crm.hubspot_limits import HubSpotThrottle
 from workers.crm.hubspot_models import (
     APPOINTMENTS,
     END,
@@ -23,8 +22,7 @@ from workers.crm.hubspot_models import (
     raise_for_hubspot,
     search_page,
 )
-from workers.crm.responses import send
-from workers.errors import CrmRateLimitedError
+from workers.crm.responses import Gate, send
 from workers.record import Record
 
 OBJECTS = "/crm/objects/2026-03"
@@ -43,13 +41,12 @@ def _chunks(items: Sequence[str], size: int) -> list[Sequence[str]]:
 class HubSpotClient:
     """HubSpot with a private-app token: read appointments with history, write notes associated with them."""
 
-    def __init__(
-        self, http: httpx.AsyncClient, *, api_base: str, token: SecretStr, throttle: HubSpotThrottle | None = None
-    ) -> None:
+    def __init__(self, http: httpx.AsyncClient, *, api_base: str, token: SecretStr, gate: Gate | None = None) -> None:
         self._http = http
         self._base = api_base.rstrip("/")
         self._token = token
-        self._throttle = throttle
+        # The account's shared limiter and call counter (workers/crm/limits.py); None: neither.
+        self._gate = gate
         self._note_type: int | None = None
 
     async def get_appointment(self, record_id: str, properties: Collection[str] = ()) -> Record:
@@ -121,19 +118,10 @@ class HubSpotClient:
         return notes
 
     async def _call(self, method: str, path: str, *, params: dict[str, str] | None = None, json: Any = None) -> Any:
-        if self._throttle is not None:
-            await self._throttle.check()
         headers = {"Authorization": f"Bearer {self._token.get_secret_value()}"}
         url = self._base + path
+        what = f"{method} {path}"
         response = await send(
-            self._http, method, url, what=f"{method} {path}", params=params, json=json, headers=headers
+            self._http, method, url, what=what, gate=self._gate, params=params, json=json, headers=headers
         )
-        try:
-            body = raise_for_hubspot(response)
-        except CrmRateLimitedError as exc:
-            if self._throttle is not None:
-                await self._throttle.observe(response, exc.retry_after_s)
-            raise
-        if self._throttle is not None:
-            await self._throttle.observe(response)
-        return body
+        return raise_for_hubspot(response)

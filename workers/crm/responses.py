@@ -1,12 +1,14 @@
 """CRM transport: HTTP failures and unreadable answers of any CRM become our errors, keeping their cause. Pure.
 
 Both clients (and Zoho's token requests) send through `send`, so a timeout or a broken connection means
-the same CrmTransientError whichever CRM it came from.
+the same CrmTransientError whichever CRM it came from, and every call passes the client's `Gate` (the
+shared limiter and call counter of workers/crm/limits.py) when it has one.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 import httpx
 import orjson
@@ -14,17 +16,35 @@ import orjson
 from workers.errors import CrmTransientError
 
 
-async def send(http: httpx.AsyncClient, method: str, url: str, *, what: str, **kwargs: Any) -> httpx.Response:
-    """`http.request(method, url, **kwargs)`; a timeout or transport failure raises CrmTransientError.
+class Gate(Protocol):
+    """What every CRM call passes through: `call` waits for the CRM's limits, sends, then counts the call."""
 
-    `what` names the call in the error (e.g. "GET /Appointments__s/1") without the host or any secret.
+    async def call(
+        self, method: str, path: str, request: Callable[[], Awaitable[httpx.Response]], *, json: Any = None
+    ) -> httpx.Response: ...
+
+
+async def send(
+    http: httpx.AsyncClient, method: str, url: str, *, what: str, gate: Gate | None = None, **kwargs: Any
+) -> httpx.Response:
+    """`http.request(method, url, **kwargs)` through `gate`; a timeout or transport failure raises CrmTransientError.
+
+    `what` names the call in the error (e.g. "GET /Appointments__s/1") without the host or any secret. The
+    gate sees the method, the URL's path with its query (the limits of some calls depend on it) and the body.
     """
-    try:
-        return await http.request(method, url, **kwargs)
-    except httpx.TimeoutException as exc:
-        raise CrmTransientError(f"{what}: timed out", code="TIMEOUT") from exc
-    except httpx.HTTPError as exc:
-        raise CrmTransientError(f"{what}: {type(exc).__name__}", code="CONNECTION") from exc
+
+    async def request() -> httpx.Response:
+        try:
+            return await http.request(method, url, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise CrmTransientError(f"{what}: timed out", code="TIMEOUT") from exc
+        except httpx.HTTPError as exc:
+            raise CrmTransientError(f"{what}: {type(exc).__name__}", code="CONNECTION") from exc
+
+    if gate is None:
+        return await request()
+    target = httpx.URL(url, params=kwargs.get("params"))
+    return await gate.call(method.upper(), target.raw_path.decode("ascii"), request, json=kwargs.get("json"))
 
 
 def body_of(response: httpx.Response) -> Any:

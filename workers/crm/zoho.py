@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from workers.crm.responses import send
+from workers.crm.responses import Gate, send
 from workers.crm.zoho_auth import ZohoTokens
 from workers.crm.zoho_models import (
     APPOINTMENTS,
@@ -48,11 +48,15 @@ TOKEN_PAGE = "10"
 class ZohoClient:
     """Zoho CRM v7: fetch appointments, read and write their rescheduled history."""
 
-    def __init__(self, http: httpx.AsyncClient, *, api_domain: str, tokens: ZohoTokens) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, *, api_domain: str, tokens: ZohoTokens, gate: Gate | None = None
+    ) -> None:
         self._http = http
         self._base = f"{api_domain.rstrip('/')}/crm/v7"
         self._tokens = tokens
         self._token_with_page = False
+        # The org's shared limiter and call counter (workers/crm/limits.py); None: neither.
+        self._gate = gate
 
     async def get_appointment(self, record_id: str) -> Record:
         """GET /Appointments__s/{id}."""
@@ -161,6 +165,7 @@ class ZohoClient:
         self, method: str, path: str, token: str, *, params: dict[str, str] | None, json: Any
     ) -> httpx.Response:
         headers = {"Authorization": f"Zoho-oauthtoken {token}"}
+        url, what = self._base + path, f"{method} {path}"
         return await send(
-            self._http, method, self._base + path, what=f"{method} {path}", params=params, json=json, headers=headers
+            self._http, method, url, what=what, gate=self._gate, params=params, json=json, headers=headers
         )

@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from workers import keys
-from workers.crm.responses import body_of, send
+from workers.crm.responses import Gate, body_of, send
 from workers.errors import CrmAuthError, CrmRateLimitedError, CrmTransientError
 
 logger = logging.getLogger("crmflow.zoho.auth")
@@ -64,6 +64,7 @@ class ZohoTokens:
         refresh_token: SecretStr,
         request_timeout_s: float = 10.0,
         clock: Callable[[], float] = time.time,
+        gate: Gate | None = None,
     ) -> None:
         self._redis = redis
         self._http = http
@@ -73,7 +74,10 @@ class ZohoTokens:
         self._refresh_token = refresh_token
         self._request_timeout_s = request_timeout_s
         self._clock = clock
+        # Counts token requests (workers/crm/limits.py CallCounter): they are not API calls for Zoho's cap.
+        self._gate = gate
         scope = hashlib.sha256(f"{accounts_url}|{client_id}".encode()).hexdigest()[:12]
+        self.account = scope
         self._key = keys.zoho_token(scope)
         self._lock_key = keys.zoho_token_lock(scope)
         self._budget_key = keys.zoho_refreshes(scope)
@@ -130,7 +134,9 @@ class ZohoTokens:
             "refresh_token": self._refresh_token.get_secret_value(),
         }
         try:
-            response = await send(self._http, "POST", f"{self._accounts_url}/oauth/v2/token", what="token", data=form)
+            response = await send(
+                self._http, "POST", f"{self._accounts_url}/oauth/v2/token", what="token", gate=self._gate, data=form
+            )
         except CrmTransientError as exc:
             raise CrmTransientError(
                 f"token request failed: {type(exc.__cause__).__name__}", code="OAUTH_UNREACHABLE"

@@ -8,7 +8,7 @@ from workers.actions.base import ActionResult
 from workers.actions.hubspot_note import log_hubspot_reschedule
 from workers.crm import hubspot_models
 from workers.crm.hubspot import HubSpotClient
-from workers.crm.hubspot_limits import HubSpotThrottle
+from workers.crm.limits import HubSpotLimiter, account_of
 from workers.record import Record
 from workers.rules.model import LogRescheduleHistoryParams
 from workers.sources.base import ActionRun, Source, SourceModule
@@ -46,11 +46,18 @@ APPOINTMENT_ALIASES = frozenset({"0-421", "appointment"})
 
 
 def connect(config: WorkerConfig, redis: Redis, http: httpx.AsyncClient) -> HubSpotClient | None:
-    """A HubSpot client sharing HubSpot's rate-limit pauses through Redis, when the worker has a token."""
+    """A HubSpot client sharing the account's rate-limit window and pauses through Redis, when configured."""
     if config.hubspot_access_token is None:
         return None
-    throttle = HubSpotThrottle(redis)
-    return HubSpotClient(http, api_base=config.hubspot_api_base, token=config.hubspot_access_token, throttle=throttle)
+    token = config.hubspot_access_token
+    limiter = HubSpotLimiter(
+        redis,
+        account_of(config.hubspot_api_base, token.get_secret_value()),
+        requests_per_10s=config.hubspot_requests_per_10s,
+        call_timeout_s=config.http_timeout_s * 2,
+        max_wait_s=config.crm_limit_wait_s,
+    )
+    return HubSpotClient(http, api_base=config.hubspot_api_base, token=token, gate=limiter)
 
 
 async def fetch_appointment(hubspot: HubSpotClient, record_id: str, fields: frozenset[str]) -> Record:

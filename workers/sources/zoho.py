@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from workers.actions.base import ActionResult
 from workers.actions.zoho_history import log_zoho_reschedule
 from workers.crm import zoho_models
+from workers.crm.limits import LEASE_MARGIN_S, CallCounter, ZohoLimiter
 from workers.crm.zoho import ZohoClient
 from workers.crm.zoho_auth import ZohoTokens
 from workers.record import Record
@@ -16,6 +17,7 @@ from workers.sweep_paging import zoho_modified
 
 if TYPE_CHECKING:
     import httpx
+    from pydantic import SecretStr
     from redis.asyncio import Redis
 
     from workers.config import WorkerConfig
@@ -65,19 +67,56 @@ APPOINTMENT_FIELDS: frozenset[str] = frozenset(
 
 
 def connect(config: WorkerConfig, redis: Redis, http: httpx.AsyncClient) -> ZohoClient | None:
-    """A Zoho client sharing its access token through Redis, when the worker has Zoho's credentials."""
+    """A Zoho client sharing its access token and the org's concurrency cap through Redis, when configured."""
     if not (config.zoho_client_id and config.zoho_client_secret and config.zoho_refresh_token):
         return None
-    tokens = ZohoTokens(
+    return zoho_client(
         redis,
         http,
+        api_domain=config.zoho_api_domain,
         accounts_url=config.zoho_accounts_url,
         client_id=config.zoho_client_id,
         client_secret=config.zoho_client_secret,
         refresh_token=config.zoho_refresh_token,
-        request_timeout_s=config.http_timeout_s,
+        http_timeout_s=config.http_timeout_s,
+        concurrency=config.zoho_concurrency,
+        max_wait_s=config.crm_limit_wait_s,
     )
-    return ZohoClient(http, api_domain=config.zoho_api_domain, tokens=tokens)
+
+
+def zoho_client(
+    redis: Redis,
+    http: httpx.AsyncClient,
+    *,
+    api_domain: str,
+    accounts_url: str,
+    client_id: str,
+    client_secret: SecretStr,
+    refresh_token: SecretStr,
+    http_timeout_s: float,
+    concurrency: int,
+    max_wait_s: float,
+) -> ZohoClient:
+    """A Zoho client whose calls pass the org's shared limiter and are counted (workers, `crmflow zoho`)."""
+    tokens = ZohoTokens(
+        redis,
+        http,
+        accounts_url=accounts_url,
+        client_id=client_id,
+        client_secret=client_secret,
+        refresh_token=refresh_token,
+        request_timeout_s=http_timeout_s,
+        gate=CallCounter(redis, "zoho", kind="token"),
+    )
+    # A slot's lease outlasts any call: the limiter cuts a call off at twice the HTTP timeout.
+    limiter = ZohoLimiter(
+        redis,
+        tokens.account,
+        concurrency=concurrency,
+        lease_s=http_timeout_s * 2 + LEASE_MARGIN_S,
+        max_wait_s=max_wait_s,
+    )
+    return ZohoClient(http, api_domain=api_domain, tokens=tokens, gate=limiter)
 
 
 async def fetch_appointment(zoho: ZohoClient, record_id: str, fields: frozenset[str]) -> Record:

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from workers.actions.hubspot_note import log_hubspot_reschedule, note_key, note_properties, reschedules
 from workers.crm.hubspot import HubSpotClient
-from workers.crm.hubspot_limits import HubSpotThrottle
+from workers.crm.limits import HubSpotLimiter
 from workers.diff import Change, FieldChange
 from workers.errors import CrmRateLimitedError, CrmTransientError
 from workers.ledger import Ledger
@@ -76,13 +76,13 @@ class FakeHubSpot:
         self.notes: dict[str, dict[str, Any]] = {}
         self.calls: list[str] = []
         self.lose_answer = False
-        self.remaining = "100"
+        self.daily_remaining = "1000"
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         self.calls.append(f"{request.method} {path}")
         headers = {
-            "X-HubSpot-RateLimit-Remaining": self.remaining,
+            "X-HubSpot-RateLimit-Daily-Remaining": self.daily_remaining,
             "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
         }
         if path.endswith("/labels"):
@@ -106,8 +106,12 @@ class FakeHubSpot:
 
 def client(fake: FakeHubSpot, redis: ArqRedis | None = None) -> HubSpotClient:
     http = httpx.AsyncClient(transport=httpx.MockTransport(fake.handle))
-    throttle = HubSpotThrottle(redis) if redis is not None else None
-    return HubSpotClient(http, api_base="https://api.example", token=SecretStr("pat-na1-x"), throttle=throttle)
+    gate = limiter(redis) if redis is not None else None
+    return HubSpotClient(http, api_base="https://api.example", token=SecretStr("pat-na1-x"), gate=gate)
+
+
+def limiter(redis: ArqRedis) -> HubSpotLimiter:
+    return HubSpotLimiter(redis, "acct", requests_per_10s=100, call_timeout_s=10, max_wait_s=1)
 
 
 async def test_one_note_per_reschedule_once(redis: ArqRedis) -> None:
@@ -138,9 +142,9 @@ async def test_a_lost_answer_is_found_among_the_appointments_notes(redis: ArqRed
     assert len(fake.notes) == 1
 
 
-async def test_an_exhausted_window_pauses_every_worker(redis: ArqRedis) -> None:
+async def test_a_spent_daily_quota_pauses_every_worker(redis: ArqRedis) -> None:
     fake = FakeHubSpot()
-    fake.remaining = "0"
+    fake.daily_remaining = "0"
     one_step = Change(fields={"hs_appointment_start": FieldChange(B, C)})
     first_worker, second_worker = client(fake, redis), client(fake, redis)
     await log_hubspot_reschedule(first_worker, Ledger(redis), FULL, one_step, NO_PARAMS)
@@ -149,8 +153,8 @@ async def test_an_exhausted_window_pauses_every_worker(redis: ArqRedis) -> None:
     with pytest.raises(CrmRateLimitedError) as raised:
         await second_worker.get_appointment("30118")
 
-    assert raised.value.code == "PAUSED"
-    assert 9 < (raised.value.retry_after_s or 0) <= 10
+    assert raised.value.code == "LIMITER_PAUSED"
+    assert 3590 < (raised.value.retry_after_s or 0) <= 3600
     assert len(fake.calls) == calls  # no request was spent on a certain 429
 
 
@@ -223,14 +227,10 @@ async def test_a_first_seen_appointment_looks_for_its_note_before_writing(redis:
 
 
 async def test_a_shared_pause_only_ever_grows(redis: ArqRedis) -> None:
-    now = [1000.0]
-    throttle = HubSpotThrottle(redis, clock=lambda: now[0])
-    daily = httpx.Response(200, headers={"X-HubSpot-RateLimit-Daily-Remaining": "0"})
-    ten_secondly = httpx.Response(200, headers={"X-HubSpot-RateLimit-Remaining": "0"})
+    gate = limiter(redis)
 
-    await throttle.observe(daily)
-    await throttle.observe(ten_secondly)
+    await gate.pause(3600, base_s=3600, cap_s=3600)
+    in_force = await gate.pause(10, base_s=10, cap_s=10)
 
-    with pytest.raises(CrmRateLimitedError) as raised:
-        await throttle.check()
-    assert raised.value.retry_after_s == 3600
+    assert 3590 < in_force <= 3600
+    assert 3590_000 < await redis.pttl(gate.key("pause")) <= 3600_000
