@@ -36,7 +36,8 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 class DlqSettings(BaseSettings):
     """What the dlq commands need: the Redis holding the queue and the dead letters."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+    # An empty value (`NAME=` in .env or the environment) means "not set", so a CRM left blank is simply off.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False, env_ignore_empty=True)
 
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
 

@@ -44,7 +44,8 @@ class ZohoSettings(BaseSettings):
     """What the zoho commands read: the worker's Zoho settings and the channels' (all optional here; each
     command names those it lacks)."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+    # An empty value (`NAME=` in .env or the environment) means "not set", so a CRM left blank is simply off.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False, env_ignore_empty=True)
 
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
     zoho_api_domain: str = Field(default="https://www.zohoapis.com", validation_alias="ZOHO_API_DOMAIN")

@@ -11,7 +11,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 class ReceiverConfig(BaseSettings):
     """What the webhook receiver needs to run. A source is served only when its settings are present."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+    # An empty value (`NAME=` in .env or the environment) means "not set", so a CRM left blank is simply off.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False, env_ignore_empty=True)
 
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, validation_alias="RECEIVER_MAX_BODY_BYTES")

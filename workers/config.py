@@ -22,7 +22,8 @@ class WorkerConfig(BaseSettings):
     ZOHO_CLIENT_SECRET and ZOHO_REFRESH_TOKEN, HubSpot with HUBSPOT_ACCESS_TOKEN.
     """
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+    # An empty value (`NAME=` in .env or the environment) means "not set", so a CRM left blank is simply off.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False, env_ignore_empty=True)
 
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
     rules_path: str = Field(default="rules/default.yaml", validation_alias="RULES_PATH")
