@@ -86,6 +86,7 @@ def _unavailable(name: str, target: str, error: Exception) -> click.Command:
 
 
 @click.group(cls=LazyGroup, lazy_subcommands=LAZY_COMMANDS)
+@click.version_option(package_name="crmflow", prog_name="crmflow", message="%(prog)s %(version)s")
 def main() -> None:
     """crmflow: CRM change notifications in, rules and actions out."""
     _configure_logging()
