@@ -12,10 +12,13 @@ from typing import Any
 import httpx
 from arq.connections import ArqRedis
 from arq.jobs import Job
+from pydantic import SecretStr
 
 from tests.processes import REPO
 from workers.config import WorkerConfig
 from workers.contract import QUEUE_NAME, ChangeEvent, loads
+from workers.crm.zoho import ZohoClient
+from workers.crm.zoho_auth import ZohoTokens
 from workers.main import build_worker
 from workers.queue import enqueue_events
 from workers.rules.load import load_rules
@@ -99,3 +102,16 @@ async def job_result(redis: ArqRedis, event: ChangeEvent) -> Any:
     info = await Job(event.job_id(), redis, _deserializer=loads).result_info()
     assert info is not None
     return info.result
+
+
+def sandbox_zoho(redis: ArqRedis, http: httpx.AsyncClient) -> ZohoClient:
+    """A bare Zoho client (no shared limiter) with the sandbox's credentials, its calls sent through `http`."""
+    tokens = ZohoTokens(
+        redis,
+        http,
+        accounts_url="http://sandbox",
+        client_id="sandbox-client-id",
+        client_secret=SecretStr("sandbox-client-secret"),
+        refresh_token=SecretStr("sandbox-refresh-token"),
+    )
+    return ZohoClient(http, api_domain="http://sandbox", tokens=tokens)

@@ -18,11 +18,10 @@ from crmflow.zoho_cli import channel_rows
 from sandbox.app import create_app
 from sandbox.config import SandboxConfig
 from tests.sandbox.harness import FakeClock
-from tests.workers.harness import worker_config
+from tests.workers.harness import sandbox_zoho, worker_config
 from workers.channel_upkeep import ChannelFailures, channel_duty, keep_channels, subscribe
 from workers.channels import Wanted, asked_expiry
 from workers.crm.zoho import ZohoClient
-from workers.crm.zoho_auth import ZohoTokens
 from workers.duties import DutyIncomplete
 from workers.fetch import CrmClients
 from workers.main import worker_duties
@@ -61,18 +60,6 @@ class Zoho:
         return [call for call in self.sent if "/oauth/" not in call]
 
 
-def zoho_client(redis: ArqRedis, http: httpx.AsyncClient) -> ZohoClient:
-    tokens = ZohoTokens(
-        redis,
-        http,
-        accounts_url="http://sandbox",
-        client_id="sandbox-client-id",
-        client_secret=SecretStr("sandbox-client-secret"),
-        refresh_token=SecretStr("sandbox-refresh-token"),
-    )
-    return ZohoClient(http, api_domain="http://sandbox", tokens=tokens)
-
-
 @pytest.fixture
 async def zoho(redis: ArqRedis) -> AsyncIterator[Zoho]:
     """A sandbox with no channel (as `crmflow sandbox` without --notify-url) on a clock the test moves."""
@@ -87,7 +74,7 @@ async def zoho(redis: ArqRedis) -> AsyncIterator[Zoho]:
     async with httpx.AsyncClient(
         transport=transport, base_url="http://sandbox", event_hooks={"request": [log]}
     ) as http:
-        yield Zoho(clock, http, zoho_client(redis, http), sent)
+        yield Zoho(clock, http, sandbox_zoho(redis, http), sent)
 
 
 def mock_zoho(redis: ArqRedis, api: Callable[[httpx.Request], httpx.Response]) -> ZohoClient:
@@ -96,7 +83,7 @@ def mock_zoho(redis: ArqRedis, api: Callable[[httpx.Request], httpx.Response]) -
             return httpx.Response(200, json={"access_token": "t1", "expires_in": 3600})
         return api(request)
 
-    return zoho_client(redis, httpx.AsyncClient(transport=httpx.MockTransport(handle), base_url="http://sandbox"))
+    return sandbox_zoho(redis, httpx.AsyncClient(transport=httpx.MockTransport(handle), base_url="http://sandbox"))
 
 
 async def test_subscribe_enables_each_channel_with_the_full_body(zoho: Zoho) -> None:
@@ -296,7 +283,7 @@ async def test_the_channels_view_never_shows_the_token(zoho: Zoho, redis: ArqRed
 
 
 def test_workers_keep_channels_only_when_zoho_the_url_and_the_ids_are_set(redis_url: str) -> None:
-    crm = CrmClients({"zoho": zoho_client(None, httpx.AsyncClient())})  # type: ignore[arg-type]
+    crm = CrmClients({"zoho": sandbox_zoho(None, httpx.AsyncClient())})  # type: ignore[arg-type]
     full = {"PUBLIC_BASE_URL": "https://crmflow.example.com", "ZOHO_CHANNEL_IDS": FIRST, "ZOHO_NOTIFY_TOKEN": TOKEN}
 
     def duties(**settings: Any) -> list[tuple[str, float]]:

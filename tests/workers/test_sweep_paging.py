@@ -14,10 +14,10 @@ from pydantic import SecretStr
 from sandbox.app import create_app as create_sandbox
 from sandbox.config import SandboxConfig
 from sandbox.runtime import SandboxRuntime
+from tests.workers.harness import sandbox_zoho
 from workers.crm.hubspot import HubSpotClient
 from workers.crm.hubspot_models import SearchPage
 from workers.crm.zoho import ZohoClient
-from workers.crm.zoho_auth import ZohoTokens
 from workers.crm.zoho_models import ModifiedListing
 from workers.errors import CrmRateLimitedError, CrmRejectedError, CrmTransientError
 from workers.record import Modified, ModifiedPage
@@ -183,18 +183,6 @@ async def sandbox(request: pytest.FixtureRequest) -> AsyncIterator[tuple[httpx.A
         yield http, app.state.runtime, clock
 
 
-def zoho_client(redis: ArqRedis, http: httpx.AsyncClient) -> ZohoClient:
-    tokens = ZohoTokens(
-        redis,
-        http,
-        accounts_url="http://sandbox",
-        client_id="sandbox-client-id",
-        client_secret=SecretStr("sandbox-client-secret"),
-        refresh_token=SecretStr("sandbox-refresh-token"),
-    )
-    return ZohoClient(http, api_domain="http://sandbox", tokens=tokens)
-
-
 async def _no_sleep(seconds: float) -> None:
     return None
 
@@ -220,7 +208,7 @@ async def test_zoho_lists_past_2000_records_by_page_then_token(
     ids = _add_zoho(runtime, 2_150, clock)
     since = clock.now - timedelta(seconds=2_100)  # the newest 2,101 of them
 
-    pages = await _collect(zoho_modified(zoho_client(redis, http), since, clock.now, sleep=_no_sleep))
+    pages = await _collect(zoho_modified(sandbox_zoho(redis, http), since, clock.now, sleep=_no_sleep))
 
     listed = [record.record_id for page in pages for record in page.records]
     assert listed == list(reversed(ids))[:2_101]  # newest first, each once, none older than `since`
@@ -259,7 +247,7 @@ async def test_zoho_lists_again_and_finds_a_record_a_deletion_moved_onto_a_page_
     http, runtime, clock = sandbox
     ids = _add_zoho(runtime, 7, clock)  # newest first: ids[6] .. ids[0], pages of 2
     since = clock.now - timedelta(seconds=6)  # ids[0]'s time: the seeded appointments are older
-    pages = zoho_modified(zoho_client(redis, http), since, clock.now, 2, sleep=_no_sleep)
+    pages = zoho_modified(sandbox_zoho(redis, http), since, clock.now, 2, sleep=_no_sleep)
 
     first = await anext(pages)  # ids[6], ids[5]
     assert runtime.store.delete_appointment(ids[6])  # ids[4] moves up onto page 1, already read
@@ -308,7 +296,7 @@ def mock_zoho(redis: ArqRedis, answer: Callable[[httpx.Request], httpx.Response]
             return httpx.Response(200, json={"access_token": "mock-token", "expires_in": 3600})
         return answer(request)
 
-    return zoho_client(redis, httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://sandbox"))
+    return sandbox_zoho(redis, httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://sandbox"))
 
 
 def listing_page(number: int, per_page: int, *, more: bool, token: str | None) -> httpx.Response:
