@@ -37,7 +37,12 @@ def _fail(title: str, message: str, code: int = 2) -> NoReturn:
 
 
 # Commands defined outside crmflow, as "module:attribute"; imported only when asked for.
-LAZY_COMMANDS = {"sandbox": "sandbox.cli:sandbox", "demo": "sandbox.cli:demo"}
+LAZY_COMMANDS = {
+    "sandbox": "sandbox.cli:sandbox",
+    "demo": "sandbox.cli:demo",
+    # Container health checks (crmflow/health.py).
+    "health": "crmflow.health:health",
+}
 
 
 class LazyGroup(click.Group):

@@ -51,6 +51,9 @@ operator's sake, though arq builds them.
 |                                         | the module ended)                      |                             |
 | crmflow:sweep:<source>:<module>:        | JSON: the cursor whose window is too   | kept; goes once the cursor  |
 |   too-large                             | large to list, the error sweeps skip on| moves or goes               |
+| crmflow:heartbeat:<worker id>           | JSON: a live worker process's facts    | HEARTBEAT_TTL_S (5 s) from  |
+|                                         | (workers/heartbeat.py)                 | its last beat; deleted on a |
+|                                         |                                        | clean stop                  |
 | crmflow:test:paused:<checkpoint>        | a test-held job's process id           | until the test ends         |
 
 [1] A pending entry goes at once when the CRM refuses the write that made it; one a dead letter names expires
@@ -191,6 +194,16 @@ def duty_running(name: str) -> str:
 def duty_state(name: str) -> str:
     """A hash: the last run of duty `name` (state, owner, started_at, finished_at, summary, error)."""
     return f"{PREFIX}duty:{name}:state"
+
+
+# --- Worker heartbeats (workers/heartbeat.py) ----------------------------------------------------------
+WORKER_HEARTBEAT_PREFIX = f"{PREFIX}heartbeat:"
+WORKER_HEARTBEAT_PATTERN = f"{WORKER_HEARTBEAT_PREFIX}*"
+
+
+def worker_heartbeat(worker_id: str) -> str:
+    """One worker process's heartbeat: its facts as JSON, expiring a few seconds after its last beat."""
+    return f"{WORKER_HEARTBEAT_PREFIX}{worker_id}"
 
 
 # --- Reconciliation sweeps (workers/sweep.py) ----------------------------------------------------------

@@ -10,6 +10,8 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from signal import Signals
 from typing import Any, cast
 
@@ -35,6 +37,7 @@ from workers.crm.zoho import ZohoClient
 from workers.deadletters import DeadLetters
 from workers.duties import Duty, DutyRunner
 from workers.fetch import CrmClients
+from workers.heartbeat import Heartbeat, WorkerFacts
 from workers.jobs import RetryPolicy, WorkerDeps, process_change, replay_action, utcnow
 from workers.ledger import Ledger
 from workers.redis_retry import OutageRetry
@@ -86,6 +89,10 @@ class CrmflowWorker(Worker):
             runner = self.ctx.get("duties")
             if isinstance(runner, DutyRunner):
                 await runner.stop()
+            heartbeat = self.ctx.get("heartbeat")
+            if isinstance(heartbeat, Heartbeat):
+                # Deleted by on_shutdown when Redis answered; otherwise the key expires within seconds.
+                await heartbeat.cancel()
 
     async def record_health(self) -> None:
         try:
@@ -150,8 +157,29 @@ async def log_crm_calls(redis: Redis, sources: list[str]) -> None:
 
 
 def worker_identity() -> str:
-    """Names this worker process in duty leases and logs: host, process id and a random suffix."""
+    """Names this worker process in duty leases, heartbeats and logs: host, process id and a random suffix."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def worker_facts(identity: str, config: WorkerConfig, now: datetime) -> WorkerFacts:
+    """What this worker process's heartbeat says about it (workers/heartbeat.py)."""
+    return WorkerFacts(
+        worker_id=identity,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        started_at=now,
+        version=crmflow_version(),
+        sources=tuple(config.sources),
+        beat_at=now,
+    )
+
+
+def crmflow_version() -> str:
+    """The installed crmflow's version ("unknown" when run from a tree that was never installed)."""
+    try:
+        return package_version("crmflow")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def worker_redis_settings(redis_url: str, *, outage_s: float) -> RedisSettings:
@@ -199,7 +227,12 @@ def build_worker(
             lock_timeout_s=config.job_timeout_s + 10,
             clock=clock or utcnow,
         )
-        runner = DutyRunner(redis, worker_duties(config, redis, crm, clock or utcnow), owner=worker_identity())
+        identity = worker_identity()
+        heartbeat = Heartbeat(redis, worker_facts(identity, config, utcnow()), clock=utcnow)
+        ctx["heartbeat"] = heartbeat
+        await heartbeat.beat()  # live from the moment the worker takes jobs
+        heartbeat.start()
+        runner = DutyRunner(redis, worker_duties(config, redis, crm, clock or utcnow), owner=identity)
         ctx["duties"] = runner
         runner.start()
         if runner.names:
@@ -208,6 +241,8 @@ def build_worker(
     async def shutdown(ctx: dict[str, Any]) -> None:
         if "duties" in ctx:
             await ctx["duties"].stop()
+        if "heartbeat" in ctx:
+            await ctx["heartbeat"].stop()
         await log_crm_calls(ctx["redis"], config.sources)
         if http is None and "http" in ctx:
             await ctx["http"].aclose()
