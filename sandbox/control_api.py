@@ -3,6 +3,9 @@
 POST   /_sandbox/reset            back to seed data (Zoho and HubSpot); faults, logs, tokens, channels and
                                   HubSpot limits and webhook deliveries as configured
 POST   /_sandbox/appointments     create an appointment from loose JSON fields (insert callback sent)
+PATCH  /_sandbox/appointments/{id}  change an appointment's fields (e.g. reschedule it) as PUT
+                                  /crm/v7/Appointments__s/{id} does, without a token: same checks, same
+                                  answer, update callback sent
 GET    /_sandbox/faults           the rules with their fired/remaining counts
 POST   /_sandbox/faults           replace the rules (a list of rules, or one rule object)
 DELETE /_sandbox/faults           remove every rule
@@ -34,6 +37,7 @@ from starlette.routing import Route
 from sandbox.faults import FaultRule
 from sandbox.responses import json_response
 from sandbox.runtime import SandboxRuntime
+from sandbox.zoho.responses import write_response
 from sandbox.zoho.time import format_datetime
 
 _RULES = TypeAdapter(list[FaultRule])
@@ -67,6 +71,16 @@ class ControlHandlers:
         deliveries = self.runtime.deliveries_for([change])
         background = BackgroundTask(self.runtime.notifier.deliver, deliveries) if deliveries else None
         return json_response({"data": [record]}, 201, background)
+
+    async def change_appointment(self, request: Request) -> Response:
+        fields = await _json(request)
+        if not isinstance(fields, dict):
+            return json_response({"error": "expected a JSON object of appointment fields"}, 400)
+        record_id = request.path_params["record_id"]
+        outcome = self.runtime.store.update_appointments([fields], self.runtime.now(), path_id=record_id)
+        deliveries = self.runtime.deliveries_for(outcome.changes)
+        background = BackgroundTask(self.runtime.notifier.deliver, deliveries) if deliveries else None
+        return write_response(outcome, 200, background)
 
     async def faults(self, request: Request) -> Response:
         if request.method == "POST":
@@ -129,6 +143,7 @@ def control_routes(runtime: SandboxRuntime) -> list[Route]:
     return [
         Route("/reset", handlers.reset, methods=["POST"]),
         Route("/appointments", handlers.create_appointment, methods=["POST"]),
+        Route("/appointments/{record_id}", handlers.change_appointment, methods=["PATCH"]),
         Route("/faults", handlers.faults, methods=["GET", "POST", "DELETE"]),
         Route("/requests", handlers.requests, methods=["GET", "DELETE"]),
         Route("/notifications", handlers.notifications, methods=["GET", "DELETE"]),

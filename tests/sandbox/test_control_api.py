@@ -88,6 +88,36 @@ async def test_create_appointment_refuses_unusable_values(sb: Harness, fields: o
     assert "error" in response.json()
 
 
+async def test_change_appointment_reschedules_as_the_api_does_and_sends_an_update(sb: Harness) -> None:
+    change = {"Appointment_Start_Time": NEW_START, "Reschedule_Reason": "By Customer"}
+
+    response = await sb.client.patch(f"/_sandbox/appointments/{SCHEDULED}", json=change)
+
+    assert response.status_code == 200, response.text
+    [result] = response.json()["data"]
+    assert (result["code"], result["details"]["id"]) == ("SUCCESS", SCHEDULED)
+    record = await sb.appointment(SCHEDULED)
+    assert (record["Appointment_Start_Time"], record["Reschedule_Count"]) == (NEW_START, 1)
+    [body] = sb.callback_bodies()
+    assert (body["operation"], body["ids"]) == ("update", [SCHEDULED])
+    assert "Appointment_Start_Time" in body["affected_fields"][0][SCHEDULED]
+    # Not an API request: the log holds only the test's token and read.
+    assert (await sb.client.get("/_sandbox/requests")).json()["crm_writes"] == 0
+
+
+@pytest.mark.parametrize(
+    ("record_id", "fields", "status"),
+    [(SCHEDULED, ["not", "an", "object"], 400), ("5545974000009999999", {"Appointment_Start_Time": NEW_START}, 400)],
+)
+async def test_change_appointment_refuses_what_the_api_refuses(
+    sb: Harness, record_id: str, fields: object, status: int
+) -> None:
+    response = await sb.client.patch(f"/_sandbox/appointments/{record_id}", json=fields)
+
+    assert response.status_code == status
+    assert sb.callbacks == []
+
+
 async def test_request_log_counts_crm_writes(sb: Harness) -> None:
     await sb.api("GET", f"{APPOINTMENTS}/{SCHEDULED}")
     await sb.reschedule(SCHEDULED, NEW_START)
