@@ -1,4 +1,4 @@
-"""The `crmflow` command: receiver, worker, sweep, rules, dlq, zoho, crm-calls; sandbox and demo: sandbox.cli.
+"""The `crmflow` command: receiver, worker, sweep, rules, dlq, zoho, crm-calls, doctor; sandbox and demo: sandbox.cli.
 
 The only place crmflow's settings are read. The sandbox and demo commands live with the sandbox (sandbox/cli.py),
 so that no product module imports it: the group imports them only when one of them is run or listed.
@@ -19,6 +19,7 @@ import uvicorn
 
 from crmflow.dlq import COMMANDS as DLQ_COMMANDS
 from crmflow.dlq import DlqSettings
+from crmflow.doctor.command import doctor, startup_problems
 from crmflow.logs import configure as configure_logs
 from crmflow.settings import SettingsError, load_settings
 
@@ -105,6 +106,7 @@ def receiver(host: str, port: int) -> None:
         config = load_settings(ReceiverConfig)
     except SettingsError as exc:
         _fail("invalid configuration", str(exc))
+    _startup_check("receiver")
     routes = ", ".join(f"{source} (POST /webhooks/{source})" for source in config.sources)
     logger.info("receiver: sources active: %s; queue at %s", routes, _redacted(config.redis_url))
     try:
@@ -128,6 +130,7 @@ def worker() -> None:
         config = load_settings(WorkerConfig)
     except SettingsError as exc:
         _fail("invalid configuration", str(exc))
+    _startup_check("worker")
     try:
         rules = load_rules(config.rules_path)
     except RuleFileError as exc:
@@ -136,6 +139,16 @@ def worker() -> None:
     active = ", ".join(f"{source} ({apis[source]})" for source in config.sources)
     logger.info("worker: sources active: %s; %d rules from %s", active, len(rules.rules), config.rules_path)
     run_forever(config, rules)
+
+
+def _startup_check(role: str) -> None:
+    """The doctor's offline checks for this role (`crmflow doctor` runs them all): warnings logged, failures stop."""
+    problems = startup_problems("receiver" if role == "receiver" else "worker")
+    if problems:
+        _fail("invalid configuration (`crmflow doctor` checks it all)", "\n".join(problems))
+
+
+main.add_command(doctor)
 
 
 @main.group()
