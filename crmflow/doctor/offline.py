@@ -72,7 +72,13 @@ def source_findings(env: Env) -> list[Finding]:
     for crm, label in CRMS.items():
         for role in ("receiver", "worker"):
             names = SWITCH[(role, crm)]
-            if is_on(env, role, crm):
+            half = _missing(env, NEEDS[(role, crm)])
+            if is_on(env, role, crm) and half:
+                message = f"{label} is half configured in the {role}: {', '.join(half)} not set"
+                given = ", ".join(n for n in NEEDS[(role, crm)] if n not in half)
+                fix = f"set {', '.join(half)}, or unset {given} to turn {label} off"
+                found.append(fail("sources", message, setting=", ".join(half), fix=fix))
+            elif is_on(env, role, crm):
                 found.append(ok("sources", f"{label} is on in the {role} ({', '.join(names)} set)"))
             else:
                 missing = ", ".join(_missing(env, SWITCH[(role, crm)]))
@@ -243,8 +249,9 @@ def offline_findings(
     rules_path: str,
     rules: int | Sequence[str],
 ) -> list[Finding]:
-    """Every offline check, in the order `crmflow doctor` shows them."""
-    return [
+    """Every offline check, in the order `crmflow doctor` shows them (a setting already failed by its role's
+    settings class is not failed again by the sources check)."""
+    found = [
         *settings_findings("receiver", receiver_errors),
         *settings_findings("worker", worker_errors),
         *source_findings(env),
@@ -254,3 +261,5 @@ def offline_findings(
         *upkeep_findings(env),
         *rules_findings(rules_path, rules),
     ]
+    named = {f.setting for f in found if f.status == "fail" and f.check.endswith(" settings")}
+    return [f for f in found if not (f.check == "sources" and f.status == "fail" and f.setting in named)]
