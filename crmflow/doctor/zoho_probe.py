@@ -92,7 +92,11 @@ def _body(content: bytes) -> Any:
 
 
 def _origin(url: str) -> str:
-    parts = httpx.URL(url)
+    """scheme://host:port, to compare two spellings of one base URL ("" when it is no URL)."""
+    try:
+        parts = httpx.URL(url)
+    except httpx.InvalidURL:
+        return ""
     return f"{parts.scheme}://{parts.host}:{parts.port or (443 if parts.scheme == 'https' else 80)}".lower()
 
 

@@ -10,7 +10,7 @@ import orjson
 from pydantic import SecretStr
 
 from crmflow.doctor.findings import Finding
-from crmflow.doctor.zoho_probe import Grant, check_zoho, granted_scope_findings, read_grant
+from crmflow.doctor.zoho_probe import Grant, api_domain_findings, check_zoho, granted_scope_findings, read_grant
 from sandbox.app import create_app
 from sandbox.config import SandboxConfig
 
@@ -156,3 +156,11 @@ async def test_with_a_scope_list_a_write_scope_hidden_by_body_checks_is_still_fo
 
     failed = [f.check for f in found if f.status == "fail"]
     assert "zoho scope ZohoCRM.modules.appointments_rescheduled_history.CREATE" in failed
+
+
+def test_the_api_domain_compares_by_origin() -> None:
+    grant = Grant("t", "https://www.zohoapis.com/", None)
+
+    assert [f.status for f in api_domain_findings(grant, "https://www.zohoapis.com:443")] == ["ok"]
+    assert [f.status for f in api_domain_findings(grant, "https://www.zohoapis.eu")] == ["ok", "warn"]
+    assert [f.status for f in api_domain_findings(Grant("t", "not a url ::", None), BASE)] == ["ok", "warn"]
