@@ -69,14 +69,18 @@ def test_matching_settings_pass(tmp_path: Path, redis_url: str, sandbox: Sandbox
     assert "ok    hubspot write notes" in done.stdout
 
 
-def test_a_wrong_zoho_secret_is_named_never_shown(tmp_path: Path, redis_url: str, sandbox: Sandbox) -> None:
-    url = sandbox()
+@pytest.mark.parametrize("side", ["crmflow", "sandbox"])
+def test_a_wrong_zoho_secret_is_named_never_shown(tmp_path: Path, redis_url: str, sandbox: Sandbox, side: str) -> None:
+    """crmflow's ZOHO_CLIENT_SECRET is wrong, or the sandbox was started with another client secret."""
+    url = sandbox("--zoho-client-secret", SECRET) if side == "sandbox" else sandbox()
+    wrong = {"ZOHO_CLIENT_SECRET": SECRET} if side == "crmflow" else {}
 
-    done = doctor(tmp_path, redis_url, url, "--online", ZOHO_CLIENT_SECRET=SECRET)
+    done = doctor(tmp_path, redis_url, url, "--online", **wrong)
 
     assert done.returncode == 1
     assert "FAIL  zoho refresh token: ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET: Zoho refused the client" in done.stdout
     assert SECRET not in done.stdout + done.stderr
+    assert "sandbox-client-secret" not in done.stdout + done.stderr
 
 
 def test_a_sandbox_granting_fewer_scopes_names_them(tmp_path: Path, redis_url: str, sandbox: Sandbox) -> None:
