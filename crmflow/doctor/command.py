@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
 import click
 import httpx
-from dotenv import dotenv_values
-from pydantic_settings import BaseSettings
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis.asyncio import Redis
 
 from crmflow.doctor.findings import Finding, failed, line, render_json, render_text
@@ -32,12 +30,36 @@ SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 HTTP_TIMEOUT_S = 10.0
 
 
-def read_environment(dotenv: Path = Path(".env")) -> dict[str, str]:
-    """The settings as crmflow's settings classes see them: .env overlaid by the environment, names in upper
-    case, empty values left out (an empty value means "not set")."""
-    values = {name.upper(): value for name, value in dotenv_values(dotenv).items() if value} if dotenv.is_file() else {}
-    values.update({name.upper(): value for name, value in os.environ.items() if value})
-    return values
+class SettingsAsSet(BaseSettings):
+    """The settings the checks read, as crmflow's settings classes read them (.env overlaid by the environment,
+    names in any case, an empty value meaning "not set"), without their validation."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False, env_ignore_empty=True)
+
+    redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    rules_path: str | None = Field(default=None, validation_alias="RULES_PATH")
+    public_base_url: str | None = Field(default=None, validation_alias="PUBLIC_BASE_URL")
+    zoho_notify_token: SecretStr | None = Field(default=None, validation_alias="ZOHO_NOTIFY_TOKEN")
+    zoho_channel_ids: str | None = Field(default=None, validation_alias="ZOHO_CHANNEL_IDS")
+    zoho_channel_check_s: str | None = Field(default=None, validation_alias="ZOHO_CHANNEL_CHECK_S")
+    zoho_api_domain: str | None = Field(default=None, validation_alias="ZOHO_API_DOMAIN")
+    zoho_accounts_url: str | None = Field(default=None, validation_alias="ZOHO_ACCOUNTS_URL")
+    zoho_client_id: str | None = Field(default=None, validation_alias="ZOHO_CLIENT_ID")
+    zoho_client_secret: SecretStr | None = Field(default=None, validation_alias="ZOHO_CLIENT_SECRET")
+    zoho_refresh_token: SecretStr | None = Field(default=None, validation_alias="ZOHO_REFRESH_TOKEN")
+    hubspot_api_base: str | None = Field(default=None, validation_alias="HUBSPOT_API_BASE")
+    hubspot_access_token: SecretStr | None = Field(default=None, validation_alias="HUBSPOT_ACCESS_TOKEN")
+    hubspot_client_secret: SecretStr | None = Field(default=None, validation_alias="HUBSPOT_CLIENT_SECRET")
+
+
+def read_environment() -> dict[str, str]:
+    """The settings as set, by upper-case name (those not set left out)."""
+    values = SettingsAsSet().model_dump()
+    return {
+        name.upper(): value.get_secret_value() if isinstance(value, SecretStr) else value
+        for name, value in values.items()
+        if value is not None
+    }
 
 
 def _load(cls: type[SettingsT]) -> SettingsT | list[str]:
