@@ -20,6 +20,7 @@ import uvicorn
 from crmflow.dlq import COMMANDS as DLQ_COMMANDS
 from crmflow.dlq import DlqSettings
 from crmflow.doctor.command import doctor, startup_problems
+from crmflow.doctor.offline import Role
 from crmflow.logs import configure as configure_logs
 from crmflow.settings import SettingsError, load_settings
 
@@ -141,9 +142,9 @@ def worker() -> None:
     run_forever(config, rules)
 
 
-def _startup_check(role: str) -> None:
+def _startup_check(role: Role) -> None:
     """The doctor's offline checks for this role (`crmflow doctor` runs them all): warnings logged, failures stop."""
-    problems = startup_problems("receiver" if role == "receiver" else "worker")
+    problems = startup_problems(role)
     if problems:
         _fail("invalid configuration (`crmflow doctor` checks it all)", "\n".join(problems))
 
