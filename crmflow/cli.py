@@ -1,4 +1,4 @@
-"""The `crmflow` command: receiver, worker, sweep, rules, dlq, zoho, crm-calls; sandbox and demo: sandbox.cli.
+"""The `crmflow` command: receiver, worker, sweep, rules, dlq, zoho, crm-calls, doctor; sandbox and demo: sandbox.cli.
 
 The only place crmflow's settings are read. The sandbox and demo commands live with the sandbox (sandbox/cli.py),
 so that no product module imports it: the group imports them only when one of them is run or listed.
@@ -19,6 +19,8 @@ import uvicorn
 
 from crmflow.dlq import COMMANDS as DLQ_COMMANDS
 from crmflow.dlq import DlqSettings
+from crmflow.doctor.command import doctor, startup_problems
+from crmflow.doctor.offline import Role
 from crmflow.logs import configure as configure_logs
 from crmflow.settings import SettingsError, load_settings
 
@@ -110,6 +112,7 @@ def receiver(host: str, port: int) -> None:
         config = load_settings(ReceiverConfig)
     except SettingsError as exc:
         _fail("invalid configuration", str(exc))
+    _startup_check("receiver")
     routes = ", ".join(f"{source} (POST /webhooks/{source})" for source in config.sources)
     logger.info("receiver: sources active: %s; queue at %s", routes, _redacted(config.redis_url))
     try:
@@ -133,6 +136,7 @@ def worker() -> None:
         config = load_settings(WorkerConfig)
     except SettingsError as exc:
         _fail("invalid configuration", str(exc))
+    _startup_check("worker")
     try:
         rules = load_rules(config.rules_path)
     except RuleFileError as exc:
@@ -141,6 +145,16 @@ def worker() -> None:
     active = ", ".join(f"{source} ({apis[source]})" for source in config.sources)
     logger.info("worker: sources active: %s; %d rules from %s", active, len(rules.rules), config.rules_path)
     run_forever(config, rules)
+
+
+def _startup_check(role: Role) -> None:
+    """The doctor's offline checks for this role (`crmflow doctor` runs them all): warnings logged, failures stop."""
+    problems = startup_problems(role)
+    if problems:
+        _fail("invalid configuration (`crmflow doctor` checks it all)", "\n".join(problems))
+
+
+main.add_command(doctor)
 
 
 @main.group()

@@ -55,6 +55,35 @@ def _fail(title: str, message: str, code: int = 2) -> NoReturn:
     show_default=True,
     help="HubSpot search requests per rolling second (429 with the secondly body beyond it).",
 )
+@click.option("--zoho-client-id", envvar="SANDBOX_ZOHO_CLIENT_ID", default="sandbox-client-id", show_default=True)
+@click.option(
+    "--zoho-client-secret", envvar="SANDBOX_ZOHO_CLIENT_SECRET", default="sandbox-client-secret", show_default=True
+)
+@click.option(
+    "--zoho-refresh-token", envvar="SANDBOX_ZOHO_REFRESH_TOKEN", default="sandbox-refresh-token", show_default=True
+)
+@click.option(
+    "--zoho-scopes",
+    envvar="SANDBOX_ZOHO_SCOPES",
+    help="Scopes the refresh token was granted (comma- or space-separated); other Zoho calls answer 401 "
+    "OAUTH_SCOPE_MISMATCH. Default: every scope.",
+)
+@click.option(
+    "--hubspot-access-token", envvar="SANDBOX_HUBSPOT_ACCESS_TOKEN", default="sandbox-hubspot-token", show_default=True
+)
+@click.option(
+    "--hubspot-client-secret",
+    envvar="SANDBOX_HUBSPOT_CLIENT_SECRET",
+    default="sandbox-hubspot-client-secret",
+    show_default=True,
+    help="The secret that signs HubSpot webhook batches.",
+)
+@click.option(
+    "--hubspot-scopes",
+    envvar="SANDBOX_HUBSPOT_SCOPES",
+    help="Scopes the HubSpot token was granted (space- or comma-separated); other HubSpot calls answer 403 "
+    "MISSING_SCOPES. Default: every scope.",
+)
 def sandbox(
     host: str,
     port: int,
@@ -66,21 +95,40 @@ def sandbox(
     zoho_max_concurrency: int | None,
     hubspot_requests_per_10s: int,
     hubspot_search_per_s: int,
+    zoho_client_id: str,
+    zoho_client_secret: str,
+    zoho_refresh_token: str,
+    zoho_scopes: str | None,
+    hubspot_access_token: str,
+    hubspot_client_secret: str,
+    hubspot_scopes: str | None,
 ) -> None:
     """Run the local Zoho CRM and HubSpot emulator that tests and the demo use."""
     from sandbox.app import create_app
     from sandbox.config import SandboxConfig
+    from sandbox.hubspot.scopes import parse_scopes as hubspot_scopes_of
+    from sandbox.zoho.scopes import parse_scopes as zoho_scopes_of
 
-    config = SandboxConfig(
-        notify_url=notify_url,
-        notify_token=notify_token,
-        channel_id=channel_id,
-        auto_history=auto_history,
-        hubspot_webhook_url=hubspot_webhook_url,
-        zoho_max_concurrency=zoho_max_concurrency,
-        hubspot_rate_limit_max=hubspot_requests_per_10s,
-        hubspot_search_per_s=hubspot_search_per_s,
-    )
+    try:
+        config = SandboxConfig(
+            client_id=zoho_client_id,
+            client_secret=zoho_client_secret,
+            refresh_token=zoho_refresh_token,
+            zoho_scopes=None if zoho_scopes is None else zoho_scopes_of(zoho_scopes),
+            hubspot_access_token=hubspot_access_token,
+            hubspot_client_secret=hubspot_client_secret,
+            hubspot_scopes=None if hubspot_scopes is None else hubspot_scopes_of(hubspot_scopes),
+            notify_url=notify_url,
+            notify_token=notify_token,
+            channel_id=channel_id,
+            auto_history=auto_history,
+            hubspot_webhook_url=hubspot_webhook_url,
+            zoho_max_concurrency=zoho_max_concurrency,
+            hubspot_rate_limit_max=hubspot_requests_per_10s,
+            hubspot_search_per_s=hubspot_search_per_s,
+        )
+    except ValueError as exc:
+        _fail("invalid sandbox configuration", str(exc))
     logger.info(
         "sandbox: Zoho and HubSpot at http://%s:%d; Zoho notifications to %s, HubSpot webhooks to %s",
         host,

@@ -15,6 +15,8 @@ class SandboxConfig:
 
     client_id, client_secret, refresh_token: the only OAuth client and refresh token the sandbox's
         `/oauth/v2/token` accepts.
+    zoho_scopes: the scopes the refresh token was granted (e.g. `ZohoCRM.modules.appointments.READ`); a Zoho
+        API call outside them answers 401 OAUTH_SCOPE_MISMATCH (sandbox.zoho.scopes). None: every scope.
     notify_url: when set, reset registers one default notification channel that POSTs Zoho callbacks for
         every `Appointments__s` insert and update to this URL. The channel lasts one week from reset (the
         longest Zoho allows); crmflow may replace it through `/crm/v7/actions/watch`.
@@ -41,6 +43,8 @@ class SandboxConfig:
     HubSpot (served on the same host; see sandbox.hubspot.api):
     hubspot_access_token: the private-app token the HubSpot API paths accept as `Authorization: Bearer ...`.
     hubspot_client_secret: the app's client secret; it signs webhook requests (v1 and v3 signatures).
+    hubspot_scopes: the scopes the token was granted (e.g. `crm.objects.appointments.read`); a HubSpot API
+        call outside them answers 403 MISSING_SCOPES (sandbox.hubspot.scopes). None: every scope.
     hubspot_webhook_url: where signed webhook batches are POSTed; None sends none. The v3 signature covers
         this URL as configured (only the escapes HubSpot's guide lists are decoded, see sandbox.hubspot.signing).
     hubspot_portal_id: the portal (account, hub) id in webhook events and error bodies.
@@ -64,6 +68,7 @@ class SandboxConfig:
     client_id: str = "sandbox-client-id"
     client_secret: str = "sandbox-client-secret"
     refresh_token: str = "sandbox-refresh-token"
+    zoho_scopes: frozenset[str] | None = None
     notify_url: str | None = None
     notify_token: str | None = "sandbox-notify-token"
     channel_id: str = "1000000068001"
@@ -76,6 +81,7 @@ class SandboxConfig:
     zoho_max_concurrency: int | None = None
     hubspot_access_token: str = "sandbox-hubspot-token"
     hubspot_client_secret: str = "sandbox-hubspot-client-secret"
+    hubspot_scopes: frozenset[str] | None = None
     hubspot_webhook_url: str | None = None
     hubspot_portal_id: int = 62515
     hubspot_app_id: int = 54321
@@ -94,6 +100,8 @@ class SandboxConfig:
             raise ValueError("notify_token: Zoho allows at most 50 characters")
         if self.zoho_max_concurrency is not None and self.zoho_max_concurrency < 1:
             raise ValueError("zoho_max_concurrency must be at least 1 (or None for no cap)")
+        if not (self.client_id and self.client_secret and self.refresh_token):
+            raise ValueError("client_id, client_secret and refresh_token must not be empty")
         if not self.channel_id.isdigit():
             raise ValueError("channel_id: Zoho channel ids are numeric (long)")
         self._check_hubspot()

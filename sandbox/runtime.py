@@ -14,6 +14,7 @@ from sandbox.request_log import RequestLog
 from sandbox.zoho.errors import invalid_token
 from sandbox.zoho.notify import Delivery, Notifier, plan_deliveries
 from sandbox.zoho.oauth import TokenRegistry
+from sandbox.zoho.scopes import allowed, scope_mismatch
 from sandbox.zoho.store import ZohoStore
 from sandbox.zoho.watch import Channel, ChannelRegistry
 from sandbox.zoho.writes import RecordChange
@@ -126,6 +127,12 @@ class SandboxRuntime:
             raise invalid_token()
         if not self.tokens.is_valid(authorization[len(AUTH_SCHEME) :].strip(), self.now()):
             raise invalid_token()
+
+    def check_scope(self, scope: str | None) -> None:
+        """Raise OAUTH_SCOPE_MISMATCH (401) when the configured grant lacks `scope` (None: nothing to check)."""
+        granted = self.config.zoho_scopes
+        if scope is not None and granted is not None and not allowed(scope, granted):
+            raise scope_mismatch()
 
     def deliveries_for(self, changes: Sequence[RecordChange]) -> list[Delivery]:
         """The callbacks these changes cause on the channels active now (none while Zoho's are switched off)."""

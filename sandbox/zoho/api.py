@@ -12,7 +12,8 @@ Served paths (any of Zoho's API versions v2..v8):
     GET  /crm/{v}/Appointments_Rescheduled_History__s/{id}      one row
     *    /crm/{v}/actions/watch                                 see sandbox.zoho.watch_api
 Other methods on these paths answer INVALID_REQUEST_METHOD, other modules INVALID_MODULE, anything else
-INVALID_URL_PATTERN; every path first requires a valid `Zoho-oauthtoken`.
+INVALID_URL_PATTERN; every path first requires a valid `Zoho-oauthtoken`, then the scope the call needs
+(401 OAUTH_SCOPE_MISMATCH when the sandbox was not told to grant it: sandbox.zoho.scopes).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from sandbox.zoho.errors import (
 from sandbox.zoho.listing import parse_fields, parse_list_query
 from sandbox.zoho.payload import parse_json_body, records_array
 from sandbox.zoho.responses import error_response, page_response, write_response
+from sandbox.zoho.scopes import needed_scope
 from sandbox.zoho.store import APPOINTMENT_SORT_FIELDS, APPOINTMENTS, HISTORY, HISTORY_SORT_FIELDS
 from sandbox.zoho.writes import WriteOutcome
 
@@ -57,6 +59,7 @@ def _guarded(handler: Handler) -> Handler:
     async def run(self: CrmHandlers, request: Request) -> Response:
         try:
             self.runtime.authenticate(request.headers.get("authorization"))
+            self.runtime.check_scope(needed_scope(handler.__name__, request.path_params, request.method))
             if request.path_params.get("version", "v7") not in API_VERSIONS:
                 raise invalid_url_pattern()
             return await handler(self, request)
