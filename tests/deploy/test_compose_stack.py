@@ -1,5 +1,6 @@
 """The sandbox profile of docker-compose.yml with .env.sandbox, run as real processes: a reschedule made through the
-sandbox's control API becomes a Zoho history row and a HubSpot note; then every crmflow role's health check passes.
+sandbox's control API becomes a Zoho history row and a HubSpot note; then every crmflow role's health check passes,
+and so does `crmflow doctor --online` in the worker's environment.
 
 There is no Docker engine where tests run, so each crmflow service runs as the container would run it: `crmflow`
 (the image's entrypoint; here `python -m crmflow`, the same program) followed by the service's `command`, with the
@@ -207,3 +208,16 @@ def test_the_sandbox_profile_turns_a_reschedule_into_a_history_row_and_a_note(st
             timeout=30,
         )
         assert result.returncode == 0, (name, result.stderr)
+
+    # The configuration doctor, run in the worker's container as an operator would (`docker compose exec worker
+    # crmflow doctor --online`): everything the stack needs holds, with warnings only (the http PUBLIC_BASE_URL).
+    doctor = subprocess.run(
+        [sys.executable, "-m", "crmflow", "doctor", "--online"],
+        env=stack.environments["worker"],
+        cwd=stack.cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert "PUBLIC_BASE_URL" in doctor.stdout
