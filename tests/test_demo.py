@@ -19,6 +19,7 @@ from sandbox.demo import support
 from sandbox.demo.run import DEMO_DATABASE, run_demo
 from tests.processes import REPO, crmflow_env, start, wait_for
 from workers import keys
+from workers.rules.load import RuleFileError
 
 DEFAULT_RULES = REPO / "rules" / "default.yaml"
 CALLS_TODAY = keys.crm_calls("zoho", datetime.now(UTC).date().isoformat())
@@ -131,3 +132,36 @@ def test_demo_interrupted_removes_its_keys(
     output = log.read_text()
     assert "Removed the " in output and f"crmflow: the demo was {said}" in output
     assert keys_of(shared_redis, DEMO_DATABASE) == KEPT
+
+
+async def test_demo_with_invalid_rules_starts_nothing(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nrules: [{name: x}]\n")
+    lines: list[str] = []
+
+    with pytest.raises(RuleFileError):
+        await run_demo(redis_url="redis://127.0.0.1:1/0", rules_path=str(rules), out=lines.append)
+
+    assert lines == []
+
+
+@pytest.mark.slow
+async def test_demo_never_prints_the_redis_password() -> None:
+    lines: list[str] = []
+
+    await run_demo(redis_url="redis://:s3cret-pass@127.0.0.1:1/0", rules_path=str(DEFAULT_RULES), out=lines.append)
+
+    assert "nothing answered at redis://:***@127.0.0.1:1/0" in lines[0]
+    assert "s3cret-pass" not in "\n".join(lines)
+
+
+@pytest.mark.slow
+def test_crmflow_demo_names_the_problems_of_its_rules(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nrules: [{name: x}]\n")
+    log = tmp_path / "demo.log"
+
+    demo = start(["demo"], crmflow_env(REDIS_URL="redis://127.0.0.1:1/0", RULES_PATH=str(rules)), tmp_path, log)
+
+    assert demo.wait(timeout=30) == 2
+    assert f"crmflow: invalid rules in {rules}\n  {rules}: rule 'x' (rules[0]): source: is required" in log.read_text()

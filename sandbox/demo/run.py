@@ -69,7 +69,7 @@ async def run_demo(*, redis_url: str, rules_path: str, out: Callable[[str], None
             redis_url = await stack.enter_async_context(removing_created_keys(demo_url, out))
         else:
             server = stack.enter_context(EmbeddedRedis())
-            out(f"Redis     {server.url} (private redis-server: nothing answered at {redis_url})")
+            out(f"Redis     {server.url} (private redis-server: nothing answered at {_without_password(redis_url)})")
             redis_url = server.url
         receiver_port, sandbox_port = free_port(), free_port()
         receiver_url = f"http://127.0.0.1:{receiver_port}"
