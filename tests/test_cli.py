@@ -167,11 +167,10 @@ def test_worker_names_the_missing_half_of_a_source(tmp_path: Path) -> None:
     assert "no source is configured" in nothing.stderr
 
 
-@pytest.mark.slow
-def test_worker_refuses_to_start_with_invalid_rules(tmp_path: Path) -> None:
+def worker_with_rules(tmp_path: Path, text: str) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """A worker started with Zoho configured and these rules: the rule file and what the worker did."""
     bad = tmp_path / "bad.yaml"
-    bad.write_text(BAD_RULES)
-
+    bad.write_text(text)
     done = crmflow(
         "worker",
         cwd=tmp_path,
@@ -180,6 +179,12 @@ def test_worker_refuses_to_start_with_invalid_rules(tmp_path: Path) -> None:
         ZOHO_CLIENT_SECRET="s",
         ZOHO_REFRESH_TOKEN="r",
     )
+    return bad, done
+
+
+@pytest.mark.slow
+def test_worker_refuses_to_start_with_invalid_rules(tmp_path: Path) -> None:
+    bad, done = worker_with_rules(tmp_path, BAD_RULES)
 
     assert done.returncode == 2
     assert f"invalid rules in {bad}" in done.stderr
@@ -280,17 +285,7 @@ def test_crm_calls_shows_today_s_counts_and_names_a_redis_that_fails(tmp_path: P
 
 @pytest.mark.slow
 def test_worker_refuses_to_start_listing_every_problem_of_its_rules(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(SEVERAL_PROBLEMS)
-
-    done = crmflow(
-        "worker",
-        cwd=tmp_path,
-        RULES_PATH=str(bad),
-        ZOHO_CLIENT_ID="c",
-        ZOHO_CLIENT_SECRET="s",
-        ZOHO_REFRESH_TOKEN="r",
-    )
+    bad, done = worker_with_rules(tmp_path, SEVERAL_PROBLEMS)
 
     assert done.returncode == 2
     assert f"invalid rules in {bad}" in done.stderr

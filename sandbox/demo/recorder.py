@@ -56,7 +56,7 @@ class RecordingProxy:
     """Forwards every connection to the Redis at `upstream_url` unchanged, noting the arguments of each command.
 
     `named` holds every argument (the command's name left out) that went through: any key a client created,
-    changed or read is among them, since Redis commands and scripts name the keys they touch.
+    changed or read is among them, or is several of them joined by a script (cleanup.py, `made_of`).
     """
 
     def __init__(self, upstream_url: str) -> None:
