@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
-from typing import NoReturn
+from collections.abc import Coroutine
+from typing import Any, NoReturn
 
 import click
 import uvicorn
@@ -143,10 +145,29 @@ def sandbox(
 def demo() -> None:
     """Run receiver, worker and sandbox on loopback, reschedule an appointment, show what happened."""
     from sandbox.demo.run import run_demo
+    from workers.rules.load import RuleFileError
 
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     rules_path = os.environ.get("RULES_PATH", "rules/default.yaml")
     try:
-        asyncio.run(run_demo(redis_url=redis_url, rules_path=rules_path))
+        asyncio.run(_stoppable(run_demo(redis_url=redis_url, rules_path=rules_path)))
+    except RuleFileError as exc:
+        _fail(f"invalid rules in {rules_path}", str(exc))
     except (RuntimeError, TimeoutError) as exc:
         _fail("the demo failed", str(exc), code=1)
+    except KeyboardInterrupt:
+        _fail("the demo was interrupted (Ctrl-C)", "", code=130)
+    except asyncio.CancelledError:
+        _fail("the demo was stopped (SIGTERM)", "", code=143)
+
+
+async def _stoppable(run: Coroutine[Any, Any, None]) -> None:
+    """Run the demo; SIGTERM cancels it as Ctrl-C does (asyncio.run's own handling), so it cleans up either way."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        await run
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)

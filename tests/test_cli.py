@@ -25,6 +25,39 @@ rules:
       - type: log_reschedule_history
 """
 
+# Several problems in one rule, and a second rule with its own: every one of them is listed.
+SEVERAL_PROBLEMS = """\
+version: 1
+rules:
+  - name: zoho-log
+    source: zoho
+    module: Appointments__s
+    priority: 1
+    when:
+      changed: [Appointment_Start_Tme]
+    actions:
+      - type: log_reschedule_histroy
+  - name: second
+    source: zoho
+    module: Appointments__s
+    when: {changed: Status}
+    actions:
+      - {type: log_reschedule_history, with: {reason: Sometimes}}
+"""
+
+
+def several_problems(path: Path) -> list[str]:
+    return [
+        f"{path}: rule 'zoho-log' (rules[0]): when.changed[0]: unknown field 'Appointment_Start_Tme' for "
+        "zoho/Appointments__s (did you mean 'Appointment_Start_Time'?)",
+        f"{path}: rule 'zoho-log' (rules[0]): actions[0].type: unknown action type 'log_reschedule_histroy' "
+        "(did you mean 'log_reschedule_history'?)",
+        f"{path}: rule 'zoho-log' (rules[0]): unknown key 'priority' (allowed: name, description, source, module, "
+        "when, conditions, enabled, actions)",
+        f"{path}: rule 'second' (rules[1]): actions[0].with.reason: must be 'By Customer' or 'By Team', "
+        "not 'Sometimes'",
+    ]
+
 
 def crmflow(*args: str, cwd: Path, **settings: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -57,6 +90,20 @@ def test_rules_check_names_file_rule_and_field(tmp_path: Path) -> None:
         f"{bad}: rule 'zoho-log' (rules[0]): when.changed[0]: unknown field 'Appointment_Start_Tme' for "
         "zoho/Appointments__s (did you mean 'Appointment_Start_Time'?)"
     ) in done.stderr
+
+
+@pytest.mark.slow
+def test_rules_check_lists_every_problem_of_every_rule_and_exits_1(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SEVERAL_PROBLEMS)
+
+    done = crmflow("rules", "check", str(bad), cwd=tmp_path)
+
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [f"crmflow: {bad}: invalid rules"] + [
+        f"  {line}" for line in several_problems(bad)
+    ]
 
 
 @pytest.mark.slow
@@ -120,11 +167,10 @@ def test_worker_names_the_missing_half_of_a_source(tmp_path: Path) -> None:
     assert "no source is configured" in nothing.stderr
 
 
-@pytest.mark.slow
-def test_worker_refuses_to_start_with_invalid_rules(tmp_path: Path) -> None:
+def worker_with_rules(tmp_path: Path, text: str) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """A worker started with Zoho configured and these rules: the rule file and what the worker did."""
     bad = tmp_path / "bad.yaml"
-    bad.write_text(BAD_RULES)
-
+    bad.write_text(text)
     done = crmflow(
         "worker",
         cwd=tmp_path,
@@ -133,6 +179,12 @@ def test_worker_refuses_to_start_with_invalid_rules(tmp_path: Path) -> None:
         ZOHO_CLIENT_SECRET="s",
         ZOHO_REFRESH_TOKEN="r",
     )
+    return bad, done
+
+
+@pytest.mark.slow
+def test_worker_refuses_to_start_with_invalid_rules(tmp_path: Path) -> None:
+    bad, done = worker_with_rules(tmp_path, BAD_RULES)
 
     assert done.returncode == 2
     assert f"invalid rules in {bad}" in done.stderr
@@ -229,3 +281,14 @@ def test_crm_calls_shows_today_s_counts_and_names_a_redis_that_fails(tmp_path: P
     assert (zoho["source"], zoho["read"], zoho["coalesced"], zoho["write"]) == ("zoho", 3, 2, 0)
     assert down.returncode == 2
     assert down.stderr.startswith("crmflow: Redis at redis://127.0.0.1:1/0 failed")
+
+
+@pytest.mark.slow
+def test_worker_refuses_to_start_listing_every_problem_of_its_rules(tmp_path: Path) -> None:
+    bad, done = worker_with_rules(tmp_path, SEVERAL_PROBLEMS)
+
+    assert done.returncode == 2
+    assert f"invalid rules in {bad}" in done.stderr
+    lines = done.stderr.splitlines()
+    for problem in several_problems(bad):
+        assert f"  {problem}" in lines

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import uvicorn
@@ -17,6 +18,7 @@ from receiver.app import create_app as create_receiver
 from receiver.config import ReceiverConfig
 from sandbox.app import create_app as create_sandbox
 from sandbox.config import SandboxConfig
+from sandbox.demo.cleanup import removing_created_keys
 from sandbox.demo.hubspot import HubSpotStory
 from sandbox.demo.support import until
 from sandbox.demo.zoho import ZohoStory
@@ -30,9 +32,17 @@ NOTIFY_TOKEN = "demo-notify-token"
 DEMO_DATABASE = 15
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, leaving signals to the demo: Ctrl-C stops the whole demo, which then cleans up."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 @asynccontextmanager
 async def _serve(app: Starlette, port: int) -> AsyncIterator[str]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve())
     await until(lambda: asyncio.sleep(0, server.started or task.done()), f"a server on port {port}")
     if task.done():
@@ -45,15 +55,21 @@ async def _serve(app: Starlette, port: int) -> AsyncIterator[str]:
 
 
 async def run_demo(*, redis_url: str, rules_path: str, out: Callable[[str], None] = print) -> None:
-    """Start everything on loopback, reschedule one appointment, print the notification, job and history row."""
+    """Start everything on loopback, reschedule one appointment, print the notification, job and history row.
+
+    On a Redis that is already running, the keys the demo created are removed at the end, however it ends
+    (cleanup.py); a private redis-server goes with everything in it.
+    """
+    rules = load_rules(rules_path)
     async with AsyncExitStack() as stack:
         demo_url = with_database(redis_url, DEMO_DATABASE)
         if redis_reachable(demo_url):
-            out(f"Redis     {demo_url} (already running; database {DEMO_DATABASE}, apart from crmflow's own queue)")
-            redis_url = demo_url
+            shown = _without_password(demo_url)
+            out(f"Redis     {shown} (already running; database {DEMO_DATABASE}, apart from crmflow's own queue)")
+            redis_url = await stack.enter_async_context(removing_created_keys(demo_url, out))
         else:
             server = stack.enter_context(EmbeddedRedis())
-            out(f"Redis     {server.url} (private redis-server: nothing answered at {redis_url})")
+            out(f"Redis     {server.url} (private redis-server: nothing answered at {_without_password(redis_url)})")
             redis_url = server.url
         receiver_port, sandbox_port = free_port(), free_port()
         receiver_url = f"http://127.0.0.1:{receiver_port}"
@@ -75,9 +91,7 @@ async def run_demo(*, redis_url: str, rules_path: str, out: Callable[[str], None
         )
         await stack.enter_async_context(_serve(create_receiver(receiver_config), receiver_port))
         out(f"Receiver  {receiver_url}/webhooks/zoho and {receiver_url}/webhooks/hubspot")
-        worker = build_worker(
-            _worker_config(redis_url, sandbox_url, sandbox_config), load_rules(rules_path), handle_signals=False
-        )
+        worker = build_worker(_worker_config(redis_url, sandbox_url, sandbox_config), rules, handle_signals=False)
         worker_task = asyncio.create_task(worker.main())
         stack.push_async_callback(_stop_worker, worker, worker_task)
         out(f"Worker    arq, rules from {rules_path}\n")
@@ -104,6 +118,11 @@ def _worker_config(redis_url: str, sandbox_url: str, sandbox: SandboxConfig) -> 
             "SWEEP_INTERVAL_S": 0,
         }
     )
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    return url if parts.password is None else url.replace(f":{parts.password}@", ":***@", 1)
 
 
 async def _stop_worker(worker: Any, task: asyncio.Task[None]) -> None:

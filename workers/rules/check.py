@@ -2,25 +2,51 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
 from pydantic import BaseModel, ValidationError
 
 from workers import sources
 from workers.rules.model import ActionSpec, Rule
 from workers.rules.problems import Loc, Problem, did_you_mean, validation_problems
 from workers.rules.registry import ACTION_TYPES
-from workers.rules.schema import ActionDoc, RuleDoc
+from workers.rules.schema import RuleDoc
+
+
+@dataclass(frozen=True)
+class ActionParts:
+    """An action's type and `with:` parameters as written, each None when it is not well formed."""
+
+    loc: Loc
+    type: str | None
+    with_: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
+class RuleParts:
+    """What a rule names, as far as it is well formed: checked against the catalogues and the action registry."""
+
+    loc: Loc
+    source: str | None = None
+    module: str | None = None
+    # Trigger fields, then the first segment of each condition's field, each with its place in the document.
+    fields: tuple[tuple[Loc, str], ...] = ()
+    actions: tuple[ActionParts, ...] = ()
+
+
+def parts_of(doc: RuleDoc, loc: Loc) -> RuleParts:
+    """The parts of a rule that passed the schema: all of them."""
+    fields = [((*loc, "when", "changed", i), name) for i, name in enumerate(doc.when.changed)]
+    fields += [((*loc, "conditions", i, "field"), c.field.split(".", 1)[0]) for i, c in enumerate(doc.conditions)]
+    actions = tuple(ActionParts((*loc, "actions", i), a.type, a.with_) for i, a in enumerate(doc.actions))
+    return RuleParts(loc, doc.source, doc.module, tuple(fields), actions)
 
 
 def check_rule(doc: RuleDoc, loc: Loc) -> tuple[Rule | None, list[Problem]]:
     """The validated rule, or None and the problems found; `loc` is the rule's place in the document."""
-    problems = catalogue_problems(doc, loc)
-    known_target = not any(p.loc in {(*loc, "source"), (*loc, "module")} for p in problems)
-    actions: list[ActionSpec] = []
-    for index, action in enumerate(doc.actions):
-        spec, action_problems = check_action(action, doc, (*loc, "actions", index), check_target=known_target)
-        problems += action_problems
-        if spec is not None:
-            actions.append(spec)
+    actions, problems = check_parts(parts_of(doc, loc))
     if problems:
         return None, problems
     rule = Rule(
@@ -36,42 +62,68 @@ def check_rule(doc: RuleDoc, loc: Loc) -> tuple[Rule | None, list[Problem]]:
     return rule, []
 
 
-def catalogue_problems(doc: RuleDoc, loc: Loc) -> list[Problem]:
-    """Unknown source, module (for that source) or fields (for that module)."""
-    source = sources.source_named(doc.source)
+def check_parts(parts: RuleParts) -> tuple[list[ActionSpec], list[Problem]]:
+    """The actions validated, and every problem of the parts: catalogue problems first, then each action's."""
+    problems = catalogue_problems(parts)
+    loc = parts.loc
+    known_target = (
+        parts.source is not None
+        and parts.module is not None
+        and not any(p.loc in {(*loc, "source"), (*loc, "module")} for p in problems)
+    )
+    actions: list[ActionSpec] = []
+    for action in parts.actions:
+        spec, action_problems = check_action(action, parts, check_target=known_target)
+        problems += action_problems
+        if spec is not None:
+            actions.append(spec)
+    return actions, problems
+
+
+def catalogue_problems(parts: RuleParts) -> list[Problem]:
+    """Unknown source, module (for that source) or fields (for that module); what is missing is not checked."""
+    loc = parts.loc
+    if parts.source is None:
+        return []
+    source = sources.source_named(parts.source)
     if source is None:
         known = ", ".join(sorted(s.name for s in sources.all_sources()))
-        return [Problem((*loc, "source"), f"unknown source {doc.source!r} (known sources: {known})")]
-    module = source.module(doc.module)
+        return [Problem((*loc, "source"), f"unknown source {parts.source!r} (known sources: {known})")]
+    if parts.module is None:
+        return []
+    module = source.module(parts.module)
     if module is None:
         known = ", ".join(sorted(m.name for m in source.modules))
-        message = f"unknown module {doc.module!r} for {doc.source} (known modules: {known})"
+        message = f"unknown module {parts.module!r} for {parts.source} (known modules: {known})"
         return [Problem((*loc, "module"), message)]
     fields = module.catalogue
-    named: list[tuple[Loc, str]] = [((*loc, "when", "changed", i), f) for i, f in enumerate(doc.when.changed)]
-    named += [((*loc, "conditions", i, "field"), c.field.split(".", 1)[0]) for i, c in enumerate(doc.conditions)]
-    target = f"{doc.source}/{doc.module}"
+    target = f"{parts.source}/{parts.module}"
     return [
         Problem(where, f"unknown field {name!r} for {target}{did_you_mean(name, fields)}")
-        for where, name in named
+        for where, name in parts.fields
         if name not in fields
     ]
 
 
 def check_action(
-    action: ActionDoc, doc: RuleDoc, loc: Loc, *, check_target: bool
+    action: ActionParts, parts: RuleParts, *, check_target: bool
 ) -> tuple[ActionSpec | None, list[Problem]]:
     """The action with its parameters validated by its type's model, or None and the problems found."""
+    loc = action.loc
+    if action.type is None:
+        return None, []
     action_type = ACTION_TYPES.get(action.type)
     if action_type is None:
         known = sorted(ACTION_TYPES)
         hint = did_you_mean(action.type, known) or f" (known types: {', '.join(known)})"
         return None, [Problem((*loc, "type"), f"unknown action type {action.type!r}{hint}")]
     problems: list[Problem] = []
-    if check_target and (doc.source, doc.module) not in action_type.targets:
+    if check_target and (parts.source, parts.module) not in action_type.targets:
         supported = ", ".join(sorted(f"{source}/{module}" for source, module in action_type.targets))
-        message = f"action {action.type!r} cannot run on {doc.source}/{doc.module} (it supports: {supported})"
+        message = f"action {action.type!r} cannot run on {parts.source}/{parts.module} (it supports: {supported})"
         problems.append(Problem((*loc, "type"), message))
+    if action.with_ is None:
+        return None, problems
     params: BaseModel | None = None
     try:
         params = action_type.params.model_validate(action.with_)

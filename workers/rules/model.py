@@ -56,6 +56,8 @@ def _none_as_empty(value: object) -> object:
 
 
 RuleName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_rule_name)]
+# A source, module or action type as written; the catalogues and the action registry judge it later.
+Named = Annotated[str, Field(min_length=1)]
 FieldName = Annotated[str, AfterValidator(_field_name)]
 FieldPath = Annotated[str, AfterValidator(_field_path)]
 # A JSON scalar, kept as the YAML gave it (no coercion between strings, numbers and booleans).
@@ -84,10 +86,9 @@ class Condition(BaseModel):
 
     @model_validator(mode="after")
     def _one_operator(self) -> Self:
-        given = self._operators()
-        if len(given) != 1:
-            found = f" (found {', '.join(given)})" if given else ""
-            raise ValueError(f"needs exactly one operator with a value, out of: {', '.join(OPERATORS)}{found}")
+        problem = operator_problem(self._operators())
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     def _operators(self) -> list[str]:
@@ -103,6 +104,14 @@ class Condition(BaseModel):
         """The operator's value: a scalar, a tuple of scalars (in, not_in) or a boolean (is_set)."""
         value: Scalar | tuple[Scalar, ...] | bool = getattr(self, _attribute(self.operator))
         return value
+
+
+def operator_problem(given: list[str]) -> str | None:
+    """What is wrong with a condition that gives these operators (in OPERATORS order); None for exactly one."""
+    if len(given) == 1:
+        return None
+    found = f" (found {', '.join(given)})" if given else ""
+    return f"needs exactly one operator with a value, out of: {', '.join(OPERATORS)}{found}"
 
 
 def _attribute(operator: str) -> str:
@@ -136,8 +145,8 @@ class RuleBase(BaseModel):
 
     name: RuleName
     description: str | None = None
-    source: str = Field(min_length=1)
-    module: str = Field(min_length=1)
+    source: Named
+    module: Named
     when: Trigger
     conditions: Annotated[tuple[Condition, ...], BeforeValidator(_none_as_empty)] = ()
     enabled: bool = True

@@ -10,12 +10,17 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from workers.rules.check import check_rule
-from workers.rules.model import Rule
-from workers.rules.problems import Loc, Problem, render, validation_problems
-from workers.rules.schema import FileDoc, RuleDoc
+from workers.rules.model import Condition, Rule, Trigger
+from workers.rules.problems import Loc, Problem, in_document_order, key_order, render, validation_problems
+from workers.rules.registry import ACTION_PARAMS
+from workers.rules.salvage import salvage_problems
+from workers.rules.schema import ActionDoc, FileDoc, RuleDoc
 from workers.rules.yamltext import describe_yaml_error, parse_yaml
 
 M = TypeVar("M", bound=BaseModel)
+
+# A rule's problems come in the order of its keys as the format lists them (docs/rules.md).
+_KEY_ORDER = key_order(RuleDoc, Trigger, Condition, ActionDoc, *ACTION_PARAMS.values())
 
 # Without a usable version or rules list there is nothing more to check.
 _BLOCKING = frozenset({("version",), ("rules",)})
@@ -73,10 +78,15 @@ def duplicate_names(files: Sequence[ParsedFile]) -> list[str]:
 
 
 def _rule(raw: Any, loc: Loc) -> tuple[Rule | None, list[Problem]]:
+    """The checked rule, or None and every problem it has (of the schema, the catalogues and the actions)."""
     doc, problems = _validate(RuleDoc, raw, loc)
-    if doc is None:
-        return None, problems
-    return check_rule(doc, loc)
+    if doc is not None:
+        rule, problems = check_rule(doc, loc)
+        if rule is not None:
+            return rule, []
+    else:
+        problems += salvage_problems(raw, loc)
+    return None, in_document_order(problems, _KEY_ORDER)
 
 
 def _validate(model: type[M], data: Any, loc: Loc) -> tuple[M | None, list[Problem]]:

@@ -57,6 +57,28 @@ def render(origin: str, problem: Problem, rule_names: Mapping[int, str]) -> str:
     return ": ".join([*where, problem.message])
 
 
+def key_order(*models: type[BaseModel]) -> dict[str, int]:
+    """Each key of the models (as written: aliases) by its place, the first model's keys first."""
+    order: dict[str, int] = {}
+    for model in models:
+        for name, info in model.model_fields.items():
+            order.setdefault(info.alias or name, len(order))
+    return order
+
+
+def in_document_order(problems: Iterable[Problem], order: Mapping[str, int]) -> list[Problem]:
+    """The problems by place: keys in `order`, items by index, a part's own problems after its contents'.
+
+    Problems at the same place keep the order they came in.
+    """
+
+    def place(problem: Problem) -> tuple[tuple[int, int], ...]:
+        steps = tuple((0, part if isinstance(part, int) else order.get(part, len(order))) for part in problem.loc)
+        return (*steps, (1, 0))
+
+    return sorted(problems, key=place)
+
+
 def validation_problems(exc: ValidationError, model: type[BaseModel], prefix: Loc) -> list[Problem]:
     """Problems for a pydantic error raised validating `model` at `prefix` in the document."""
     problems: list[Problem] = []

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from workers.rules.model import RuleBase
+from workers.rules.model import Named, RuleBase
 
 SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
 
@@ -37,7 +37,7 @@ class ActionDoc(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    type: str = Field(min_length=1)
+    type: Named
     with_: Annotated[dict[str, Any], BeforeValidator(_none_as_empty_mapping)] = Field(
         default_factory=dict, alias="with"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from types import MappingProxyType
 
 import pytest
@@ -11,6 +12,10 @@ from workers.rules import check
 from workers.rules.load import RuleFileError, parse_rules
 from workers.rules.model import LogRescheduleHistoryParams
 from workers.rules.registry import ActionType
+from workers.rules.salvage import salvage_problems
+from workers.rules.yamltext import parse_yaml
+
+REPO = Path(__file__).resolve().parents[3]
 
 VALID = """\
 version: 1
@@ -203,6 +208,125 @@ def test_every_problem_in_every_rule_is_reported() -> None:
     ]
 
 
+SEVERAL = """\
+version: 1
+rules:
+  - name: zoho-log
+    source: zoho
+    module: Appointments__s
+    priority: 1
+    when:
+      changed: [Appointment_Start_Tme, Owner.id]
+    conditions:
+      - field: Stauts
+        equals: Scheduled
+        in: [Confirmed]
+      - field: Owner..id
+        is_set: true
+        equals: x
+      - field: Status
+        not-in: [Cancelled]
+      - {field: Status, in: [a], equals: b, foo: 1}
+    actions:
+      - type: log_reschedule_histroy
+      - type: log_reschedule_history
+        with: {reason: Sometimes, notes: x}
+        wth: 1
+  - name: second
+    source: hubspot
+    module: apointments
+    when: {changed: x}
+    enabled: maybe
+    actions:
+      - type: log_reschedule_history
+        with: {reason: Never}
+  - name: third
+    module: Appointments__s
+    when: {changed: [Status]}
+    conditions:
+      - {field: Status, equals: [a]}
+    actions:
+      - {type: send_email, with: {to: x}}
+"""
+
+OPERATOR = "needs exactly one operator with a value, out of: equals, not_equals, in, not_in, is_set"
+
+
+def test_an_unknown_key_hides_none_of_the_rules_other_problems() -> None:
+    text = edited("    module: Appointments__s\n", "    module: Appointments__s\n    priority: 1\n").replace(
+        "[Appointment_Start_Time]", "[Appointment_Start_Tme]"
+    )
+
+    assert problems(text) == [
+        f"{RULE}: when.changed[0]: unknown field 'Appointment_Start_Tme' for zoho/Appointments__s "
+        "(did you mean 'Appointment_Start_Time'?)",
+        f"{RULE}: unknown key 'priority' (allowed: name, description, source, module, when, conditions, enabled, "
+        "actions)",
+    ]
+
+
+def test_every_problem_of_every_rule_is_listed_in_document_order() -> None:
+    second = "rules/bad.yaml: rule 'second' (rules[1])"
+    third = "rules/bad.yaml: rule 'third' (rules[2])"
+
+    assert problems(SEVERAL) == [
+        f"{RULE}: when.changed[0]: unknown field 'Appointment_Start_Tme' for zoho/Appointments__s "
+        "(did you mean 'Appointment_Start_Time'?)",
+        f"{RULE}: when.changed[1]: 'Owner.id' is not a field API name (no spaces, no '.')",
+        f"{RULE}: conditions[0].field: unknown field 'Stauts' for zoho/Appointments__s (did you mean 'Status'?)",
+        f"{RULE}: conditions[0]: {OPERATOR} (found equals, in)",
+        f"{RULE}: conditions[1].field: 'Owner..id' is not a field API name or a dotted path such as 'Owner.id'",
+        f"{RULE}: conditions[1]: {OPERATOR} (found equals, is_set)",
+        f"{RULE}: conditions[2]: unknown key 'not-in' (did you mean 'not_in'?)",
+        f"{RULE}: conditions[3]: unknown key 'foo' (allowed: field, equals, not_equals, in, not_in, is_set)",
+        f"{RULE}: conditions[3]: {OPERATOR} (found equals, in)",
+        f"{RULE}: actions[0].type: unknown action type 'log_reschedule_histroy' "
+        "(did you mean 'log_reschedule_history'?)",
+        f"{RULE}: actions[1].with.reason: must be 'By Customer' or 'By Team', not 'Sometimes'",
+        f"{RULE}: actions[1].with: unknown key 'notes' (did you mean 'note'?)",
+        f"{RULE}: actions[1]: unknown key 'wth' (did you mean 'with'?)",
+        f"{RULE}: unknown key 'priority' (allowed: name, description, source, module, when, conditions, enabled, "
+        "actions)",
+        f"{second}: module: unknown module 'apointments' for hubspot (known modules: appointments)",
+        f"{second}: enabled: must be a valid boolean, not 'maybe'",
+        f"{second}: actions[0].with.reason: must be 'By Customer' or 'By Team', not 'Never'",
+        f"{third}: source: is required",
+        f"{third}: conditions[0].equals: must be a string, number or boolean, not list",
+        f"{third}: actions[0].type: unknown action type 'send_email' (known types: log_reschedule_history)",
+    ]
+
+
+def test_the_order_is_the_same_on_every_run() -> None:
+    assert problems(SEVERAL) == problems(SEVERAL)
+
+
+@pytest.mark.parametrize(
+    ("condition", "problem"),
+    [
+        ("{field: Status, not_in: [a], foo: 1}", "conditions[0]: unknown key 'foo'"),
+        ("{field: Status, not_in: [a], equals: b}", f"conditions[0]: {OPERATOR} (found equals, not_in)"),
+        ("{field: Status, is_set: maybe}", "conditions[0].is_set: must be a valid boolean, not 'maybe'"),
+    ],
+)
+def test_a_condition_with_one_problem_still_gives_one_line(condition: str, problem: str) -> None:
+    [line] = problems(edited("      - field: Status\n        not_in: [Cancelled]", f"      - {condition}"))
+
+    assert line.startswith(f"{RULE}: {problem}")
+
+
+def test_a_condition_without_an_operator_next_to_a_bad_field_gives_both() -> None:
+    assert problems(edited("      - field: Status\n        not_in: [Cancelled]", "      - {field: Owner..id}")) == [
+        f"{RULE}: conditions[0].field: 'Owner..id' is not a field API name or a dotted path such as 'Owner.id'",
+        f"{RULE}: conditions[0]: {OPERATOR}",
+    ]
+
+
+def test_a_rule_that_fails_the_schema_finds_no_problem_in_its_well_formed_parts() -> None:
+    # What salvage checks of a rule is what the schema path checks: a well-formed rule gives nothing more.
+    for raw in parse_yaml((REPO / "rules" / "default.yaml").read_text())["rules"] + parse_yaml(VALID)["rules"]:
+        assert salvage_problems(raw, ("rules", 0)) == []
+
+
 @pytest.fixture
 def zoho_contacts_only_action(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     registry = MappingProxyType(
@@ -221,4 +345,14 @@ def test_an_action_used_on_a_module_it_does_not_support_is_an_error() -> None:
     assert problems(VALID) == [
         f"{RULE}: actions[0].type: action 'log_reschedule_history' cannot run on zoho/Appointments__s "
         "(it supports: zoho/Contacts, zoho/Deals)"
+    ]
+
+
+@pytest.mark.usefixtures("zoho_contacts_only_action")
+def test_a_rule_with_an_unknown_key_still_has_its_actions_target_checked() -> None:
+    assert problems(edited("    module: Appointments__s\n", "    module: Appointments__s\n    priority: 1\n")) == [
+        f"{RULE}: actions[0].type: action 'log_reschedule_history' cannot run on zoho/Appointments__s "
+        "(it supports: zoho/Contacts, zoho/Deals)",
+        f"{RULE}: unknown key 'priority' (allowed: name, description, source, module, when, conditions, enabled, "
+        "actions)",
     ]
