@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from workers import keys
+from workers.cancellation import raise_if_cancelled
 
 logger = logging.getLogger("crmflow.duties")
 
@@ -115,6 +116,7 @@ class DutyRunner:
             except Exception:  # the loop must outlive anything unforeseen; the next attempt may do better
                 logger.exception("duty %s: unexpected failure; trying again", duty.name)
                 nap_s = REDIS_NAP_S
+            raise_if_cancelled()
             # A little jitter, so that workers started together do not all ask at the same moment.
             await asyncio.sleep(min(nap_s, MAX_NAP_S) + random.uniform(0, min(0.5, duty.interval_s / 10)))
 
@@ -172,8 +174,10 @@ class DutyRunner:
             return True
         finally:
             renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            # asyncio.wait, not `await renewer` under suppress(CancelledError): a cancellation of this run's own
+            # task arriving here (the worker stopping) must go on up, not be taken for the renewer's and
+            # swallowed, which left the duty's loop running and the worker's stop waiting for it for ever.
+            await asyncio.wait({renewer})
 
     async def _keep_running(self, duty: Duty) -> None:
         running = keys.duty_running(duty.name)

@@ -29,6 +29,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from workers import keys
+from workers.cancellation import raise_if_cancelled
 
 logger = logging.getLogger("crmflow.heartbeat")
 
@@ -163,6 +164,7 @@ class Heartbeat:
                 if not failing:
                     logger.warning("heartbeat: Redis failed (%s: %s); trying again", type(exc).__name__, exc)
                 failing = True
+            raise_if_cancelled()
             await asyncio.sleep(self._interval_s)
 
     async def cancel(self) -> None:

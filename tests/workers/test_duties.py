@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import signal
 import sys
 import time
@@ -39,18 +40,33 @@ async def test_of_many_workers_one_runs_the_duty_in_an_interval(redis: ArqRedis)
 
 
 async def test_the_duty_runs_again_once_its_interval_has_passed(redis: ArqRedis) -> None:
-    calls: list[str] = []
-    runners = [DutyRunner(redis, [counting_duty(calls, interval_s=0.3)], owner=f"w{n}") for n in range(3)]
+    """Three workers, an interval of 0.3 s: the duty runs again and again, never twice within one interval.
+
+    Measured by the runs' own times, not by counting runs in a fixed sleep, so that a loaded machine (which
+    delays runs) cannot fail it; a run earlier than the lease allows would.
+    """
+    ran_at: list[float] = []
+    four_runs = asyncio.Event()
+
+    async def run() -> str:
+        ran_at.append(time.monotonic())
+        if len(ran_at) >= 4:
+            four_runs.set()
+        return f"run {len(ran_at)}"
+
+    interval_s = 0.3
+    runners = [DutyRunner(redis, [Duty("chore", interval_s, run)], owner=f"w{n}") for n in range(3)]
     for runner in runners:
         runner.start()
     try:
-        await asyncio.sleep(1.0)
+        await asyncio.wait_for(four_runs.wait(), timeout=15)
     finally:
         for runner in runners:
             await runner.stop()
 
-    # 1.0 s at an interval of 0.3 s: the first run at once, then one per interval (jitter may cost one).
-    assert 3 <= len(calls) <= 4
+    gaps = [later - earlier for earlier, later in itertools.pairwise(ran_at)]
+    # The lease lives for the interval (Redis counts milliseconds): no worker can run the duty sooner.
+    assert min(gaps) >= interval_s - 0.01, gaps
 
 
 async def test_a_run_longer_than_the_interval_is_never_overlapped(redis: ArqRedis) -> None:
