@@ -17,7 +17,7 @@ from crmflow.doctor.channel_state import channel_findings
 from crmflow.doctor.findings import Finding, fail, ok, skip, warn
 from crmflow.doctor.hosts import is_real_crm
 from crmflow.doctor.hubspot_probe import check_hubspot
-from crmflow.doctor.offline import DEFAULTS, is_on
+from crmflow.doctor.offline import DEFAULTS, is_on, valid_urls
 from crmflow.doctor.redis_probe import check_redis
 from crmflow.doctor.zoho_probe import check_zoho
 from workers.channels import Wanted
@@ -31,9 +31,12 @@ HUBSPOT_API_BASE = "https://api.hubapi.com"
 def public_url_scheme_findings(env: Mapping[str, str]) -> list[Finding]:
     """PUBLIC_BASE_URL is what Zoho and HubSpot call from the internet (and what HubSpot signs): https. http can
     only be right against the sandbox, so it is a warning when no CRM in use is at Zoho's or HubSpot's own
-    hosts (crmflow.doctor.hosts), and a failure when one is."""
-    url = env.get("PUBLIC_BASE_URL")
+    hosts (crmflow.doctor.hosts), and a failure when one is. A URL that does not parse is the offline part's."""
     check = "public URL"
+    if "PUBLIC_BASE_URL" in env and "PUBLIC_BASE_URL" not in valid_urls(env):
+        return [skip(check, "not checked: it is not a valid URL", setting="PUBLIC_BASE_URL")]
+    env = valid_urls(env)
+    url = env.get("PUBLIC_BASE_URL")
     if url is None:
         return [skip(check, "not set: nothing calls this receiver from outside", setting="PUBLIC_BASE_URL")]
     if httpx.URL(url).scheme == "https":

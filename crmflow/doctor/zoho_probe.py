@@ -22,7 +22,7 @@ import httpx
 import orjson
 from pydantic import SecretStr
 
-from crmflow.doctor.findings import Finding, fail, ok, skip, warn
+from crmflow.doctor.findings import Finding, empty_request, fail, ok, skip, warn
 
 CLIENT = "ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET"
 SCOPES_FIX = (
@@ -225,7 +225,7 @@ def probe_finding(probe: ScopeProbe, status: int, body: Any) -> tuple[Finding, b
     if status == 429 or status >= 500:
         return warn(check, f"could not be checked: Zoho answered HTTP {status}", fix="run again later"), True
     if probe.body is not None:
-        return ok(check, f"granted (to {probe.what}; the empty request was refused, HTTP {status}, as meant)"), True
+        return ok(check, f"granted (to {probe.what}; {empty_request(status)})"), True
     return ok(check, f"granted (to {probe.what})"), True
 
 

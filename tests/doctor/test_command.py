@@ -126,6 +126,16 @@ def test_offline_it_names_each_bad_setting_and_needs_no_network(tmp_path: Path, 
     assert "redis" not in done.stdout
 
 
+def test_malformed_urls_are_named_without_a_traceback(tmp_path: Path) -> None:
+    done = doctor(tmp_path, "redis://[bad", "http://127.0.0.1:9", "--online", PUBLIC_BASE_URL="http://[bad")
+
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "FAIL  urls: REDIS_URL: is not a valid Redis URL" in done.stdout
+    assert "FAIL  receiver settings: PUBLIC_BASE_URL: Input should be a valid URL" in done.stdout
+    assert "skip  redis: REDIS_URL: not checked: REDIS_URL is invalid" in done.stdout
+
+
 @pytest.mark.parametrize("role", ["receiver", "worker"])
 def test_receiver_and_worker_refuse_to_start_on_a_failing_offline_check(tmp_path: Path, role: str) -> None:
     env = stack_env(
