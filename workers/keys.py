@@ -20,7 +20,8 @@ operator's sake, though arq builds them.
 | crmflow:ratelimited:<job id>            | runs spent waiting on rate limits      | RATE_LIMITED_TTL_S (2 d)    |
 | crmflow:deadletters                     | sorted set: letter ids by last failure | trimmed to the retention    |
 | crmflow:deadletter:<id>                 | one dead letter                        | DEADLETTER_RETENTION (14 d) |
-| crmflow:zoho:token:<account>            | the shared Zoho access token           | the token's lifetime        |
+| crmflow:zoho:token:<account>:<creds>    | JSON: the shared Zoho access token of  | the token's lifetime        |
+|                                         | these credentials [2]                  |                             |
 | crmflow:zoho:token:<account>:lock       | held by the worker refreshing it       | HTTP timeout + 10 s         |
 | crmflow:zoho:token:<account>:refreshes  | refreshes in the current window        | ZOHO_REFRESH_WINDOW_S       |
 | crmflow:zoho:channel-failures           | hash: channel id -> why the last try   | kept; a channel's entry goes|
@@ -58,6 +59,8 @@ operator's sake, though arq builds them.
 
 [1] A pending entry goes at once when the CRM refuses the write that made it; one a dead letter names expires
 a day after the letter and goes when the letter is purged (docs/dead-letters.md, "The ledger and personal data").
+[2] <account>: the accounts URL and client id, hashed; <creds>: the client secret and refresh token, hashed, so
+a token is used only by those holding the credentials it was issued to (`crmflow doctor --online` relies on it).
 """
 
 from __future__ import annotations
@@ -166,8 +169,14 @@ def crm_calls(source: str, day: str) -> str:
 
 
 def zoho_token(account: str) -> str:
-    """The access token all workers share for one Zoho account (accounts URL and client id, hashed)."""
+    """The root of one Zoho account's token keys (the account: accounts URL and client id, hashed)."""
     return f"{PREFIX}zoho:token:{account}"
+
+
+def zoho_token_for(account: str, credentials: str) -> str:
+    """The access token all workers share for one Zoho account, issued to these credentials (client secret and
+    refresh token, hashed): other credentials, e.g. a mistyped secret, never get it."""
+    return f"{zoho_token(account)}:{credentials}"
 
 
 def zoho_token_lock(account: str) -> str:

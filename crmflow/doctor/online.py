@@ -54,7 +54,10 @@ def public_url_scheme_findings(env: Mapping[str, str]) -> list[Finding]:
     return [warn(check, message, setting="PUBLIC_BASE_URL", fix=fix)]
 
 
-async def zoho_findings(http: httpx.AsyncClient, config: WorkerConfig, now: datetime) -> list[Finding]:
+async def zoho_findings(
+    http: httpx.AsyncClient, config: WorkerConfig, now: datetime, redis: Redis | None = None
+) -> list[Finding]:
+    """`redis`: a Redis that answered, to share the workers' Zoho token through (zoho_probe)."""
     if config.zoho_client_id is None or config.zoho_client_secret is None or config.zoho_refresh_token is None:
         return [skip("zoho", "off in the workers: not checked")]
     found, watch = await check_zoho(
@@ -64,6 +67,7 @@ async def zoho_findings(http: httpx.AsyncClient, config: WorkerConfig, now: date
         client_id=config.zoho_client_id,
         client_secret=config.zoho_client_secret,
         refresh_token=config.zoho_refresh_token,
+        redis=redis,
     )
     return [*found, *_channels(config, watch, now)]
 
@@ -105,7 +109,8 @@ async def online_findings(
     found = [skip("redis", "not checked: REDIS_URL is invalid", setting="REDIS_URL")]
     if redis is not None:
         found = [await check_redis(redis, redis_where)]
+    answered = redis if found[0].status == "ok" else None
     found += public_url_scheme_findings(env)
     if worker is None:
         return [*found, skip("zoho, hubspot", "not checked: the worker settings are invalid")]
-    return [*found, *await zoho_findings(http, worker, now), *await hubspot_findings(http, worker)]
+    return [*found, *await zoho_findings(http, worker, now, answered), *await hubspot_findings(http, worker)]

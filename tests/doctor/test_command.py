@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+import redis
 
 from crmflow.embedded_redis import free_port
 from tests.processes import answers, crmflow_env, stack_env, start, stop, wait_for
@@ -81,6 +82,30 @@ def test_a_wrong_zoho_secret_is_named_never_shown(tmp_path: Path, redis_url: str
     assert "FAIL  zoho refresh token: ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET: Zoho refused the client" in done.stdout
     assert SECRET not in done.stdout + done.stderr
     assert "sandbox-client-secret" not in done.stdout + done.stderr
+
+
+def test_runs_share_the_workers_token_and_a_wrong_secret_is_still_named(
+    tmp_path: Path, redis_url: str, sandbox: Sandbox
+) -> None:
+    """Two runs make one refresh grant (spent from the workers' budget); with that token cached, a wrong
+    ZOHO_CLIENT_SECRET still fails."""
+    url = sandbox("--notify-url", "http://127.0.0.1:8000/webhooks/zoho")
+    store = redis.Redis.from_url(redis_url)
+    store.flushdb()  # the test database; earlier tests of this module leave their sandboxes' tokens
+
+    runs = [doctor(tmp_path, redis_url, url, "--online") for _ in range(2)]
+    wrong = doctor(tmp_path, redis_url, url, "--online", ZOHO_CLIENT_SECRET=SECRET)
+
+    assert [run.returncode for run in runs] == [0, 0], runs[1].stdout
+    assert "ZOHO_REFRESH_TOKEN: Zoho issued an access token" in runs[0].stdout
+    assert "the workers' access token for these credentials is cached" in runs[1].stdout
+    budgets: list[bytes] = store.keys("crmflow:zoho:token:*:refreshes")  # type: ignore[assignment]
+    (budget,) = budgets
+    assert store.get(budget) == b"2"  # the first run's grant and the wrong secret's refused one
+    assert wrong.returncode == 1
+    assert "FAIL  zoho refresh token: ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET: Zoho refused the client" in wrong.stdout
+    assert SECRET not in wrong.stdout + wrong.stderr
+    store.close()
 
 
 def test_a_sandbox_granting_fewer_scopes_names_them(tmp_path: Path, redis_url: str, sandbox: Sandbox) -> None:
