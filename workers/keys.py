@@ -11,6 +11,8 @@ operator's sake, though arq builds them.
 | arq:retry:<job id>                      | how often arq ran the job (arq)        | 1 day                       |
 | arq:result:<job id>                     | the job's result; refuses the same id  | WORKER_KEEP_RESULT_S        |
 | crmflow:ready-probe                     | /readyz's write test                   | READY_PROBE_TTL_S (60 s)    |
+| crmflow:last-notification:<source>      | epoch ms: when the receiver last       | LAST_NOTIFICATION_TTL_S     |
+|                                         | accepted a notification from source    | (35 d) from the last one    |
 | crmflow:seen:<source>:<delivery key>    | a webhook event already queued         | SEEN_TTL_S (26 h)           |
 | crmflow:lock:<source>:<module>:<id>     | the record's lock while a job runs     | job timeout + 10 s          |
 | crmflow:snapshot:<source>:<module>:<id> | the record's last state seen           | SNAPSHOT_TTL_S (180 d)      |
@@ -55,6 +57,8 @@ operator's sake, though arq builds them.
 | crmflow:heartbeat:<worker id>           | JSON: a live worker process's facts    | HEARTBEAT_TTL_S (5 s) from  |
 |                                         | (workers/heartbeat.py)                 | its last beat; deleted on a |
 |                                         |                                        | clean stop                  |
+| crmflow:rejections:<source>             | hash: webhooks the receiver refused    | REJECTIONS_TTL_S (7 d) from |
+|                                         | (401) and when, per setting at fault   | the last one                |
 | crmflow:test:paused:<checkpoint>        | a test-held job's process id           | until the test ends         |
 
 [1] A pending entry goes at once when the CRM refuses the write that made it; one a dead letter names expires
@@ -89,9 +93,31 @@ READY_PROBE = f"{PREFIX}ready-probe"
 READY_PROBE_TTL_S = 60
 
 
+# When the receiver last accepted a notification from a source (`crmflow status`); written by the enqueue script
+# (workers/queue.py), so it costs the request no round trip of its own. A source silent this long is forgotten.
+LAST_NOTIFICATION_PREFIX = f"{PREFIX}last-notification:"
+LAST_NOTIFICATION_PATTERN = f"{LAST_NOTIFICATION_PREFIX}*"
+LAST_NOTIFICATION_TTL_S = 35 * DAY_S
+
+
+def last_notification(source: str) -> str:
+    """Epoch ms: when the receiver last accepted a notification from `source`."""
+    return f"{LAST_NOTIFICATION_PREFIX}{source}"
+
+
 def seen(source: str, delivery_key: str) -> str:
     """A webhook event (by its delivery key) that was already queued."""
     return f"{PREFIX}seen:{source}:{delivery_key}"
+
+
+# Written on the receiver's reject path only (receiver/rejections.py); read by `crmflow doctor --online`.
+REJECTIONS_TTL_S = 7 * DAY_S
+
+
+def webhook_rejections(source: str) -> str:
+    """A hash: the webhooks of `source` the receiver refused with 401 (count, last_ms, last_reason, and per
+    setting a mismatch points at, `<SETTING>:last_ms` and `<SETTING>:count`)."""
+    return f"{PREFIX}rejections:{source}"
 
 
 # --- Worker: per record ---------------------------------------------------------------------------------
