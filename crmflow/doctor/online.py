@@ -1,8 +1,10 @@
-"""The online checks, in order: Redis, PUBLIC_BASE_URL's scheme, Zoho (grant, scopes, channels), HubSpot.
+"""The online checks, in order: Redis, PUBLIC_BASE_URL's scheme, webhooks refused, Zoho (grant, scopes,
+channels), HubSpot.
 
 Takes the clients (an httpx.AsyncClient, a Redis client) and the settings the entry point read; the checks of
-each part are in redis_probe, zoho_probe, channel_state and hubspot_probe. A CRM is probed when it is on in the
-workers and their settings are valid; otherwise its checks are skipped (the offline part says why).
+each part are in redis_probe, webhook_state, zoho_probe, channel_state and hubspot_probe. A CRM is probed when
+it is on in the workers and their settings are valid; otherwise its checks are skipped (the offline part says
+why).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from datetime import datetime
 
 import httpx
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from crmflow.doctor.channel_state import channel_findings
 from crmflow.doctor.findings import Finding, fail, ok, skip, warn
@@ -19,6 +22,7 @@ from crmflow.doctor.hosts import is_real_crm
 from crmflow.doctor.hubspot_probe import check_hubspot
 from crmflow.doctor.offline import DEFAULTS, is_on, valid_urls
 from crmflow.doctor.redis_probe import check_redis
+from crmflow.doctor.webhook_state import read_state, webhook_findings
 from crmflow.doctor.zoho_probe import check_zoho
 from workers.channels import Wanted
 from workers.config import WorkerConfig
@@ -96,6 +100,25 @@ async def hubspot_findings(http: httpx.AsyncClient, config: WorkerConfig) -> lis
     return await check_hubspot(http, api_base=config.hubspot_api_base, token=config.hubspot_access_token)
 
 
+async def webhooks(env: Mapping[str, str], redis: Redis | None, now: datetime) -> list[Finding]:
+    """For each source on in the receiver: refused for a wrong secret or token and none accepted since."""
+    found = []
+    for source in ("hubspot", "zoho"):
+        if not is_on(env, "receiver", source):
+            continue
+        if redis is None:
+            found.append(skip(f"{source} webhooks", "not checked: Redis did not answer", setting="REDIS_URL"))
+            continue
+        try:
+            state = await read_state(redis, source)
+        except (RedisError, OSError) as exc:
+            message = f"not checked: Redis failed ({type(exc).__name__})"
+            found.append(skip(f"{source} webhooks", message, setting="REDIS_URL"))
+            continue
+        found += webhook_findings(source, state, int(now.timestamp() * 1000))
+    return found
+
+
 async def online_findings(
     env: Mapping[str, str],
     *,
@@ -111,6 +134,7 @@ async def online_findings(
         found = [await check_redis(redis, redis_where)]
     answered = redis if found[0].status == "ok" else None
     found += public_url_scheme_findings(env)
+    found += await webhooks(env, answered, now)
     if worker is None:
         return [*found, skip("zoho, hubspot", "not checked: the worker settings are invalid")]
     return [*found, *await zoho_findings(http, worker, now, answered), *await hubspot_findings(http, worker)]

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 import redis
 
 from crmflow.embedded_redis import free_port
+from receiver.verify import hubspot_v3_signature
+from tests.conftest import sample
 from tests.processes import answers, crmflow_env, stack_env, start, stop, wait_for
+from workers import keys
 
 pytestmark = pytest.mark.slow
 
@@ -159,6 +164,43 @@ def test_malformed_urls_are_named_without_a_traceback(tmp_path: Path) -> None:
     assert "FAIL  urls: REDIS_URL: is not a valid Redis URL" in done.stdout
     assert "FAIL  receiver settings: PUBLIC_BASE_URL: Input should be a valid URL" in done.stdout
     assert "skip  redis: REDIS_URL: not checked: REDIS_URL is invalid" in done.stdout
+
+
+def test_webhooks_refused_for_a_wrong_hubspot_secret_are_named(tmp_path: Path, redis_url: str) -> None:
+    """A real receiver whose HUBSPOT_CLIENT_SECRET is not the app's refuses HubSpot's batch; the doctor reads
+    the refusal: a warning while no acceptance is known, a failure once the last acceptance is older."""
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    wrong = {"HUBSPOT_CLIENT_SECRET": SECRET, "PUBLIC_BASE_URL": public}
+    store = redis.Redis.from_url(redis_url)
+    store.flushdb()
+    env = stack_env(redis_url, "http://127.0.0.1:9", **wrong)
+    receiver = start(["receiver", "--port", str(port)], env, tmp_path, tmp_path / "receiver.log")
+    try:
+        wait_for(lambda: answers(f"{public}/healthz"), "the receiver")
+        body = orjson.dumps(sample("hubspot/appointment_reschedule"))
+        timestamp = str(int(time.time() * 1000))
+        url = f"{public}/webhooks/hubspot"
+        signature = hubspot_v3_signature("sandbox-hubspot-client-secret", "POST", url, body, timestamp)
+        headers = {
+            "content-type": "application/json",
+            "x-hubspot-signature-v3": signature,
+            "x-hubspot-request-timestamp": timestamp,
+        }
+        refused = httpx.post(url, content=body, headers=headers, timeout=10)
+    finally:
+        stop(receiver)
+
+    unknown = doctor(tmp_path, redis_url, "http://127.0.0.1:9", "--online", **wrong)
+    store.set(keys.last_notification("hubspot"), int(time.time() * 1000) - 3_600_000)
+    none_since = doctor(tmp_path, redis_url, "http://127.0.0.1:9", "--online", **wrong)
+    store.close()
+
+    assert refused.status_code == 401
+    assert "WARN  hubspot webhooks: HUBSPOT_CLIENT_SECRET: the receiver refused 1 HubSpot webhook(s)" in unknown.stdout
+    line = "FAIL  hubspot webhooks: HUBSPOT_CLIENT_SECRET: the receiver refused 1 HubSpot webhook(s) with a signature"
+    assert line in none_since.stdout and "none accepted since" in none_since.stdout
+    assert SECRET not in unknown.stdout + none_since.stdout
 
 
 @pytest.mark.parametrize("role", ["receiver", "worker"])
