@@ -1,10 +1,11 @@
 """Rejections: count a refused webhook (401) per source in Redis, for `crmflow doctor --online`; reject path only.
 
-An accepted request pays nothing for this. A refused one pays one pipelined round trip, bounded by
-RECORD_TIMEOUT_S: it is answered 401 whether or not Redis took the record (a failure is logged, not raised).
-What is kept (workers/keys.py `webhook_rejections`): the count, the last time and reason (fixed texts, never a
-value sent or configured), and per setting a mismatch points at (AuthenticationError.setting) its own last time
-and count, which the doctor compares with the source's last accepted notification.
+Called from the receiver's 401 answer (receiver/app.py), so an accepted request pays nothing for this. A
+refused one pays one pipelined round trip, bounded by RECORD_TIMEOUT_S: it is answered 401 whether or not
+Redis took the record (a failure is logged, not raised). What is kept (workers/keys.py `webhook_rejections`):
+the count, the last time and reason (fixed texts, never a value sent or configured), and per setting a
+mismatch points at (AuthenticationError.setting) its own last time and count, which the doctor compares
+with the source's last accepted notification.
 """
 
 from __future__ import annotations

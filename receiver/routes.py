@@ -18,7 +18,6 @@ from starlette.routing import Route
 
 from receiver.config import ReceiverConfig
 from receiver.dedupe import remember, unseen
-from receiver.errors import AuthenticationError
 from receiver.openapi import openapi_document
 from receiver.payloads.hubspot import HubSpotEvent
 from receiver.payloads.zoho import ZohoNotification
@@ -30,7 +29,6 @@ from receiver.receive import (
     require_json,
     require_shallow,
 )
-from receiver.rejections import record_rejection
 from receiver.validate import hubspot_events, hubspot_module, validate_hubspot, validate_zoho, zoho_events
 from receiver.verify import HubSpotSignatureHeaders, hubspot_uri, verify_hubspot, verify_zoho
 from workers import keys
@@ -85,10 +83,6 @@ async def _off_the_loop_if_large(state: ReceiverState, size: int, work: Callable
         return await asyncio.to_thread(work)
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def _accepted(queued: int, duplicates: int, ignored: int) -> Response:
     return JSONResponse({"status": "accepted", "queued": queued, "duplicates": duplicates, "ignored": ignored})
 
@@ -109,11 +103,7 @@ async def zoho_webhook(request: Request) -> Response:
         notification = validate_zoho(payload)
         return notification, zoho_events(notification)
 
-    try:
-        notification, events = await _off_the_loop_if_large(state, len(body), accept)
-    except AuthenticationError as exc:
-        await record_rejection(state.redis, "zoho", exc, _now_ms())
-        raise
+    notification, events = await _off_the_loop_if_large(state, len(body), accept)
     result = await enqueue_events(state.redis, events)
     ignored = len(set(notification.ids)) - len(events)
     logger.info(
@@ -145,25 +135,20 @@ async def hubspot_webhook(request: Request) -> Response:
     assert config.hubspot_client_secret is not None and config.public_base_url is not None
     body = await _body(request, state)
     headers = request.headers
-    now_ms = _now_ms()
-    try:
-        verify_hubspot(
-            method=request.method,
-            uri=public_uri(request, config.public_base_url),
-            body=body,
-            headers=HubSpotSignatureHeaders(
-                v3=headers.get("x-hubspot-signature-v3"),
-                timestamp=headers.get("x-hubspot-request-timestamp"),
-                legacy=headers.get("x-hubspot-signature"),
-                legacy_version=headers.get("x-hubspot-signature-version"),
-            ),
-            secret=config.hubspot_client_secret.get_secret_value(),
-            now_ms=now_ms,
-            accept_legacy=config.hubspot_accept_v1,
-        )
-    except AuthenticationError as exc:
-        await record_rejection(state.redis, "hubspot", exc, now_ms)
-        raise
+    verify_hubspot(
+        method=request.method,
+        uri=public_uri(request, config.public_base_url),
+        body=body,
+        headers=HubSpotSignatureHeaders(
+            v3=headers.get("x-hubspot-signature-v3"),
+            timestamp=headers.get("x-hubspot-request-timestamp"),
+            legacy=headers.get("x-hubspot-signature"),
+            legacy_version=headers.get("x-hubspot-signature-version"),
+        ),
+        secret=config.hubspot_client_secret.get_secret_value(),
+        now_ms=int(time.time() * 1000),
+        accept_legacy=config.hubspot_accept_v1,
+    )
 
     def accept() -> list[HubSpotEvent]:
         payload = parse_json(body)

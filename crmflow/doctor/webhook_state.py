@@ -2,7 +2,7 @@
 
 A wrong HUBSPOT_CLIENT_SECRET (or ZOHO_NOTIFY_TOKEN, ZOHO_CHANNEL_IDS) cannot be seen through the CRMs' APIs:
 only the webhooks show it, refused with 401. The receiver records each refusal per source and setting
-(receiver/rejections.py, on the reject path only); the enqueue script records when it last accepted a
+(receiver/rejections.py, from the 401 answer only); the enqueue script records when it last accepted a
 notification of the source (workers/keys.py `last_notification`; absent means "not known": an older crmflow,
 or nothing accepted within that key's lifetime). A mismatch with nothing accepted since fails; with an
 acceptance since, it is someone else's request; with no acceptance known, a warning. Reads in `read_state`,
