@@ -28,6 +28,8 @@ operator's sake, though arq builds them.
 | crmflow:zoho:token:<account>:refreshes  | refreshes in the current window        | ZOHO_REFRESH_WINDOW_S       |
 | crmflow:zoho:channel-failures           | hash: channel id -> why the last try   | kept; a channel's entry goes|
 |                                         | to keep that watch channel failed      | once it is kept again       |
+| crmflow:rejections:<source>             | hash: webhooks the receiver refused    | REJECTIONS_TTL_S (7 d) from |
+|                                         | (401) and when, per setting at fault   | the last one                |
 | crmflow:queued:<source>:<module>:<id>   | hash: the record's queued job, and the | until the job starts; 1 day |
 |                                         | events coalesced into it (queue.py)    | at most                     |
 | crmflow:coalesced:<job id>              | hash: what coalesced events added to a | 1 day from queueing         |
@@ -57,8 +59,6 @@ operator's sake, though arq builds them.
 | crmflow:heartbeat:<worker id>           | JSON: a live worker process's facts    | HEARTBEAT_TTL_S (5 s) from  |
 |                                         | (workers/heartbeat.py)                 | its last beat; deleted on a |
 |                                         |                                        | clean stop                  |
-| crmflow:rejections:<source>             | hash: webhooks the receiver refused    | REJECTIONS_TTL_S (7 d) from |
-|                                         | (401) and when, per setting at fault   | the last one                |
 | crmflow:test:paused:<checkpoint>        | a test-held job's process id           | until the test ends         |
 
 [1] A pending entry goes at once when the CRM refuses the write that made it; one a dead letter names expires
