@@ -244,3 +244,28 @@ async def test_with_the_workers_budget_spent_and_no_token_cached_the_grant_is_no
     assert [f.status for f in found] == ["warn", "skip"]
     assert "refresh budget" in found[0].message and found[0].fix.startswith("run again in ")
     assert transport.grants == 0
+
+
+async def test_with_redis_refusals_and_strangers_are_named_as_without(redis: ArqRedis) -> None:
+    """Through the workers' token code, Zoho's answers still name the setting at fault."""
+
+    async def answer(response: httpx.Response) -> Finding:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(lambda request: response)) as http:
+            found, _ = await check_zoho(
+                http,
+                accounts_url=BASE,
+                api_domain=BASE,
+                client_id="id",
+                client_secret=SecretStr("secret"),
+                refresh_token=SecretStr("token"),
+                redis=redis,
+            )
+        return found[0]
+
+    revoked = await answer(httpx.Response(200, json={"error": "invalid_code"}))
+    stranger = await answer(httpx.Response(404, text="<html>not found</html>"))
+    down = await answer(httpx.Response(503))
+
+    assert (revoked.status, revoked.setting) == ("fail", "ZOHO_REFRESH_TOKEN")
+    assert (stranger.status, stranger.setting) == ("fail", "ZOHO_ACCOUNTS_URL") and "HTTP 404" in stranger.message
+    assert (down.status, down.message) == ("warn", "could not be checked: Zoho's accounts server answered HTTP 503")

@@ -191,7 +191,10 @@ class ZohoTokens:
                 code="OAUTH_UNAVAILABLE",
                 details={"status": response.status_code},
             )
-        grant = body_of(response)
+        try:
+            grant = body_of(response)
+        except CrmTransientError as exc:  # not JSON: say which status came with it
+            raise CrmTransientError(exc.message, code=exc.code, details={"status": response.status_code}) from exc
         error = grant_error(grant, response.status_code)
         if error is not None:
             raise error
