@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http import HTTPStatus
@@ -15,8 +16,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from receiver.config import ReceiverConfig
-from receiver.errors import WebhookError
+from receiver.errors import AuthenticationError, WebhookError
 from receiver.redact import redact, secret_pattern
+from receiver.rejections import record_rejection
 from receiver.routes import ReceiverState, routes_for
 from receiver.server import RequestLimit
 from workers.errors import QueueUnavailableError
@@ -31,6 +33,9 @@ async def _webhook_error(request: Request, exc: Exception) -> Response:
     secrets = secret_pattern(request.app.state.crmflow.config)
     detail = redact(exc.detail, secrets)
     logger.warning("%s %s rejected: %d %s", request.method, request.url.path, exc.status_code, detail)
+    if isinstance(exc, AuthenticationError):  # only the webhook routes authenticate
+        source = "zoho" if request.url.path.startswith("/webhooks/zoho") else "hubspot"
+        await record_rejection(request.app.state.crmflow.redis, source, exc, int(time.time() * 1000))
     body: dict[str, object] = {"error": exc.code, "detail": detail}
     if exc.errors is not None:
         body["errors"] = [{key: redact(str(value), secrets) for key, value in error.items()} for error in exc.errors]

@@ -78,10 +78,15 @@ class MalformedJsonError(WebhookError):
 
 
 class AuthenticationError(WebhookError):
-    """The notification's token or channel does not match the configuration."""
+    """The notification's token or channel does not match the configuration. `setting`: the setting a present
+    but different token, channel or signature disagrees with (None when the proof is missing or stale)."""
 
     status_code = 401
     code = "unauthenticated"
+
+    def __init__(self, detail: str, *, setting: str | None = None) -> None:
+        super().__init__(detail)
+        self.setting = setting
 
 
 class SchemaError(WebhookError):

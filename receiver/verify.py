@@ -30,7 +30,7 @@ def verify_zoho(payload: Any, *, expected_token: str, channel_ids: Collection[st
     if not isinstance(token, str) or not token:
         raise AuthenticationError("missing token")
     if not _same(token, expected_token):
-        raise AuthenticationError("token does not match")
+        raise AuthenticationError("token does not match", setting="ZOHO_NOTIFY_TOKEN")
     if channel_ids is None:
         return
     channel = payload.get("channel_id")
@@ -38,7 +38,7 @@ def verify_zoho(payload: Any, *, expected_token: str, channel_ids: Collection[st
     if isinstance(channel, bool) or not isinstance(channel, str | int):
         raise AuthenticationError("missing channel_id")
     if not any(_same(str(channel), allowed) for allowed in channel_ids):
-        raise AuthenticationError("channel_id is not one of ZOHO_CHANNEL_IDS")
+        raise AuthenticationError("channel_id is not one of ZOHO_CHANNEL_IDS", setting="ZOHO_CHANNEL_IDS")
 
 
 # HubSpot v3: "decode any of the URL-encoded characters listed in the table"; nothing else is decoded.
@@ -50,6 +50,8 @@ _HUBSPOT_ESCAPES = re.compile("|".join(_HUBSPOT_DECODED), re.IGNORECASE)
 MAX_AGE_MS = 5 * 60 * 1000  # HubSpot: "Reject the request if the timestamp is older than 5 minutes."
 MAX_AHEAD_MS = 60 * 1000  # clock skew tolerated for a timestamp in the future
 MAX_TIMESTAMP_DIGITS = 16
+# A signature that is there but does not match points at the secret (or at PUBLIC_BASE_URL, which is signed too).
+SIGNED_BY = "HUBSPOT_CLIENT_SECRET"
 
 
 def hubspot_uri(public_base_url: str, raw_path: str, query: str) -> str:
@@ -104,7 +106,7 @@ def verify_hubspot(
         _check_timestamp(headers.timestamp, now_ms)
         expected = hubspot_v3_signature(secret, method, uri, body, str(headers.timestamp))
         if not _same(headers.v3, expected):
-            raise AuthenticationError("X-HubSpot-Signature-v3 does not match")
+            raise AuthenticationError("X-HubSpot-Signature-v3 does not match", setting=SIGNED_BY)
         return
     if not (accept_legacy and headers.legacy):
         raise AuthenticationError("missing X-HubSpot-Signature-v3")
@@ -116,7 +118,7 @@ def verify_hubspot(
     else:
         raise AuthenticationError("unknown X-HubSpot-Signature-Version (expected v1 or v2)")
     if not _same(headers.legacy.lower(), expected):
-        raise AuthenticationError(f"X-HubSpot-Signature ({version}) does not match")
+        raise AuthenticationError(f"X-HubSpot-Signature ({version}) does not match", setting=SIGNED_BY)
 
 
 def _check_timestamp(timestamp: str | None, now_ms: int) -> None:

@@ -11,6 +11,8 @@ operator's sake, though arq builds them.
 | arq:retry:<job id>                      | how often arq ran the job (arq)        | 1 day                       |
 | arq:result:<job id>                     | the job's result; refuses the same id  | WORKER_KEEP_RESULT_S        |
 | crmflow:ready-probe                     | /readyz's write test                   | READY_PROBE_TTL_S (60 s)    |
+| crmflow:last-notification:<source>      | epoch ms: when the receiver last       | LAST_NOTIFICATION_TTL_S     |
+|                                         | accepted a notification from source    | (35 d) from the last one    |
 | crmflow:seen:<source>:<delivery key>    | a webhook event already queued         | SEEN_TTL_S (26 h)           |
 | crmflow:lock:<source>:<module>:<id>     | the record's lock while a job runs     | job timeout + 10 s          |
 | crmflow:snapshot:<source>:<module>:<id> | the record's last state seen           | SNAPSHOT_TTL_S (180 d)      |
@@ -20,11 +22,14 @@ operator's sake, though arq builds them.
 | crmflow:ratelimited:<job id>            | runs spent waiting on rate limits      | RATE_LIMITED_TTL_S (2 d)    |
 | crmflow:deadletters                     | sorted set: letter ids by last failure | trimmed to the retention    |
 | crmflow:deadletter:<id>                 | one dead letter                        | DEADLETTER_RETENTION (14 d) |
-| crmflow:zoho:token:<account>            | the shared Zoho access token           | the token's lifetime        |
+| crmflow:zoho:token:<account>:<creds>    | JSON: the shared Zoho access token of  | the token's lifetime        |
+|                                         | these credentials [2]                  |                             |
 | crmflow:zoho:token:<account>:lock       | held by the worker refreshing it       | HTTP timeout + 10 s         |
 | crmflow:zoho:token:<account>:refreshes  | refreshes in the current window        | ZOHO_REFRESH_WINDOW_S       |
 | crmflow:zoho:channel-failures           | hash: channel id -> why the last try   | kept; a channel's entry goes|
 |                                         | to keep that watch channel failed      | once it is kept again       |
+| crmflow:rejections:<source>             | hash: webhooks the receiver refused    | REJECTIONS_TTL_S (7 d) from |
+|                                         | (401) and when, per setting at fault   | the last one                |
 | crmflow:queued:<source>:<module>:<id>   | hash: the record's queued job, and the | until the job starts; 1 day |
 |                                         | events coalesced into it (queue.py)    | at most                     |
 | crmflow:coalesced:<job id>              | hash: what coalesced events added to a | 1 day from queueing         |
@@ -61,6 +66,8 @@ operator's sake, though arq builds them.
 
 [1] A pending entry goes at once when the CRM refuses the write that made it; one a dead letter names expires
 a day after the letter and goes when the letter is purged (docs/dead-letters.md, "The ledger and personal data").
+[2] <account>: the accounts URL and client id, hashed; <creds>: the client secret and refresh token, hashed, so
+a token is used only by those holding the credentials it was issued to (`crmflow doctor --online` relies on it).
 """
 
 from __future__ import annotations
@@ -89,9 +96,31 @@ READY_PROBE = f"{PREFIX}ready-probe"
 READY_PROBE_TTL_S = 60
 
 
+# When the receiver last accepted a notification from a source (`crmflow status`); written by the enqueue script
+# (workers/queue.py), so it costs the request no round trip of its own. A source silent this long is forgotten.
+LAST_NOTIFICATION_PREFIX = f"{PREFIX}last-notification:"
+LAST_NOTIFICATION_PATTERN = f"{LAST_NOTIFICATION_PREFIX}*"
+LAST_NOTIFICATION_TTL_S = 35 * DAY_S
+
+
+def last_notification(source: str) -> str:
+    """Epoch ms: when the receiver last accepted a notification from `source`."""
+    return f"{LAST_NOTIFICATION_PREFIX}{source}"
+
+
 def seen(source: str, delivery_key: str) -> str:
     """A webhook event (by its delivery key) that was already queued."""
     return f"{PREFIX}seen:{source}:{delivery_key}"
+
+
+# Written on the receiver's reject path only (receiver/rejections.py); read by `crmflow doctor --online`.
+REJECTIONS_TTL_S = 7 * DAY_S
+
+
+def webhook_rejections(source: str) -> str:
+    """A hash: the webhooks of `source` the receiver refused with 401 (count, last_ms, last_reason, and per
+    setting a mismatch points at, `<SETTING>:last_ms` and `<SETTING>:count`)."""
+    return f"{PREFIX}rejections:{source}"
 
 
 # --- Worker: per record ---------------------------------------------------------------------------------
@@ -169,8 +198,14 @@ def crm_calls(source: str, day: str) -> str:
 
 
 def zoho_token(account: str) -> str:
-    """The access token all workers share for one Zoho account (accounts URL and client id, hashed)."""
+    """The root of one Zoho account's token keys (the account: accounts URL and client id, hashed)."""
     return f"{PREFIX}zoho:token:{account}"
+
+
+def zoho_token_for(account: str, credentials: str) -> str:
+    """The access token all workers share for one Zoho account, issued to these credentials (client secret and
+    refresh token, hashed): other credentials, e.g. a mistyped secret, never get it."""
+    return f"{zoho_token(account)}:{credentials}"
 
 
 def zoho_token_lock(account: str) -> str:

@@ -2,6 +2,8 @@
 PUBLIC_BASE_URL/webhooks/zoho with ZOHO_NOTIFY_TOKEN and is not about to expire. Pure.
 
 Reuses the workers' upkeep plan (workers/channels.py): what the plan would enable or renew is a problem now.
+A channel calling another URL names PUBLIC_BASE_URL, one with another token ZOHO_NOTIFY_TOKEN; any other
+difference names no setting (only `crmflow zoho renew`).
 With channel upkeep on the workers fix it at their next check, so it is a warning; without, a failure
 (a missing channel, or one calling elsewhere, means Zoho's notifications do not arrive).
 """
@@ -37,7 +39,17 @@ def channel_findings(wanted: Wanted, have: Mapping[str, WatchChannel], now: date
         else:
             message = f"differs from what crmflow wants: {step.reason}"
             fix = f"run `crmflow zoho renew`{later}"
-            found.append(
-                (warn if upkeep else fail)(check, message, setting="PUBLIC_BASE_URL, ZOHO_NOTIFY_TOKEN", fix=fix)
-            )
+            setting = ", ".join(_settings_at_fault(wanted, have[step.channel_id]))
+            found.append((warn if upkeep else fail)(check, message, setting=setting, fix=fix))
     return found
+
+
+def _settings_at_fault(wanted: Wanted, channel: WatchChannel) -> list[str]:
+    """The settings a channel's differences point at: its notify URL (PUBLIC_BASE_URL) and its token
+    (ZOHO_NOTIFY_TOKEN). Other differences (events, notify_on_related_action, ...) are no setting's fault:
+    `crmflow zoho renew` makes the channel what crmflow wants."""
+    spec = wanted.spec(channel.channel_id)
+    named = ["PUBLIC_BASE_URL"] if channel.notify_url != spec.notify_url else []
+    if channel.token is None or channel.token.get_secret_value() != spec.token.get_secret_value():
+        named.append("ZOHO_NOTIFY_TOKEN")
+    return named

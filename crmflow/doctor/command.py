@@ -79,8 +79,13 @@ def _rules(path: str) -> int | list[str]:
 
 
 def _where(redis_url: str) -> str:
-    parts = urlsplit(redis_url)
-    return f"{parts.hostname}:{parts.port or 6379}{parts.path}" if parts.hostname else parts.path or redis_url
+    """Host, port and database of REDIS_URL, fit to print ("REDIS_URL" itself when it does not parse)."""
+    try:
+        parts = urlsplit(redis_url)
+        port = parts.port or 6379
+    except ValueError:
+        return "REDIS_URL"
+    return f"{parts.hostname}:{port}{parts.path}" if parts.hostname else parts.path or "REDIS_URL"
 
 
 async def _online(env: dict[str, str], worker: object) -> list[Finding]:

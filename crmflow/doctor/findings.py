@@ -53,6 +53,16 @@ def line(finding: Finding) -> str:
     return f"{head} (fix: {finding.fix})" if finding.fix else head
 
 
+def empty_request(status: int) -> str:
+    """What a probe's empty write got, worded by its status: refused (4xx, as meant), or taken with nothing in
+    it to create (2xx), or just its status."""
+    if 400 <= status < 500:
+        return f"the empty request was refused, HTTP {status}, as meant"
+    if 200 <= status < 300:
+        return f"the empty request was accepted, HTTP {status}, with nothing in it to create"
+    return f"the empty request answered HTTP {status}"
+
+
 def render_text(findings: Sequence[Finding]) -> str:
     """One line per finding (`ok    check: SETTING: message`), its fix indented below, then a summary."""
     lines = []

@@ -18,7 +18,7 @@ import httpx
 import orjson
 from pydantic import SecretStr
 
-from crmflow.doctor.findings import Finding, fail, ok, warn
+from crmflow.doctor.findings import Finding, empty_request, fail, ok, warn
 
 SCOPES_FIX = (
     "give the app the scopes crm.objects.appointments.read, crm.objects.appointments.write, "
@@ -91,7 +91,7 @@ def probe_finding(probe: Probe, status: int, body: Any) -> tuple[Finding, bool]:
     if status == 429 or status >= 500:
         return warn(check, f"could not be checked: HubSpot answered HTTP {status}", fix="run again later"), True
     if probe.body is not None:
-        return ok(check, f"granted (the empty request was refused, HTTP {status}, as meant)"), True
+        return ok(check, f"granted ({empty_request(status)})"), True
     return ok(check, "granted"), True
 
 

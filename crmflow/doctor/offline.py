@@ -8,9 +8,12 @@ loading the rules gave. Values are compared or tested, never put in a finding.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 from urllib.parse import urlsplit
+
+import httpx
+from redis.connection import parse_url
 
 from crmflow.doctor.findings import Finding, fail, ok, warn
 from crmflow.doctor.hosts import zoho_accounts_dc, zoho_api_dc
@@ -36,6 +39,9 @@ DEFAULTS = {
 CRMS = {"zoho": "Zoho", "hubspot": "HubSpot"}
 _NAMES = re.compile(r"^([A-Z][A-Z0-9_]*(?:, [A-Z][A-Z0-9_]*)*): (.+)$")
 WEBHOOK_PATHS = ("/webhooks/zoho", "/webhooks/hubspot", "/webhooks")
+# redis-py's own reading of a Redis URL (untyped there): raises ValueError for what Redis.from_url refuses.
+parse_redis_url: Callable[[str], dict[str, object]] = parse_url
+HTTP_URLS = ("PUBLIC_BASE_URL", "ZOHO_API_DOMAIN", "ZOHO_ACCOUNTS_URL", "HUBSPOT_API_BASE")
 
 
 def _missing(env: Env, names: Sequence[str]) -> list[str]:
@@ -113,6 +119,41 @@ def _consistency(env: Env, crm: str, label: str) -> list[Finding]:
             )
         ]
     return []
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` is no http(s) URL with a host (None: it is one)."""
+    try:
+        parts = urlsplit(url)
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL):
+        return "is not a valid URL"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "is not an http:// or https:// URL with a host"
+    return None
+
+
+def url_findings(env: Env) -> list[Finding]:
+    """Every URL setting that is set parses: REDIS_URL as redis-py reads it, the others as http(s) URLs. The
+    other checks read only URLs that pass this one."""
+    found = []
+    redis_url = env.get("REDIS_URL")
+    if redis_url is not None:
+        try:
+            parse_redis_url(redis_url)
+        except ValueError:
+            fix = "set REDIS_URL=redis://host:port/db (rediss:// for TLS, unix:///path for a socket)"
+            found.append(fail("urls", "is not a valid Redis URL", setting="REDIS_URL", fix=fix))
+    for name in HTTP_URLS:
+        problem = url_problem(env[name]) if name in env else None
+        if problem is not None:
+            found.append(fail("urls", problem, setting=name, fix=f"correct {name} (docs/configuration.md)"))
+    return found
+
+
+def valid_urls(env: Env) -> dict[str, str]:
+    """`env` without the http(s) URL settings that do not parse, for the checks that read them."""
+    return {name: value for name, value in env.items() if name not in HTTP_URLS or url_problem(value) is None}
 
 
 def public_url_findings(env: Env) -> list[Finding]:
@@ -236,9 +277,10 @@ def rules_findings(path: str, outcome: int | Sequence[str]) -> list[Finding]:
 
 def role_findings(role: Role, env: Env) -> list[Finding]:
     """What a receiver or a worker checks at start-up beyond its settings class: fast, no network."""
+    parsed = valid_urls(env)
     if role == "receiver":
-        return [*public_url_findings(env), *hubspot_secret_findings(env)]
-    return [*public_url_findings(env), *zoho_dc_findings(env), *upkeep_findings(env)]
+        return [*public_url_findings(parsed), *hubspot_secret_findings(env)]
+    return [*public_url_findings(parsed), *zoho_dc_findings(parsed), *upkeep_findings(env)]
 
 
 def offline_findings(
@@ -250,16 +292,19 @@ def offline_findings(
     rules: int | Sequence[str],
 ) -> list[Finding]:
     """Every offline check, in the order `crmflow doctor` shows them (a setting already failed by its role's
-    settings class is not failed again by the sources check)."""
+    settings class is not failed again by the sources or URL checks; a URL that does not parse is left out of
+    the checks that read it)."""
+    parsed = valid_urls(env)
     found = [
         *settings_findings("receiver", receiver_errors),
         *settings_findings("worker", worker_errors),
+        *url_findings(env),
         *source_findings(env),
-        *public_url_findings(env),
+        *public_url_findings(parsed),
         *hubspot_secret_findings(env),
-        *zoho_dc_findings(env),
+        *zoho_dc_findings(parsed),
         *upkeep_findings(env),
         *rules_findings(rules_path, rules),
     ]
     named = {f.setting for f in found if f.status == "fail" and f.check.endswith(" settings")}
-    return [f for f in found if not (f.check == "sources" and f.status == "fail" and f.setting in named)]
+    return [f for f in found if not (f.check in ("sources", "urls") and f.status == "fail" and f.setting in named)]

@@ -1,8 +1,10 @@
-"""The online checks, in order: Redis, PUBLIC_BASE_URL's scheme, Zoho (grant, scopes, channels), HubSpot.
+"""The online checks, in order: Redis, PUBLIC_BASE_URL's scheme, webhooks refused, Zoho (grant, scopes,
+channels), HubSpot.
 
 Takes the clients (an httpx.AsyncClient, a Redis client) and the settings the entry point read; the checks of
-each part are in redis_probe, zoho_probe, channel_state and hubspot_probe. A CRM is probed when it is on in the
-workers and their settings are valid; otherwise its checks are skipped (the offline part says why).
+each part are in redis_probe, webhook_state, zoho_probe, channel_state and hubspot_probe. A CRM is probed when
+it is on in the workers and their settings are valid; otherwise its checks are skipped (the offline part says
+why).
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from datetime import datetime
 
 import httpx
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from crmflow.doctor.channel_state import channel_findings
 from crmflow.doctor.findings import Finding, fail, ok, skip, warn
 from crmflow.doctor.hosts import is_real_crm
 from crmflow.doctor.hubspot_probe import check_hubspot
-from crmflow.doctor.offline import DEFAULTS, is_on
+from crmflow.doctor.offline import DEFAULTS, is_on, valid_urls
 from crmflow.doctor.redis_probe import check_redis
+from crmflow.doctor.webhook_state import read_state, webhook_findings
 from crmflow.doctor.zoho_probe import check_zoho
 from workers.channels import Wanted
 from workers.config import WorkerConfig
@@ -31,9 +35,12 @@ HUBSPOT_API_BASE = "https://api.hubapi.com"
 def public_url_scheme_findings(env: Mapping[str, str]) -> list[Finding]:
     """PUBLIC_BASE_URL is what Zoho and HubSpot call from the internet (and what HubSpot signs): https. http can
     only be right against the sandbox, so it is a warning when no CRM in use is at Zoho's or HubSpot's own
-    hosts (crmflow.doctor.hosts), and a failure when one is."""
-    url = env.get("PUBLIC_BASE_URL")
+    hosts (crmflow.doctor.hosts), and a failure when one is. A URL that does not parse is the offline part's."""
     check = "public URL"
+    if "PUBLIC_BASE_URL" in env and "PUBLIC_BASE_URL" not in valid_urls(env):
+        return [skip(check, "not checked: it is not a valid URL", setting="PUBLIC_BASE_URL")]
+    env = valid_urls(env)
+    url = env.get("PUBLIC_BASE_URL")
     if url is None:
         return [skip(check, "not set: nothing calls this receiver from outside", setting="PUBLIC_BASE_URL")]
     if httpx.URL(url).scheme == "https":
@@ -51,7 +58,10 @@ def public_url_scheme_findings(env: Mapping[str, str]) -> list[Finding]:
     return [warn(check, message, setting="PUBLIC_BASE_URL", fix=fix)]
 
 
-async def zoho_findings(http: httpx.AsyncClient, config: WorkerConfig, now: datetime) -> list[Finding]:
+async def zoho_findings(
+    http: httpx.AsyncClient, config: WorkerConfig, now: datetime, redis: Redis | None = None
+) -> list[Finding]:
+    """`redis`: a Redis that answered, to share the workers' Zoho token through (zoho_probe)."""
     if config.zoho_client_id is None or config.zoho_client_secret is None or config.zoho_refresh_token is None:
         return [skip("zoho", "off in the workers: not checked")]
     found, watch = await check_zoho(
@@ -61,6 +71,7 @@ async def zoho_findings(http: httpx.AsyncClient, config: WorkerConfig, now: date
         client_id=config.zoho_client_id,
         client_secret=config.zoho_client_secret,
         refresh_token=config.zoho_refresh_token,
+        redis=redis,
     )
     return [*found, *_channels(config, watch, now)]
 
@@ -89,6 +100,25 @@ async def hubspot_findings(http: httpx.AsyncClient, config: WorkerConfig) -> lis
     return await check_hubspot(http, api_base=config.hubspot_api_base, token=config.hubspot_access_token)
 
 
+async def webhooks(env: Mapping[str, str], redis: Redis | None, now: datetime) -> list[Finding]:
+    """For each source on in the receiver: refused for a wrong secret or token and none accepted since."""
+    found = []
+    for source in ("hubspot", "zoho"):
+        if not is_on(env, "receiver", source):
+            continue
+        if redis is None:
+            found.append(skip(f"{source} webhooks", "not checked: Redis did not answer", setting="REDIS_URL"))
+            continue
+        try:
+            state = await read_state(redis, source)
+        except (RedisError, OSError) as exc:
+            message = f"not checked: Redis failed ({type(exc).__name__})"
+            found.append(skip(f"{source} webhooks", message, setting="REDIS_URL"))
+            continue
+        found += webhook_findings(source, state, int(now.timestamp() * 1000))
+    return found
+
+
 async def online_findings(
     env: Mapping[str, str],
     *,
@@ -102,7 +132,9 @@ async def online_findings(
     found = [skip("redis", "not checked: REDIS_URL is invalid", setting="REDIS_URL")]
     if redis is not None:
         found = [await check_redis(redis, redis_where)]
+    answered = redis if found[0].status == "ok" else None
     found += public_url_scheme_findings(env)
+    found += await webhooks(env, answered, now)
     if worker is None:
         return [*found, skip("zoho, hubspot", "not checked: the worker settings are invalid")]
-    return [*found, *await zoho_findings(http, worker, now), *await hubspot_findings(http, worker)]
+    return [*found, *await zoho_findings(http, worker, now, answered), *await hubspot_findings(http, worker)]

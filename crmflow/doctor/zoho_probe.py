@@ -1,8 +1,13 @@
 """Online Zoho checks: the refresh grant works, and the token has every scope crmflow needs. I/O at the edge.
 
-One refresh grant (`POST {ZOHO_ACCOUNTS_URL}/oauth/v2/token`) checks ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET and
-ZOHO_REFRESH_TOKEN together; its access token is used for the probes and then dropped (it counts towards
-Zoho's 10 refreshes per 10 minutes and 15 live tokens; crmflow's workers keep their own shared token).
+A refresh grant (`POST {ZOHO_ACCOUNTS_URL}/oauth/v2/token`) checks ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET and
+ZOHO_REFRESH_TOKEN together. Each grant counts towards Zoho's 10 refreshes per 10 minutes and makes one more
+live token (the 16th invalidates the oldest), so when Redis answers the doctor takes the workers' shared token
+through workers/crm/zoho_auth.py (its lock and its refresh budget): it refreshes only when no token for these
+credentials is cached, and that refresh is spent from the workers' budget and shared with them. The token is
+cached under a digest of the client secret and refresh token, so a wrong ZOHO_CLIENT_SECRET (or refresh token)
+never finds the workers' token and is still put to Zoho. With the budget spent and nothing cached, the grant is
+reported as not checked. Without Redis the doctor makes one grant of its own and drops its token.
 
 Scopes are checked by calls that change nothing, one per scope crmflow needs (docs/zoho-crm.md, "OAuth"):
 Zoho answers a call outside the granted scopes with 401 OAUTH_SCOPE_MISMATCH (its error tables). The reads
@@ -21,8 +26,12 @@ from typing import Any
 import httpx
 import orjson
 from pydantic import SecretStr
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
-from crmflow.doctor.findings import Finding, fail, ok, skip, warn
+from crmflow.doctor.findings import Finding, empty_request, fail, ok, skip, warn
+from workers.crm.zoho_auth import REFRESH_BUDGET, REFRESH_WINDOW_S, ZohoTokens
+from workers.errors import CrmAuthError, CrmRateLimitedError, CrmTransientError
 
 CLIENT = "ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET"
 SCOPES_FIX = (
@@ -77,11 +86,13 @@ PROBES = (
 
 @dataclass(frozen=True)
 class Grant:
-    """A working access token, with what the token answer said of the API domain and the scopes."""
+    """A working access token, with what the token answer said of the API domain and the scopes; `cached`: the
+    workers' shared token for these credentials, no new one made."""
 
     access_token: str
     api_domain: str | None
     scope: str | None
+    cached: bool = False
 
 
 def _body(content: bytes) -> Any:
@@ -160,10 +171,16 @@ def read_grant(status: int, body: Any) -> Grant | Finding:
 
 def api_domain_findings(grant: Grant, api_domain: str) -> list[Finding]:
     """Zoho's token answer names the account's API domain; crmflow calls ZOHO_API_DOMAIN."""
+    issued = (
+        "the workers' access token for these credentials is cached (Zoho issued it to them; no new token made)"
+        if grant.cached
+        else "Zoho issued an access token"
+    )
+    granted = ok("zoho refresh token", issued, setting=f"{CLIENT}, ZOHO_REFRESH_TOKEN")
     if grant.api_domain is None or _origin(grant.api_domain) == _origin(api_domain):
-        return [ok("zoho refresh token", "Zoho issued an access token", setting=f"{CLIENT}, ZOHO_REFRESH_TOKEN")]
+        return [granted]
     return [
-        ok("zoho refresh token", "Zoho issued an access token", setting=f"{CLIENT}, ZOHO_REFRESH_TOKEN"),
+        granted,
         warn(
             "zoho api domain",
             f"Zoho says this account's API domain is {grant.api_domain}, which is not ZOHO_API_DOMAIN",
@@ -225,8 +242,60 @@ def probe_finding(probe: ScopeProbe, status: int, body: Any) -> tuple[Finding, b
     if status == 429 or status >= 500:
         return warn(check, f"could not be checked: Zoho answered HTTP {status}", fix="run again later"), True
     if probe.body is not None:
-        return ok(check, f"granted (to {probe.what}; the empty request was refused, HTTP {status}, as meant)"), True
+        return ok(check, f"granted (to {probe.what}; {empty_request(status)})"), True
     return ok(check, f"granted (to {probe.what})"), True
+
+
+def _unreachable(accounts_url: str, error: str) -> Finding:
+    message = f"cannot reach Zoho's accounts server at {httpx.URL(accounts_url).host} ({error})"
+    fix = "check ZOHO_ACCOUNTS_URL and this host's network"
+    return fail("zoho refresh token", message, setting="ZOHO_ACCOUNTS_URL", fix=fix)
+
+
+async def own_grant(
+    http: httpx.AsyncClient, accounts_url: str, client_id: str, client_secret: SecretStr, refresh_token: SecretStr
+) -> Grant | Finding:
+    """One refresh grant of the doctor's own (no Redis to share the workers' token through)."""
+    form = {
+        "grant_type": "refresh_token",
+        "client_id": client_id,
+        "client_secret": client_secret.get_secret_value(),
+        "refresh_token": refresh_token.get_secret_value(),
+    }
+    try:
+        answer = await http.post(f"{accounts_url.rstrip('/')}/oauth/v2/token", data=form)
+    except httpx.HTTPError as exc:
+        return _unreachable(accounts_url, type(exc).__name__)
+    return read_grant(answer.status_code, _body(answer.content))
+
+
+async def shared_grant(tokens: ZohoTokens, accounts_url: str) -> Grant | Finding:
+    """The workers' shared token for these credentials, refreshed (within their budget) only if none is cached;
+    a refusal becomes the finding read_grant makes of Zoho's answer."""
+    check = "zoho refresh token"
+    try:
+        token = await tokens.shared()
+    except CrmRateLimitedError as exc:
+        if exc.code != "REFRESH_BUDGET":
+            return read_grant(200, {"error": "Access Denied"})
+        message = (
+            f"could not be checked: no token for these credentials is cached and the workers' refresh budget "
+            f"({REFRESH_BUDGET} in {REFRESH_WINDOW_S} s) is spent"
+        )
+        fix = f"run again in {exc.retry_after_s or REFRESH_WINDOW_S:.0f} s"
+        return warn(check, message, setting=f"{CLIENT}, ZOHO_REFRESH_TOKEN", fix=fix)
+    except CrmAuthError as exc:
+        details = exc.details if isinstance(exc.details, dict) else {}
+        return read_grant(int(details.get("status", 200)), {"error": details.get("error", exc.message)})
+    except CrmTransientError as exc:
+        if exc.code == "OAUTH_UNREACHABLE":
+            return _unreachable(accounts_url, exc.message.rpartition(": ")[2])
+        details = exc.details if isinstance(exc.details, dict) else {}
+        return read_grant(int(details.get("status", 200)), None)
+    except (RedisError, OSError) as exc:
+        message = f"could not be checked: Redis failed while sharing the workers' token ({type(exc).__name__})"
+        return warn(check, message, setting="REDIS_URL", fix="check Redis, then run again")
+    return Grant(token.access_token, token.api_domain, token.scope, cached=token.cached)
 
 
 async def check_zoho(
@@ -237,22 +306,22 @@ async def check_zoho(
     client_id: str,
     client_secret: SecretStr,
     refresh_token: SecretStr,
+    redis: Redis | None = None,
 ) -> tuple[list[Finding], Any]:
-    """The refresh grant and every scope probe; also the GET /actions/watch answer (None when not read)."""
-    form = {
-        "grant_type": "refresh_token",
-        "client_id": client_id,
-        "client_secret": client_secret.get_secret_value(),
-        "refresh_token": refresh_token.get_secret_value(),
-    }
-    try:
-        answer = await http.post(f"{accounts_url.rstrip('/')}/oauth/v2/token", data=form)
-    except httpx.HTTPError as exc:
-        where = httpx.URL(accounts_url).host
-        message = f"cannot reach Zoho's accounts server at {where} ({type(exc).__name__})"
-        fix = "check ZOHO_ACCOUNTS_URL and this host's network"
-        return [fail("zoho refresh token", message, setting="ZOHO_ACCOUNTS_URL", fix=fix)], None
-    grant = read_grant(answer.status_code, _body(answer.content))
+    """The refresh grant and every scope probe; also the GET /actions/watch answer (None when not read).
+    `redis`: a Redis that answered, to share the workers' token through (None: a grant of the doctor's own)."""
+    if redis is None:
+        grant = await own_grant(http, accounts_url, client_id, client_secret, refresh_token)
+    else:
+        tokens = ZohoTokens(
+            redis,
+            http,
+            accounts_url=accounts_url,
+            client_id=client_id,
+            client_secret=client_secret,
+            refresh_token=refresh_token,
+        )
+        grant = await shared_grant(tokens, accounts_url)
     if isinstance(grant, Finding):
         return [grant, skip("zoho scopes", "not checked: no access token")], None
     found = [*api_domain_findings(grant, api_domain), *granted_scope_findings(grant.scope)]

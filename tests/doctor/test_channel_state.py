@@ -15,9 +15,14 @@ WANTED = Wanted(("1", "2"), "https://crmflow.example.com", SecretStr("notify-tok
 
 
 def _channel(
-    channel_id: str, *, left: timedelta, url: str = WANTED.notify_url, token: str = "notify-token-value"
+    channel_id: str,
+    *,
+    left: timedelta,
+    url: str = WANTED.notify_url,
+    token: str = "notify-token-value",
+    related: bool = False,
 ) -> WatchChannel:
-    return WatchChannel(channel_id, EVENTS, url, NOW + left, SecretStr(token), True, False)
+    return WatchChannel(channel_id, EVENTS, url, NOW + left, SecretStr(token), True, related)
 
 
 def test_a_kept_channel_passes_and_a_missing_one_fails_without_upkeep() -> None:
@@ -39,6 +44,7 @@ def test_with_upkeep_what_the_workers_will_fix_is_a_warning() -> None:
     assert [f.status for f in kept] == ["ok", "warn"]
     assert [f.status for f in alone] == ["warn", "fail"]
     assert "notify_url is https://old.example.com/webhooks/zoho" in alone[1].message
+    assert alone[1].setting == "PUBLIC_BASE_URL"
     assert alone[0].fix == "run `crmflow zoho renew`"
 
 
@@ -48,4 +54,17 @@ def test_another_token_is_named_not_shown() -> None:
     found = channel_findings(WANTED, have, NOW, upkeep=False)
 
     assert all(f.status == "fail" and "its token is not ZOHO_NOTIFY_TOKEN" in f.message for f in found)
+    assert {f.setting for f in found} == {"ZOHO_NOTIFY_TOKEN"}
     assert "token-value" not in repr(found)
+
+
+def test_a_difference_no_setting_causes_names_none_and_suggests_renew() -> None:
+    """E.g. the sandbox's default channel notifying on related actions: neither URL nor token is at fault."""
+    have = {cid: _channel(cid, left=timedelta(days=6), related=True) for cid in ("1", "2")}
+
+    kept = channel_findings(WANTED, have, NOW, upkeep=True)
+    alone = channel_findings(WANTED, have, NOW, upkeep=False)
+
+    assert all("notify_on_related_action is True" in f.message and f.setting == "" for f in kept + alone)
+    assert {f.status for f in kept} == {"warn"} and {f.status for f in alone} == {"fail"}
+    assert alone[0].fix == "run `crmflow zoho renew`"

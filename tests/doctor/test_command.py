@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
+import redis
 
 from crmflow.embedded_redis import free_port
+from receiver.verify import hubspot_v3_signature
+from tests.conftest import sample
 from tests.processes import answers, crmflow_env, stack_env, start, stop, wait_for
+from workers import keys
 
 pytestmark = pytest.mark.slow
 
@@ -83,6 +89,30 @@ def test_a_wrong_zoho_secret_is_named_never_shown(tmp_path: Path, redis_url: str
     assert "sandbox-client-secret" not in done.stdout + done.stderr
 
 
+def test_runs_share_the_workers_token_and_a_wrong_secret_is_still_named(
+    tmp_path: Path, redis_url: str, sandbox: Sandbox
+) -> None:
+    """Two runs make one refresh grant (spent from the workers' budget); with that token cached, a wrong
+    ZOHO_CLIENT_SECRET still fails."""
+    url = sandbox("--notify-url", "http://127.0.0.1:8000/webhooks/zoho")
+    store = redis.Redis.from_url(redis_url)
+    store.flushdb()  # the test database; earlier tests of this module leave their sandboxes' tokens
+
+    runs = [doctor(tmp_path, redis_url, url, "--online") for _ in range(2)]
+    wrong = doctor(tmp_path, redis_url, url, "--online", ZOHO_CLIENT_SECRET=SECRET)
+
+    assert [run.returncode for run in runs] == [0, 0], runs[1].stdout
+    assert "ZOHO_REFRESH_TOKEN: Zoho issued an access token" in runs[0].stdout
+    assert "the workers' access token for these credentials is cached" in runs[1].stdout
+    budgets: list[bytes] = store.keys("crmflow:zoho:token:*:refreshes")  # type: ignore[assignment]
+    (budget,) = budgets
+    assert store.get(budget) == b"2"  # the first run's grant and the wrong secret's refused one
+    assert wrong.returncode == 1
+    assert "FAIL  zoho refresh token: ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET: Zoho refused the client" in wrong.stdout
+    assert SECRET not in wrong.stdout + wrong.stderr
+    store.close()
+
+
 def test_a_sandbox_granting_fewer_scopes_names_them(tmp_path: Path, redis_url: str, sandbox: Sandbox) -> None:
     url = sandbox(
         "--zoho-scopes",
@@ -124,6 +154,53 @@ def test_offline_it_names_each_bad_setting_and_needs_no_network(tmp_path: Path, 
     assert "FAIL  sources: ZOHO_CLIENT_ID: Zoho is on in the receiver" not in done.stdout
     assert "x" * 51 not in done.stdout
     assert "redis" not in done.stdout
+
+
+def test_malformed_urls_are_named_without_a_traceback(tmp_path: Path) -> None:
+    done = doctor(tmp_path, "redis://[bad", "http://127.0.0.1:9", "--online", PUBLIC_BASE_URL="http://[bad")
+
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "FAIL  urls: REDIS_URL: is not a valid Redis URL" in done.stdout
+    assert "FAIL  receiver settings: PUBLIC_BASE_URL: Input should be a valid URL" in done.stdout
+    assert "skip  redis: REDIS_URL: not checked: REDIS_URL is invalid" in done.stdout
+
+
+def test_webhooks_refused_for_a_wrong_hubspot_secret_are_named(tmp_path: Path, redis_url: str) -> None:
+    """A real receiver whose HUBSPOT_CLIENT_SECRET is not the app's refuses HubSpot's batch; the doctor reads
+    the refusal: a warning while no acceptance is known, a failure once the last acceptance is older."""
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    wrong = {"HUBSPOT_CLIENT_SECRET": SECRET, "PUBLIC_BASE_URL": public}
+    store = redis.Redis.from_url(redis_url)
+    store.flushdb()
+    env = stack_env(redis_url, "http://127.0.0.1:9", **wrong)
+    receiver = start(["receiver", "--port", str(port)], env, tmp_path, tmp_path / "receiver.log")
+    try:
+        wait_for(lambda: answers(f"{public}/healthz"), "the receiver")
+        body = orjson.dumps(sample("hubspot/appointment_reschedule"))
+        timestamp = str(int(time.time() * 1000))
+        url = f"{public}/webhooks/hubspot"
+        signature = hubspot_v3_signature("sandbox-hubspot-client-secret", "POST", url, body, timestamp)
+        headers = {
+            "content-type": "application/json",
+            "x-hubspot-signature-v3": signature,
+            "x-hubspot-request-timestamp": timestamp,
+        }
+        refused = httpx.post(url, content=body, headers=headers, timeout=10)
+    finally:
+        stop(receiver)
+
+    unknown = doctor(tmp_path, redis_url, "http://127.0.0.1:9", "--online", **wrong)
+    store.set(keys.last_notification("hubspot"), int(time.time() * 1000) - 3_600_000)
+    none_since = doctor(tmp_path, redis_url, "http://127.0.0.1:9", "--online", **wrong)
+    store.close()
+
+    assert refused.status_code == 401
+    assert "WARN  hubspot webhooks: HUBSPOT_CLIENT_SECRET: the receiver refused 1 HubSpot webhook(s)" in unknown.stdout
+    line = "FAIL  hubspot webhooks: HUBSPOT_CLIENT_SECRET: the receiver refused 1 HubSpot webhook(s) with a signature"
+    assert line in none_since.stdout and "none accepted since" in none_since.stdout
+    assert SECRET not in unknown.stdout + none_since.stdout
 
 
 @pytest.mark.parametrize("role", ["receiver", "worker"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from crmflow.doctor.findings import fail, failed, line, ok, render_json, render_text, skip, warn
+from crmflow.doctor.findings import empty_request, fail, failed, line, ok, render_json, render_text, skip, warn
 
 
 def test_only_a_failure_fails() -> None:
@@ -39,3 +39,9 @@ def test_line_and_json() -> None:
             }
         ],
     }
+
+
+def test_an_empty_write_is_worded_by_its_status() -> None:
+    assert empty_request(400) == "the empty request was refused, HTTP 400, as meant"
+    assert empty_request(200) == "the empty request was accepted, HTTP 200, with nothing in it to create"
+    assert empty_request(302) == "the empty request answered HTTP 302"

@@ -12,6 +12,7 @@ from crmflow.doctor.offline import (
     settings_findings,
     source_findings,
     upkeep_findings,
+    url_findings,
     zoho_dc_findings,
 )
 
@@ -160,3 +161,40 @@ def test_a_half_configured_source_fails_once() -> None:
         ("ZOHO_CLIENT_ID", "Zoho is half configured in the worker: ZOHO_CLIENT_ID not set")
     ]
     assert [f.check for f in both if f.status == "fail"] == ["worker settings"]
+
+
+def test_a_url_setting_that_does_not_parse_fails_naming_it_and_crashes_no_other_check() -> None:
+    bad = {
+        **BOTH,
+        "REDIS_URL": "redis://[bad",
+        "PUBLIC_BASE_URL": "http://[bad",
+        "ZOHO_API_DOMAIN": "http://[bad",
+        "ZOHO_ACCOUNTS_URL": "accounts.zoho.eu",
+        "HUBSPOT_API_BASE": "https://api.hubapi.com",
+    }
+
+    assert [(f.setting, f.message) for f in url_findings(bad)] == [
+        ("REDIS_URL", "is not a valid Redis URL"),
+        ("PUBLIC_BASE_URL", "is not a valid URL"),
+        ("ZOHO_API_DOMAIN", "is not a valid URL"),
+        ("ZOHO_ACCOUNTS_URL", "is not an http:// or https:// URL with a host"),
+    ]
+    assert url_findings({**BOTH, "REDIS_URL": "foo://127.0.0.1"})[0].setting == "REDIS_URL"
+    assert url_findings({**BOTH, "REDIS_URL": "rediss://user:pw@redis:6380/2"}) == []
+    found = offline_findings(bad, receiver_errors=None, worker_errors=None, rules_path="r.yaml", rules=1)
+    assert {f.setting for f in found if f.check == "urls"} == {
+        "REDIS_URL",
+        "PUBLIC_BASE_URL",
+        "ZOHO_API_DOMAIN",
+        "ZOHO_ACCOUNTS_URL",
+    }
+    assert _fails(role_findings("receiver", bad)) == [] and _fails(role_findings("worker", bad)) == []
+
+
+def test_a_url_the_settings_class_refused_fails_once() -> None:
+    bad = {**BOTH, "PUBLIC_BASE_URL": "http://[bad"}
+    refused = ["PUBLIC_BASE_URL: Input should be a valid URL, invalid IPv6 address"]
+
+    found = offline_findings(bad, receiver_errors=refused, worker_errors=None, rules_path="r.yaml", rules=1)
+
+    assert [f.check for f in _fails(found)] == ["receiver settings"]

@@ -71,3 +71,5 @@ def test_public_base_url_http_fails_against_the_real_crms_and_warns_against_the_
     assert [(f.status, f.setting) for f in public_url_scheme_findings(real)] == [("fail", "PUBLIC_BASE_URL")]
     assert [f.status for f in public_url_scheme_findings({**real, "PUBLIC_BASE_URL": "https://x.example"})] == ["ok"]
     assert [f.status for f in public_url_scheme_findings({})] == ["skip"]
+    invalid = public_url_scheme_findings({**ENV, "PUBLIC_BASE_URL": "http://[bad"})
+    assert [(f.status, f.message) for f in invalid] == [("skip", "not checked: it is not a valid URL")]

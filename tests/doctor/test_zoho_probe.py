@@ -7,12 +7,15 @@ from typing import Any
 
 import httpx
 import orjson
+from arq.connections import ArqRedis
 from pydantic import SecretStr
 
 from crmflow.doctor.findings import Finding
 from crmflow.doctor.zoho_probe import Grant, api_domain_findings, check_zoho, granted_scope_findings, read_grant
 from sandbox.app import create_app
 from sandbox.config import SandboxConfig
+from workers import keys
+from workers.crm.zoho_auth import REFRESH_BUDGET, REFRESH_WINDOW_S, ZohoTokens
 
 BASE = "http://sandbox"
 DEFAULT = SandboxConfig()
@@ -89,7 +92,7 @@ async def test_an_unreachable_accounts_server_names_zoho_accounts_url() -> None:
 
     found, _ = await _probe(handler=refuse)
 
-    assert [(f.status, f.setting) for f in found] == [("fail", "ZOHO_ACCOUNTS_URL")]
+    assert [(f.status, f.setting) for f in found] == [("fail", "ZOHO_ACCOUNTS_URL"), ("skip", "")]
 
 
 async def test_an_api_domain_of_another_data_centre_is_named() -> None:
@@ -164,3 +167,105 @@ def test_the_api_domain_compares_by_origin() -> None:
     assert [f.status for f in api_domain_findings(grant, "https://www.zohoapis.com:443")] == ["ok"]
     assert [f.status for f in api_domain_findings(grant, "https://www.zohoapis.eu")] == ["ok", "warn"]
     assert [f.status for f in api_domain_findings(Grant("t", "not a url ::", None), BASE)] == ["ok", "warn"]
+
+
+class CountingGrants(httpx.AsyncBaseTransport):
+    """The sandbox app, counting the refresh grants sent to it."""
+
+    def __init__(self) -> None:
+        self.app = httpx.ASGITransport(app=create_app(DEFAULT))
+        self.grants = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.grants += request.url.path == "/oauth/v2/token"
+        return await self.app.handle_async_request(request)
+
+
+async def _shared(redis: ArqRedis, transport: CountingGrants, secret: str = DEFAULT.client_secret) -> list[Finding]:
+    async with httpx.AsyncClient(transport=transport) as http:
+        found, _ = await check_zoho(
+            http,
+            accounts_url=BASE,
+            api_domain=BASE,
+            client_id=DEFAULT.client_id,
+            client_secret=SecretStr(secret),
+            refresh_token=SecretStr(DEFAULT.refresh_token),
+            redis=redis,
+        )
+    return found
+
+
+def _workers_tokens(redis: ArqRedis, http: httpx.AsyncClient) -> ZohoTokens:
+    return ZohoTokens(
+        redis,
+        http,
+        accounts_url=BASE,
+        client_id=DEFAULT.client_id,
+        client_secret=SecretStr(DEFAULT.client_secret),
+        refresh_token=SecretStr(DEFAULT.refresh_token),
+    )
+
+
+async def test_with_redis_the_workers_token_is_shared_and_a_refresh_spends_their_budget(redis: ArqRedis) -> None:
+    transport = CountingGrants()
+
+    first = await _shared(redis, transport)
+    second = await _shared(redis, transport)
+    async with httpx.AsyncClient(transport=transport) as http:
+        await _workers_tokens(redis, http).get()
+
+    assert {f.status for f in first + second} == {"ok"}
+    assert transport.grants == 1  # the doctor's one refresh; the second run and the workers reuse its token
+    assert second[0].message.startswith("the workers' access token for these credentials is cached")
+    (budget,) = await redis.keys("crmflow:zoho:token:*:refreshes")
+    assert await redis.get(budget) == b"1"
+
+
+async def test_with_redis_a_wrong_secret_is_found_while_the_workers_token_is_cached(redis: ArqRedis) -> None:
+    transport = CountingGrants()
+    async with httpx.AsyncClient(transport=transport) as http:
+        await _workers_tokens(redis, http).get()
+
+    found = await _shared(redis, transport, secret="not-the-secret")
+
+    assert (found[0].status, found[0].setting) == ("fail", "ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET")
+    assert "invalid_client" in found[0].message and "not-the-secret" not in repr(found)
+    assert transport.grants == 2
+
+
+async def test_with_the_workers_budget_spent_and_no_token_cached_the_grant_is_not_checked(redis: ArqRedis) -> None:
+    transport = CountingGrants()
+    async with httpx.AsyncClient(transport=transport) as http:
+        budget = _workers_tokens(redis, http).account
+    await redis.set(keys.zoho_refreshes(budget), REFRESH_BUDGET, ex=REFRESH_WINDOW_S)
+
+    found = await _shared(redis, transport)
+
+    assert [f.status for f in found] == ["warn", "skip"]
+    assert "refresh budget" in found[0].message and found[0].fix.startswith("run again in ")
+    assert transport.grants == 0
+
+
+async def test_with_redis_refusals_and_strangers_are_named_as_without(redis: ArqRedis) -> None:
+    """Through the workers' token code, Zoho's answers still name the setting at fault."""
+
+    async def answer(response: httpx.Response) -> Finding:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(lambda request: response)) as http:
+            found, _ = await check_zoho(
+                http,
+                accounts_url=BASE,
+                api_domain=BASE,
+                client_id="id",
+                client_secret=SecretStr("secret"),
+                refresh_token=SecretStr("token"),
+                redis=redis,
+            )
+        return found[0]
+
+    revoked = await answer(httpx.Response(200, json={"error": "invalid_code"}))
+    stranger = await answer(httpx.Response(404, text="<html>not found</html>"))
+    down = await answer(httpx.Response(503))
+
+    assert (revoked.status, revoked.setting) == ("fail", "ZOHO_REFRESH_TOKEN")
+    assert (stranger.status, stranger.setting) == ("fail", "ZOHO_ACCOUNTS_URL") and "HTTP 404" in stranger.message
+    assert (down.status, down.message) == ("warn", "could not be checked: Zoho's accounts server answered HTTP 503")

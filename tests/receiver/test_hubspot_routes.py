@@ -17,6 +17,7 @@ from arq.connections import ArqRedis
 from receiver.app import create_app
 from receiver.config import ReceiverConfig
 from tests.conftest import sample
+from workers import keys
 from workers.contract import QUEUE_NAME
 
 SECRET = "hubspot-client-secret"
@@ -121,6 +122,24 @@ async def test_bad_signatures_are_401_and_queue_nothing(
     assert response.status_code == 401
     assert response.json() == {"error": "unauthenticated", "detail": detail}
     assert await jobs(redis) == []
+
+
+async def test_refusals_are_recorded_a_wrong_secret_as_such_and_an_accepted_batch_records_none(
+    client: httpx.AsyncClient, redis: ArqRedis
+) -> None:
+    accepted = await deliver(client, sample("hubspot/appointment_reschedule"))
+    nothing = await redis.exists(keys.webhook_rejections("hubspot"))
+    await deliver(client, sample("hubspot/appointment_reschedule"), secret="wrong")
+    await deliver(client, sample("hubspot/appointment_reschedule"), age_ms=301_000)
+
+    record: dict[bytes, bytes] = await redis.hgetall(  # type: ignore[misc]
+        keys.webhook_rejections("hubspot")
+    )
+
+    assert (accepted.status_code, nothing) == (200, 0)
+    assert record[b"count"] == b"2" and record[b"HUBSPOT_CLIENT_SECRET:count"] == b"1"
+    assert record[b"last_reason"] == b"X-HubSpot-Request-Timestamp is older than 5 minutes"
+    assert b"wrong" not in b"".join(record.values())
 
 
 async def test_signature_over_the_internal_url_is_refused(client: httpx.AsyncClient, redis: ArqRedis) -> None:

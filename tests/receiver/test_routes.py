@@ -13,6 +13,7 @@ from arq.connections import ArqRedis
 from receiver.app import create_app
 from receiver.config import ReceiverConfig
 from tests.conftest import sample
+from workers import keys
 from workers.contract import QUEUE_NAME
 from workers.queue import connect_queue
 
@@ -188,3 +189,20 @@ async def test_wrong_method_is_405(client: httpx.AsyncClient) -> None:
     response = await client.get("/webhooks/zoho")
 
     assert response.status_code == 405
+
+
+async def test_a_wrong_token_is_recorded_naming_the_setting_and_an_accepted_callback_records_none(
+    client: httpx.AsyncClient, redis: ArqRedis
+) -> None:
+    accepted = await post(client, sample("zoho/appointment_update"))
+    nothing = await redis.exists(keys.webhook_rejections("zoho"))
+    refused = await post(client, sample("zoho/appointment_update") | {"token": "a-wrong-token"})
+
+    record: dict[bytes, bytes] = await redis.hgetall(  # type: ignore[misc]
+        keys.webhook_rejections("zoho")
+    )
+
+    assert (accepted.status_code, nothing, refused.status_code) == (200, 0, 401)
+    assert record[b"count"] == b"1" and record[b"ZOHO_NOTIFY_TOKEN:count"] == b"1"
+    assert record[b"last_reason"] == b"token does not match"
+    assert b"a-wrong-token" not in b"".join(record.values())

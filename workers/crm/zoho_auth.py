@@ -4,6 +4,11 @@ Zoho allows about 10 refreshes per 10 minutes per refresh token and at most 10 t
 (docs/zoho-crm.md, "OAuth"), so workers never refresh on their own: the token lives in Redis,
 is refreshed only near expiry or after an INVALID_TOKEN answer, and only by the worker holding the lock.
 A local budget keeps refreshes below Zoho's throttle even if something keeps rejecting the token.
+
+The token is stored under a digest of the credentials it was issued to (workers/keys.py `zoho_token_for`):
+a process with another client secret or refresh token never uses it, so its first call still meets Zoho's
+verdict on its credentials (`crmflow doctor --online` shares the token this way). The lock and the budget are
+per account (accounts URL and client id), whatever the credentials.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -40,14 +46,28 @@ def token_lifetime_s(grant: dict[str, Any]) -> float:
     return float(DEFAULT_EXPIRES_IN_S)
 
 
-def grant_error(grant: Any) -> Exception | None:
-    """The error a token answer means, or None when it carries an access token."""
+def grant_error(grant: Any, status: int = 200) -> Exception | None:
+    """The error a token answer means, or None when it carries an access token. A refused grant's `details`
+    hold Zoho's error code and the HTTP status (`{"error": "invalid_client", "status": 200}`), never a secret."""
     if isinstance(grant, dict) and isinstance(grant.get("access_token"), str) and grant["access_token"]:
         return None
     error = str(grant.get("error", "no access_token")) if isinstance(grant, dict) else "not a JSON object"
     if error == "Access Denied":  # Zoho's throttle: "too many requests continuously"
         return CrmRateLimitedError("Zoho refused to refresh the token: too many requests", retry_after_s=60)
-    return CrmAuthError(f"Zoho refused the refresh grant: {error}", code="OAUTH_REFRESH_FAILED")
+    details = {"error": error, "status": status}
+    return CrmAuthError(f"Zoho refused the refresh grant: {error}", code="OAUTH_REFRESH_FAILED", details=details)
+
+
+@dataclass(frozen=True)
+class SharedToken:
+    """The shared access token, with what Zoho's token answer said of the API domain and the granted scopes
+    (None when it did not say), and whether it came from Redis (False: this call refreshed it)."""
+
+    access_token: str
+    expires_at: float
+    api_domain: str | None = None
+    scope: str | None = None
+    cached: bool = True
 
 
 class ZohoTokens:
@@ -78,38 +98,62 @@ class ZohoTokens:
         self._gate = gate
         scope = hashlib.sha256(f"{accounts_url}|{client_id}".encode()).hexdigest()[:12]
         self.account = scope
-        self._key = keys.zoho_token(scope)
+        secrets = f"{client_secret.get_secret_value()}|{refresh_token.get_secret_value()}"
+        self._key = keys.zoho_token_for(scope, hashlib.sha256(secrets.encode()).hexdigest()[:16])
         self._lock_key = keys.zoho_token_lock(scope)
         self._budget_key = keys.zoho_refreshes(scope)
 
-    async def _cached(self) -> tuple[str, float] | None:
+    async def _cached(self) -> SharedToken | None:
         raw = await self._redis.get(self._key)
         if raw is None:
             return None
         data = orjson.loads(raw)
-        return str(data["access_token"]), float(data["expires_at"])
+        return SharedToken(
+            str(data["access_token"]), float(data["expires_at"]), data.get("api_domain"), data.get("scope")
+        )
 
     async def get(self) -> str:
         """A token valid for at least REFRESH_MARGIN_S more seconds."""
+        return (await self.shared()).access_token
+
+    async def shared(self) -> SharedToken:
+        """As `get`, with what is known of the token and whether it was cached."""
         cached = await self._cached()
-        if cached is not None and cached[1] - self._clock() > REFRESH_MARGIN_S:
-            return cached[0]
-        return await self.refresh(stale=cached[0] if cached else None)
+        if cached is not None and cached.expires_at - self._clock() > REFRESH_MARGIN_S:
+            return cached
+        return await self._refresh(stale=cached.access_token if cached else None)
 
     async def refresh(self, *, stale: str | None) -> str:
         """Replace `stale` with a new token, unless another worker already did while we waited for the lock."""
+        return (await self._refresh(stale=stale)).access_token
+
+    async def _refresh(self, *, stale: str | None) -> SharedToken:
         # The lock outlives the token request (bounded by the HTTP client's timeout) by a margin.
         hold_s = self._request_timeout_s + 10
         async with self._redis.lock(self._lock_key, timeout=hold_s, blocking_timeout=hold_s, sleep=0.05):
             cached = await self._cached()
-            if cached is not None and cached[0] != stale and cached[1] - self._clock() > REFRESH_MARGIN_S:
-                return cached[0]
+            if (
+                cached is not None
+                and cached.access_token != stale
+                and cached.expires_at - self._clock() > REFRESH_MARGIN_S
+            ):
+                return cached
             await self._spend_budget()
-            token, lifetime_s = await self._grant()
-            expires_at = self._clock() + lifetime_s
-            await self._redis.set(
-                self._key, orjson.dumps({"access_token": token, "expires_at": expires_at}), px=int(lifetime_s * 1000)
+            grant, lifetime_s = await self._grant()
+            token = SharedToken(
+                str(grant["access_token"]),
+                self._clock() + lifetime_s,
+                _text(grant.get("api_domain")),
+                _text(grant.get("scope")),
+                cached=False,
             )
+            stored = {
+                "access_token": token.access_token,
+                "expires_at": token.expires_at,
+                "api_domain": token.api_domain,
+                "scope": token.scope,
+            }
+            await self._redis.set(self._key, orjson.dumps(stored), px=int(lifetime_s * 1000))
             logger.info("zoho access token refreshed; valid for %ds", int(lifetime_s))
             return token
 
@@ -126,7 +170,7 @@ class ZohoTokens:
                 retry_after_s=float(max(wait_s, 1)),
             )
 
-    async def _grant(self) -> tuple[str, float]:
+    async def _grant(self) -> tuple[dict[str, Any], float]:
         form = {
             "grant_type": "refresh_token",
             "client_id": self._client_id,
@@ -142,9 +186,20 @@ class ZohoTokens:
                 f"token request failed: {type(exc.__cause__).__name__}", code="OAUTH_UNREACHABLE"
             ) from exc
         if response.status_code == 429 or response.status_code >= 500:
-            raise CrmTransientError(f"token request: HTTP {response.status_code}", code="OAUTH_UNAVAILABLE")
-        grant = body_of(response)
-        error = grant_error(grant)
+            raise CrmTransientError(
+                f"token request: HTTP {response.status_code}",
+                code="OAUTH_UNAVAILABLE",
+                details={"status": response.status_code},
+            )
+        try:
+            grant = body_of(response)
+        except CrmTransientError as exc:  # not JSON: say which status came with it
+            raise CrmTransientError(exc.message, code=exc.code, details={"status": response.status_code}) from exc
+        error = grant_error(grant, response.status_code)
         if error is not None:
             raise error
-        return str(grant["access_token"]), token_lifetime_s(grant)
+        return grant, token_lifetime_s(grant)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

@@ -160,3 +160,30 @@ async def test_secrets_never_logged(redis: ArqRedis, caplog: pytest.LogCaptureFi
     assert caplog.records
     for secret in ("client-secret-value", "refresh-token-value", "1000.token1"):
         assert secret not in caplog.text
+
+
+async def test_the_token_is_shared_only_with_the_credentials_it_was_issued_to(redis: ArqRedis) -> None:
+    """Another client secret (or refresh token) never gets the cached token: its own grant is put to Zoho."""
+    accounts, clock = FakeAccounts(), Clock()
+    first = await tokens(redis, accounts, clock).shared()
+    again = await tokens(redis, accounts, clock).shared()
+    accounts.answer = lambda n: httpx.Response(200, json={"error": "invalid_client"})
+    wrong = ZohoTokens(
+        redis,
+        httpx.AsyncClient(transport=httpx.MockTransport(accounts.handle)),
+        accounts_url="https://accounts.example",
+        client_id="cid",
+        client_secret=SecretStr("another-secret-value"),
+        refresh_token=SecretStr("refresh-token-value"),
+        clock=clock,
+    )
+
+    with pytest.raises(CrmAuthError) as refused:
+        await wrong.get()
+
+    assert (first.cached, first.api_domain, again.cached, again.access_token) == (False, "x", True, "1000.token1")
+    assert refused.value.details == {"error": "invalid_client", "status": 200}
+    assert len(accounts.grants) == 2
+    assert int(await redis.get(next(iter(await redis.keys("crmflow:zoho:token:*:refreshes"))))) == 2
+    stored = [key for key in await redis.keys("crmflow:zoho:token:*") if not key.endswith(b":refreshes")]
+    assert len(stored) == 1 and b"secret" not in stored[0]
