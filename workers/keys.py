@@ -62,6 +62,10 @@ operator's sake, though arq builds them.
 | crmflow:heartbeats                      | sorted set: worker ids by the Redis    | HEARTBEAT_TTL_S from the    |
 |                                         | time (ms) of their last beat (index of | last beat; older entries go |
 |                                         | the heartbeat keys)                    | at each beat                |
+| crmflow:events                          | stream: the event log, one entry per   | EVENT_LOG_MAX_AGE_S (7 d),  |
+|                                         | finished job (workers/eventlog.py)     | EVENT_LOG_MAX_ENTRIES (100k)|
+| crmflow:events:record:<record id>       | sorted set: the ids of the record's    | EVENT_LOG_MAX_AGE_S from    |
+|                                         | entries in the event log, by time      | its last entry              |
 | crmflow:test:paused:<checkpoint>        | a test-held job's process id           | until the test ends         |
 
 [1] A pending entry goes at once when the CRM refuses the write that made it; one a dead letter names expires
@@ -256,6 +260,15 @@ def sweep_cursor(source: str, module: str) -> str:
 def sweep_too_large(source: str, module: str) -> str:
     """JSON: the cursor whose window the CRM's listing cannot reach back to, and the error sweeps skip with."""
     return f"{PREFIX}sweep:{source}:{module}:too-large"
+
+
+# --- Event log (workers/eventlog.py) -------------------------------------------------------------------
+EVENT_LOG = f"{PREFIX}events"
+
+
+def event_log_record(record_id: str) -> str:
+    """The ids of one record's entries in the event log (a sorted set by time), for filtering by record."""
+    return f"{PREFIX}events:record:{record_id}"
 
 
 # --- Tests ----------------------------------------------------------------------------------------------
