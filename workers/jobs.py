@@ -373,7 +373,7 @@ async def _keep(deps: WorkerDeps, event: ChangeEvent, letter: DeadLetter) -> dic
     await deps.deadletters.add(letter)
     code = letter.error_code
     # The letter's message may quote the CRM (personal data): the log names the letter, `crmflow dlq show` shows it.
-    logger.error("dead letter %s: %s (%s) after %d tries", letter.id, code, letter.error_class, letter.tries)
+    logger.error("dead letter %s: %s (%s) on try %d", letter.id, code, letter.error_class, letter.tries)
     return {"status": "dead_lettered", "dead_letter": letter.id, "error": code}
 
 
