@@ -52,17 +52,21 @@ class LogSettings(BaseSettings):
     # text: readable lines (the default); json: one JSON object per line, for log collectors.
     log_format: LogFormat = Field(default="text", validation_alias="LOG_FORMAT")
 
-    @field_validator("log_level", "log_format", mode="before")
+    @field_validator("log_level", mode="before")
     @classmethod
-    def _any_case(cls, value: object) -> object:
+    def _level_name(cls, value: object) -> object:
         if not isinstance(value, str):
             return value
-        stripped = value.strip()
-        return (
-            stripped.upper()
-            if stripped.lower() in {"debug", "info", "warning", "error", "critical"}
-            else stripped.lower()
-        )
+        name = value.strip().upper()
+        return _LEVEL_ALIASES.get(name, name)  # Python's logging takes WARN and FATAL too
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _format_name(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+
+_LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}
 
 
 def _escaped(char: str) -> str:

@@ -165,6 +165,7 @@ def test_tracebacks_show_frames_and_types_but_never_a_message() -> None:
     [
         ({}, ("INFO", "text")),
         ({"LOG_FORMAT": "JSON", "LOG_LEVEL": "debug"}, ("DEBUG", "json")),
+        ({"LOG_LEVEL": "warn"}, ("WARNING", "text")),
         ({"LOG_FORMAT": ""}, ("INFO", "text")),
     ],
 )
@@ -180,6 +181,17 @@ def test_log_settings_read_format_and_level_in_any_case(
     settings = load_settings(LogSettings)
 
     assert (settings.log_level, settings.log_format) == expected
+
+
+def test_log_settings_come_from_the_env_file_too(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("LOG_FORMAT", "LOG_LEVEL"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / ".env").write_text("LOG_FORMAT=json\nLOG_LEVEL=WARNING\n")
+
+    settings = load_settings(LogSettings)
+
+    assert (settings.log_level, settings.log_format) == ("WARNING", "json")
 
 
 def test_an_unknown_log_format_stops_any_command_naming_the_setting(tmp_path: Path) -> None:
