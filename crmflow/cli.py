@@ -1,4 +1,4 @@
-"""The `crmflow` command: receiver, worker, sweep, rules, dlq, zoho, crm-calls, doctor; sandbox and demo: sandbox.cli.
+"""The `crmflow` command: receiver, worker, sweep, rules, dlq, zoho, crm-calls, doctor, status; sandbox: sandbox.cli.
 
 The only place crmflow's settings are read. The sandbox and demo commands live with the sandbox (sandbox/cli.py),
 so that no product module imports it: the group imports them only when one of them is run or listed.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -23,6 +22,7 @@ from crmflow.dlq import COMMANDS as DLQ_COMMANDS
 from crmflow.dlq import DlqSettings
 from crmflow.doctor.command import doctor, startup_problems
 from crmflow.doctor.offline import Role
+from crmflow.logs import LogSettings
 from crmflow.logs import configure as configure_logs
 from crmflow.settings import SettingsError, load_settings
 
@@ -30,7 +30,11 @@ logger = logging.getLogger("crmflow")
 
 
 def _configure_logging() -> None:
-    configure_logs(os.environ.get("LOG_LEVEL", "INFO"))
+    try:
+        settings = load_settings(LogSettings)
+    except SettingsError as exc:
+        _fail("invalid configuration", str(exc))
+    configure_logs(settings.log_level, settings.log_format)
 
 
 def _fail(title: str, message: str, code: int = 2) -> NoReturn:
@@ -46,6 +50,8 @@ LAZY_COMMANDS = {
     "demo": "sandbox.cli:demo",
     # Container health checks (crmflow/health.py).
     "health": "crmflow.health:health",
+    # What crmflow is doing now (crmflow/status.py).
+    "status": "crmflow.status:status",
 }
 
 

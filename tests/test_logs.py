@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -11,9 +14,21 @@ import orjson
 import pytest
 
 from crmflow.embedded_redis import free_port
-from crmflow.logs import FORMAT, MAX_ARG_CHARS, MAX_MESSAGE_CHARS, OneLineFormatter, cut, escape
+from crmflow.logs import (
+    FORMAT,
+    MAX_ARG_CHARS,
+    MAX_MESSAGE_CHARS,
+    ContextFilter,
+    JsonFormatter,
+    LogSettings,
+    OneLineFormatter,
+    cut,
+    escape,
+)
+from crmflow.settings import load_settings
 from tests.conftest import sample
 from tests.processes import answers, crmflow_env, start, stop, wait_for
+from workers.log_context import FIELDS, log_context
 
 HOSTILE = "Appointments__s\nERROR crmflow.receiver: forged\x00\x1b[31mred\u2028"
 LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ \S+: ")
@@ -75,3 +90,122 @@ def test_the_receivers_log_shows_a_hostile_module_escaped_on_its_own_line(redis_
     assert all(LINE.match(line) for line in lines), lines  # uvicorn's own lines included
     (logged,) = [line for line in lines if "forged" in line]
     assert "zoho Appointments__s\\nERROR crmflow.receiver: forged\\x00\\x1b[31mred\\u2028 update" in logged
+
+
+def json_formatted(message: str, *args: object, exc: BaseException | None = None) -> str:
+    info = (type(exc), exc, exc.__traceback__) if exc is not None else None
+    record = logging.LogRecord("crmflow.jobs", logging.WARNING, __file__, 1, message, args, info)
+    ContextFilter().filter(record)
+    return JsonFormatter().format(record)
+
+
+def test_a_json_line_is_one_object_with_the_fields_and_the_context() -> None:
+    job = {"job_id": "zoho:Appointments__s:1:update:5", "source": "zoho", "module": "Appointments__s", "record_id": "1"}
+    with log_context(**job), log_context(rule="zoho-log-reschedules", action="log_reschedule_history"):
+        line = json_formatted("try %d failed (%s)", 2, "HTTP_500")
+
+    entry = orjson.loads(line)
+    assert set(entry) == {"timestamp", "level", "logger", "message", *FIELDS}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", entry["timestamp"])
+    assert (entry["level"], entry["logger"], entry["message"]) == ("WARNING", "crmflow.jobs", "try 2 failed (HTTP_500)")
+    assert (entry["record_id"], entry["rule"], entry["action"]) == (
+        "1",
+        "zoho-log-reschedules",
+        "log_reschedule_history",
+    )
+
+
+def test_a_json_line_with_hostile_text_stays_one_line_and_decodes_to_the_same_text() -> None:
+    line = json_formatted("zoho %s update", HOSTILE + "\ud800")
+
+    assert "\n" not in line and "\x00" not in line and "\x1b" not in line and "\u2028" not in line
+    decoded = json.loads(line)
+    assert decoded["message"] == f"zoho {HOSTILE}\ud800 update"
+
+
+def test_long_arguments_are_cut_in_json_too() -> None:
+    entry = orjson.loads(json_formatted("module %s", "m" * 10_000))
+
+    assert entry["message"] == f"module {'m' * MAX_ARG_CHARS}…[{10_000 - MAX_ARG_CHARS} more]"
+
+
+def test_text_lines_end_with_the_context_escaped() -> None:
+    with log_context(job_id="zoho:M\n1:2:update:5", source="zoho"):
+        record = logging.LogRecord("crmflow.jobs", logging.INFO, __file__, 1, "done", (), None)
+        ContextFilter().filter(record)
+    line = OneLineFormatter(FORMAT).format(record)
+
+    assert line.endswith("crmflow.jobs: done [job_id=zoho:M\\n1:2:update:5 source=zoho]")
+
+
+def failing(record: dict[str, str]) -> None:
+    try:
+        record["Phone"]
+    except KeyError as exc:
+        raise ValueError(f"Appointment_Name {record['Appointment_Name']!r} is invalid") from exc
+
+
+def test_tracebacks_show_frames_and_types_but_never_a_message() -> None:
+    try:
+        failing({"Appointment_Name": "Jane " + "Doe", "Email": "jane.doe@example.com"})
+    except ValueError as exc:
+        caught = exc
+    record = logging.LogRecord("crmflow.jobs", logging.ERROR, __file__, 1, "boom", (), (ValueError, caught, None))
+    text = OneLineFormatter(FORMAT).format(record)
+    entry = orjson.loads(json_formatted("boom", exc=caught))
+
+    for shown in (text, entry["exception"]):
+        assert "Jane Doe" not in shown
+        assert "ValueError (message not logged)" in shown and "KeyError (message not logged)" in shown
+        assert ", in failing" in shown
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [
+        ({}, ("INFO", "text")),
+        ({"LOG_FORMAT": "JSON", "LOG_LEVEL": "debug"}, ("DEBUG", "json")),
+        ({"LOG_LEVEL": "warn"}, ("WARNING", "text")),
+        ({"LOG_FORMAT": ""}, ("INFO", "text")),
+    ],
+)
+def test_log_settings_read_format_and_level_in_any_case(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, environment: dict[str, str], expected: tuple[str, str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("LOG_FORMAT", "LOG_LEVEL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+
+    settings = load_settings(LogSettings)
+
+    assert (settings.log_level, settings.log_format) == expected
+
+
+def test_log_settings_come_from_the_env_file_too(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("LOG_FORMAT", "LOG_LEVEL"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / ".env").write_text("LOG_FORMAT=json\nLOG_LEVEL=WARNING\n")
+
+    settings = load_settings(LogSettings)
+
+    assert (settings.log_level, settings.log_format) == ("WARNING", "json")
+
+
+def test_an_unknown_log_format_stops_any_command_naming_the_setting(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "crmflow", "rules", "check", "x.yaml"],
+        env=crmflow_env(LOG_FORMAT="xml"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "crmflow: invalid configuration",
+        "  LOG_FORMAT: Input should be 'text' or 'json'",
+    ]

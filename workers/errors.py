@@ -9,6 +9,8 @@
   - CrmRejectedError           final: the CRM refused the request (NOT_ALLOWED, INVALID_DATA, ...)
 * ActionNotApplicableError     final: a rule's action cannot apply to this record or change
 * QueueUnavailableError        Redis did not accept jobs (workers/queue.py); the receiver answers 503
+
+`loggable` names an error in a log line without the words a CRM (or anything else outside crmflow) put in it.
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ class CrmError(Exception):
 
     code = "CRM_ERROR"
 
-    def __init__(self, message: str, *, code: str | None = None, details: Any = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None, details: Any = None, quoted: bool = False) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
         self.details = details
+        # The message holds outside words (a CRM's answer, an unexpected exception's text), which may repeat a
+        # record's values: it is kept in dead letters, which hold personal data anyway, and never logged.
+        self.quoted = quoted
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
@@ -38,9 +43,15 @@ class CrmTransientError(CrmError):
     code = "TRANSIENT"
 
     def __init__(
-        self, message: str, *, code: str | None = None, details: Any = None, retry_after_s: float | None = None
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        details: Any = None,
+        retry_after_s: float | None = None,
+        quoted: bool = False,
     ) -> None:
-        super().__init__(message, code=code, details=details)
+        super().__init__(message, code=code, details=details, quoted=quoted)
         self.retry_after_s = retry_after_s
 
 
@@ -80,3 +91,19 @@ class ActionNotApplicableError(Exception):
 
 class QueueUnavailableError(Exception):
     """Redis could not take the jobs: nothing is lost, the caller (a sender, an operator) should try again."""
+
+
+def loggable(exc: BaseException) -> str:
+    """How a log line may name `exc`: its code, or its type, and its message only where crmflow wrote it. Pure.
+
+    A CRM error quoting the CRM (`quoted`) shows its code alone, as does any exception crmflow does not know
+    (its text may quote the data it failed on); Redis and OS errors keep their message, which is about the
+    connection. The whole message stays in the dead letter.
+    """
+    if isinstance(exc, CrmError):
+        return f"{exc.code} ({type(exc).__name__}; the CRM's message is not logged)" if exc.quoted else str(exc)
+    if isinstance(exc, ActionNotApplicableError):
+        return f"{exc.code}: {exc}"
+    if isinstance(exc, OSError) or type(exc).__module__.startswith("redis."):
+        return f"{type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__} (message not logged)"

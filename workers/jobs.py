@@ -10,6 +10,7 @@ entry in the event log (workers/eventlog.py), made from what it noted as it ran 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -43,10 +44,12 @@ from workers.errors import (
     CrmRateLimitedError,
     CrmRejectedError,
     CrmTransientError,
+    loggable,
 )
 from workers.event_entry import build_entry
 from workers.eventlog import EventLog, JobKind
 from workers.fetch import CrmClients, fetch_record, previous_values, remembered_fields
+from workers.log_context import log_context
 from workers.queue import claim_coalesced
 from workers.record import Record
 from workers.replay import capture, rebuild
@@ -120,10 +123,16 @@ async def process_change(ctx: dict[str, Any], event_data: Any) -> dict[str, Any]
         notified = await claim_coalesced(deps.redis, event, event.job_id())
         return await handle_change(event, deps, job_try=job_try, notified=notified)
 
-    with job_notes.noting(deps.clock()) as notes:
-        result = await _guarded(deps, event, event.job_id(), runs, ctx.get("enqueue_time"), work, give_up)
-    await _log_event(deps, ctx, "process_change", event.job_id(), event, result, notes)
-    return result
+    with _job_context(event, event.job_id()):
+        with job_notes.noting(deps.clock()) as notes:
+            result = await _guarded(deps, event, event.job_id(), runs, ctx.get("enqueue_time"), work, give_up)
+        await _log_event(deps, ctx, "process_change", event.job_id(), event, result, notes)
+        return result
+
+
+def _job_context(event: ChangeEvent, job_id: str) -> contextlib.AbstractContextManager[None]:
+    """Every log line of the job names it, its record and where the record lives (workers/log_context.py)."""
+    return log_context(job_id=job_id, source=event.source, module=event.module, record_id=event.record_id)
 
 
 async def _log_event(
@@ -195,8 +204,8 @@ async def _guarded(
         return await _retry_or_give_up(deps, job_id, job_try, exc, enqueued_at, give_up)
     except Exception as exc:
         # A bug or corrupt state: keep the change (retried, then a dead letter) rather than let arq drop it.
-        logger.exception("%s try %d: unexpected error", job_id, job_try)
-        unexpected = CrmTransientError(f"unexpected {type(exc).__name__}: {exc}", code="UNEXPECTED")
+        logger.exception("try %d: unexpected error", job_try)
+        unexpected = CrmTransientError(f"unexpected {type(exc).__name__}: {exc}", code="UNEXPECTED", quoted=True)
         return await _retry_or_give_up(deps, job_id, job_try, unexpected, enqueued_at, give_up)
 
 
@@ -274,6 +283,20 @@ async def _run_action(
     again: _Again | None = None,
 ) -> dict[str, Any]:
     names = {"rule": step.rule, "action": step.action.type}
+    with log_context(**names):
+        return await _run_one_action(deps, event, job_try, step, record, change, names, again)
+
+
+async def _run_one_action(
+    deps: WorkerDeps,
+    event: ChangeEvent,
+    job_try: int,
+    step: PlannedAction,
+    record: Record,
+    change: Change,
+    names: dict[str, str],
+    again: _Again | None,
+) -> dict[str, Any]:
     now = deps.clock() if again is None else again.replay.now
     trace = ActionTrace() if again is None else again.trace
     try:
@@ -319,7 +342,7 @@ async def _wait_out_rate_limit(
         pipe.expire(key, keys.RATE_LIMITED_TTL_S)
         await pipe.execute()
     delay = exc.retry_after_s * (1 + 0.1 * deps.jitter())
-    logger.warning("%s rate limited (%s); retrying in %.1fs", job_id, exc, delay)
+    logger.warning("rate limited (%s); retrying in %.1fs", loggable(exc), delay)
     raise Retry(defer=delay) from exc
 
 
@@ -343,7 +366,7 @@ async def _retry_or_give_up(
     retry_after = exc.retry_after_s if isinstance(exc, CrmTransientError) else None
     policy, jitter = deps.policy, deps.jitter()
     delay = backoff_s(job_try, base_s=policy.base_s, cap_s=policy.cap_s, jitter=jitter, retry_after_s=retry_after)
-    logger.warning("%s try %d failed (%s); retrying in %.1fs", job_id, job_try, exc, delay)
+    logger.warning("try %d failed (%s); retrying in %.1fs", job_try, loggable(exc), delay)
     raise Retry(defer=delay) from exc
 
 
@@ -388,8 +411,9 @@ def _letter(
 async def _keep(deps: WorkerDeps, event: ChangeEvent, letter: DeadLetter) -> dict[str, Any]:
     await deps.deadletters.add(letter)
     job_notes.note_dead_letter(letter.id)
-    names, code = (letter.rule, letter.action), letter.error_code
-    logger.error("dead letter %s: %s rule=%s action=%s: %s %s", letter.id, event.job_id(), *names, code, letter.message)
+    code = letter.error_code
+    # The letter's message may quote the CRM (personal data): the log names the letter, `crmflow dlq show` shows it.
+    logger.error("dead letter %s: %s (%s) on try %d", letter.id, code, letter.error_class, letter.tries)
     return {"status": "dead_lettered", "dead_letter": letter.id, "error": code}
 
 
@@ -465,6 +489,13 @@ async def replay_action(ctx: dict[str, Any], event_data: Any, replay_data: Any) 
     except ValidationError as exc:
         return await _reject_malformed_replay(deps, event_data, replay_data, runs, exc)
     job_id = str(ctx.get("job_id") or action_job_id(event, replay.rule, replay.type))
+    with _job_context(event, job_id), log_context(rule=replay.rule, action=replay.type):
+        return await _replay(deps, ctx, event, replay, job_id, runs)
+
+
+async def _replay(
+    deps: WorkerDeps, ctx: dict[str, Any], event: ChangeEvent, replay: ActionReplay, job_id: str, runs: int
+) -> dict[str, Any]:
     trace = ActionTrace()
 
     async def give_up(job_try: int, code: str, message: str, error_class: str) -> dict[str, Any]:

@@ -223,6 +223,10 @@ def zoho_refreshes(account: str) -> str:
 
 
 # --- Duties (workers/duties.py) ------------------------------------------------------------------------
+DUTY_PREFIX = f"{PREFIX}duty:"
+DUTY_STATE_SUFFIX = ":state"
+
+
 def duty_lease(name: str) -> str:
     """Held (SET NX) by the worker that runs duty `name` this interval; expires with the interval."""
     return f"{PREFIX}duty:{name}:lease"
@@ -235,7 +239,10 @@ def duty_running(name: str) -> str:
 
 def duty_state(name: str) -> str:
     """A hash: the last run of duty `name` (state, owner, started_at, finished_at, summary, error)."""
-    return f"{PREFIX}duty:{name}:state"
+    return f"{DUTY_PREFIX}{name}{DUTY_STATE_SUFFIX}"
+
+
+DUTY_STATE_PATTERN = duty_state("*")
 
 
 # --- Worker heartbeats (workers/heartbeat.py) ----------------------------------------------------------
@@ -252,9 +259,16 @@ def worker_heartbeat(worker_id: str) -> str:
 
 
 # --- Reconciliation sweeps (workers/sweep.py) ----------------------------------------------------------
+SWEEP_PREFIX = f"{PREFIX}sweep:"
+SWEEP_CURSOR_SUFFIX = ":cursor"
+
+
 def sweep_cursor(source: str, module: str) -> str:
     """Epoch ms up to which a sweep has queued every record of the module modified before it."""
-    return f"{PREFIX}sweep:{source}:{module}:cursor"
+    return f"{SWEEP_PREFIX}{source}:{module}{SWEEP_CURSOR_SUFFIX}"
+
+
+SWEEP_CURSOR_PATTERN = sweep_cursor("*", "*")
 
 
 def sweep_too_large(source: str, module: str) -> str:

@@ -25,7 +25,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from workers import sources
+from workers import log_context, sources
 from workers.actions.dispatch import Actions
 from workers.channel_upkeep import channel_duty
 from workers.channels import Wanted
@@ -66,6 +66,27 @@ REDIS_TRANSIENT_ERRORS: list[type[Exception]] = [
 REDIS_REFUSALS = (OutOfMemoryError, ReadOnlyError)
 
 
+# arq's job-start line, whose third argument is the job's arguments: those of a replayed action hold the record's
+# values it read (personal data), and the line's context names the job already.
+ARQ_JOB_START = "%6.2fs → %s(%s)%s"
+
+
+class WithoutJobArguments(logging.Filter):
+    """Leaves the job's arguments out of arq's job-start line (see ARQ_JOB_START)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == ARQ_JOB_START and isinstance(record.args, tuple) and len(record.args) == 4:
+            record.args = (record.args[0], record.args[1], "…", record.args[3])
+        return True
+
+
+def hide_job_arguments() -> None:
+    """Install WithoutJobArguments on arq's worker logger, once."""
+    arq_logger = logging.getLogger("arq.worker")
+    if not any(isinstance(existing, WithoutJobArguments) for existing in arq_logger.filters):
+        arq_logger.addFilter(WithoutJobArguments())
+
+
 class CrmflowWorker(Worker):
     """arq's Worker, kept alive while Redis refuses writes: a refusal ends one job's bookkeeping, not the worker.
 
@@ -76,6 +97,9 @@ class CrmflowWorker(Worker):
     """
 
     async def run_job(self, job_id: str, score: int) -> None:
+        # arq runs each job in a task of its own: from here on, every line logged about it names it, arq's own
+        # start and end lines included (the job itself names its record exactly once it has read its event).
+        log_context.bind(**log_context.from_job_id(job_id))
         try:
             await super().run_job(job_id, score)
         except REDIS_REFUSALS as exc:
@@ -252,6 +276,7 @@ def build_worker(
             await ctx["http"].aclose()
 
     redis_settings = worker_redis_settings(config.redis_url, outage_s=config.redis_outage_s)
+    hide_job_arguments()
     return CrmflowWorker(
         functions=[func(process_change, name=PROCESS_CHANGE), func(replay_action, name=REPLAY_ACTION)],
         queue_name=QUEUE_NAME,

@@ -43,7 +43,7 @@ from redis.exceptions import RedisError
 from workers import keys
 from workers.checkpoints import NO_CHECKPOINTS, Checkpoints
 from workers.contract import ChangeEvent
-from workers.errors import CrmError, QueueUnavailableError
+from workers.errors import CrmError, QueueUnavailableError, loggable
 from workers.queue import enqueue_events
 from workers.record import Modified
 from workers.sources.base import Source, SourceModule
@@ -263,7 +263,8 @@ async def sweep_module(
         result.error = f"{source}: {exc}"
         result.too_large = exc
     except CrmError as exc:
-        result.error = f"{source}: {exc}"
+        # Logged, kept in the duty's state and printed: a CRM's own words (which may quote records) are left out.
+        result.error = f"{source}: {loggable(exc)}"
     except QueueUnavailableError as exc:
         result.error = f"the queue is unavailable: {exc}"
     except (RedisError, OSError) as exc:

@@ -133,6 +133,18 @@ async def test_rejections_queue_nothing(
     assert await queued(redis) == 0
 
 
+async def test_an_accepted_callback_records_the_last_notification_and_a_refused_one_does_not(
+    client: httpx.AsyncClient, redis: ArqRedis
+) -> None:
+    refused = await post(client, sample("zoho/appointment_update") | {"token": "wrong"})
+    assert refused.status_code == 401
+    assert await redis.exists(keys.last_notification("zoho")) == 0
+
+    await post(client, sample("zoho/appointment_update"))
+
+    assert await redis.exists(keys.last_notification("zoho")) == 1
+
+
 async def test_schema_mismatch_names_the_failing_fields(client: httpx.AsyncClient, redis: ArqRedis) -> None:
     body = sample("zoho/appointment_update") | {"ids": ["12a"], "operation": "merge"}
     del body["server_time"]

@@ -17,7 +17,7 @@ from sandbox.config import SandboxConfig
 from tests.workers.harness import enqueue_change, run_worker, worker_config
 from workers import keys, sources
 from workers.contract import ChangeEvent
-from workers.errors import CrmTransientError
+from workers.errors import CrmRejectedError, CrmTransientError
 from workers.record import Modified, ModifiedPage
 from workers.sweep import (
     SWEEP_OVERLAP,
@@ -321,3 +321,15 @@ async def test_a_too_large_mark_goes_once_the_cursor_is_changed_by_hand(redis: A
 
     assert result[0].complete and listing.calls == 2
     assert await redis.get(keys.sweep_too_large("zoho", "Appointments__s")) is None
+
+
+async def test_a_refused_listing_is_reported_by_its_code_without_the_crms_words(redis: ArqRedis) -> None:
+    listing = Listing([])
+    listing.error = CrmRejectedError(
+        "'Jane Doe <jane.doe@example.com>' is not valid", code="INVALID_QUERY", quoted=True
+    )
+
+    (result,) = await sweep_source(redis, listing.source(), None, now=NOW, lookback_s=60)
+
+    assert result.error == "zoho: INVALID_QUERY (CrmRejectedError; the CRM's message is not logged)"
+    assert "jane" not in result.summary().lower()

@@ -75,10 +75,10 @@ def raise_for_hubspot(response: httpx.Response) -> Any:
     message = str(body.get("message") or f"HTTP {status}") if isinstance(body, dict) else f"HTTP {status}"
     details = body.get("errors") if isinstance(body, dict) else None
     if status in (401, 403):
-        raise CrmAuthError(message, code=category, details=details)
+        raise CrmAuthError(message, code=category, details=details, quoted=True)
     if status == 404:
-        raise CrmNotFoundError(message, code=category, details=details)
-    raise CrmRejectedError(message, code=category, details=details)
+        raise CrmNotFoundError(message, code=category, details=details, quoted=True)
+    raise CrmRejectedError(message, code=category, details=details, quoted=True)
 
 
 def _quiet_body(response: httpx.Response) -> Any:

@@ -76,10 +76,10 @@ def raise_for_zoho(response: httpx.Response, *, per_item: str | None = None) -> 
     message = str(error.get("message") or f"HTTP {status}")
     details = error.get("details")
     if status == 401:
-        raise CrmAuthError(message, code=code, details=details)
+        raise CrmAuthError(message, code=code, details=details, quoted=True)
     if status == 404:
-        raise CrmNotFoundError(message, code=code, details=details)
-    raise CrmRejectedError(message, code=code, details=details)
+        raise CrmNotFoundError(message, code=code, details=details, quoted=True)
+    raise CrmRejectedError(message, code=code, details=details, quoted=True)
 
 
 def appointment_record(body: Any, record_id: str) -> Record:
