@@ -54,6 +54,8 @@ operator's sake, though arq builds them.
 | crmflow:heartbeat:<worker id>           | JSON: a live worker process's facts    | HEARTBEAT_TTL_S (5 s) from  |
 |                                         | (workers/heartbeat.py)                 | its last beat; deleted on a |
 |                                         |                                        | clean stop                  |
+| crmflow:console:session:<id>            | a console login (console/auth.py)      | CONSOLE_SESSION_S (12 h);   |
+|                                         |                                        | deleted at logout           |
 | crmflow:test:paused:<checkpoint>        | a test-held job's process id           | until the test ends         |
 
 [1] A pending entry goes at once when the CRM refuses the write that made it; one a dead letter names expires
@@ -215,6 +217,12 @@ def sweep_cursor(source: str, module: str) -> str:
 def sweep_too_large(source: str, module: str) -> str:
     """JSON: the cursor whose window the CRM's listing cannot reach back to, and the error sweeps skip with."""
     return f"{PREFIX}sweep:{source}:{module}:too-large"
+
+
+# --- The web console (console/auth.py) ----------------------------------------------------------------
+def console_session(session_id: str) -> str:
+    """One console login: present while the session lasts; logging out deletes it."""
+    return f"{PREFIX}console:session:{session_id}"
 
 
 # --- Tests ----------------------------------------------------------------------------------------------

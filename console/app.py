@@ -1,0 +1,76 @@
+"""The console's Starlette app: login, events, dead letters and health, every page behind the token."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from arq.connections import ArqRedis
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from console.auth import Sessions, signing_key
+from console.config import ConsoleConfig
+from console.middleware import RequireLogin, SecurityHeaders
+from console.pages.deadletters import DeadLetterPages
+from console.pages.login import Login
+from console.views import Views, environment, json_response, wants_json
+from workers.queue import connect_queue
+
+STATIC = Path(__file__).parent / "static"
+
+
+class _Redis:
+    """The console's Redis connection: given (tests), or opened at start-up and closed at shutdown."""
+
+    def __init__(self, url: str, given: ArqRedis | None) -> None:
+        self.url = url
+        self.given = given
+        self.connection = given if given is not None else connect_queue(url)
+
+    @asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if self.given is None:
+                await self.connection.aclose()
+
+
+def create_app(config: ConsoleConfig, redis: ArqRedis | None = None) -> Starlette:
+    """The console; `redis` is a connection to use instead of opening one on REDIS_URL (tests)."""
+    token = config.console_token.get_secret_value().strip()
+    key = signing_key(token)
+    store = _Redis(config.redis_url, redis)
+    views = Views(environment(), key)
+    sessions = Sessions(store.connection, config.session_s)
+    routes: list[BaseRoute] = [
+        Route("/", _home, methods=["GET"]),
+        *Login(views, sessions, token).routes(),
+        *DeadLetterPages(views, store.connection).routes(),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+
+    async def error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if wants_json(request) or "text/html" not in request.headers.get("accept", ""):
+            return json_response({"error": exc.detail}, exc.status_code)
+        return views.render(request, "error.html", exc.status_code, status=exc.status_code, detail=exc.detail)
+
+    middleware = [
+        Middleware(SecurityHeaders),
+        Middleware(RequireLogin, token=token, key=key, sessions=sessions),
+    ]
+    handlers: dict[Any, Any] = {HTTPException: error}
+    return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=store.lifespan)
+
+
+async def _home(request: Request) -> Response:
+    return RedirectResponse("/events", status_code=303)
