@@ -54,6 +54,10 @@ operator's sake, though arq builds them.
 | crmflow:heartbeat:<worker id>           | JSON: a live worker process's facts    | HEARTBEAT_TTL_S (5 s) from  |
 |                                         | (workers/heartbeat.py)                 | its last beat; deleted on a |
 |                                         |                                        | clean stop                  |
+| crmflow:events                          | stream: the event log, one entry per   | EVENT_LOG_MAX_AGE_S (7 d),  |
+|                                         | finished job (workers/eventlog.py)     | EVENT_LOG_MAX_ENTRIES (100k)|
+| crmflow:events:record:<record id>       | sorted set: the ids of the record's    | EVENT_LOG_MAX_AGE_S from    |
+|                                         | entries in the event log, by time      | its last entry              |
 | crmflow:console:session:<id>            | a console login (console/auth.py)      | CONSOLE_SESSION_S (12 h);   |
 |                                         |                                        | deleted at logout           |
 | crmflow:test:paused:<checkpoint>        | a test-held job's process id           | until the test ends         |
@@ -217,6 +221,15 @@ def sweep_cursor(source: str, module: str) -> str:
 def sweep_too_large(source: str, module: str) -> str:
     """JSON: the cursor whose window the CRM's listing cannot reach back to, and the error sweeps skip with."""
     return f"{PREFIX}sweep:{source}:{module}:too-large"
+
+
+# --- Event log (workers/eventlog.py) -------------------------------------------------------------------
+EVENT_LOG = f"{PREFIX}events"
+
+
+def event_log_record(record_id: str) -> str:
+    """The ids of one record's entries in the event log (a sorted set by time), for filtering by record."""
+    return f"{PREFIX}events:record:{record_id}"
 
 
 # --- The web console (console/auth.py) ----------------------------------------------------------------
