@@ -104,7 +104,7 @@ async def zoho_webhook(request: Request) -> Response:
         return notification, zoho_events(notification)
 
     notification, events = await _off_the_loop_if_large(state, len(body), accept)
-    result = await enqueue_events(state.redis, events)
+    result = await enqueue_events(state.redis, events, notified_by="zoho")
     ignored = len(set(notification.ids)) - len(events)
     logger.info(
         "zoho %s %s: %d queued, %d coalesced, %d duplicate, %d ignored (channel %s)",
@@ -159,7 +159,7 @@ async def hubspot_webhook(request: Request) -> Response:
     served = {event.delivery_key(): event for event in events if hubspot_module(event) is not None}
     fresh_keys = await unseen(state.redis, "hubspot", served)
     changes = hubspot_events([event for key, event in served.items() if key in fresh_keys])
-    result = await enqueue_events(state.redis, changes)
+    result = await enqueue_events(state.redis, changes, notified_by="hubspot")
     await remember(state.redis, "hubspot", fresh_keys)
     served_events = sum(1 for event in events if hubspot_module(event) is not None)
     duplicates = served_events - len(fresh_keys) + result.duplicates

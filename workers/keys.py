@@ -11,6 +11,8 @@ operator's sake, though arq builds them.
 | arq:retry:<job id>                      | how often arq ran the job (arq)        | 1 day                       |
 | arq:result:<job id>                     | the job's result; refuses the same id  | WORKER_KEEP_RESULT_S        |
 | crmflow:ready-probe                     | /readyz's write test                   | READY_PROBE_TTL_S (60 s)    |
+| crmflow:last-notification:<source>      | epoch ms: when the receiver last       | LAST_NOTIFICATION_TTL_S     |
+|                                         | accepted a notification from source    | (35 d) from the last one    |
 | crmflow:seen:<source>:<delivery key>    | a webhook event already queued         | SEEN_TTL_S (26 h)           |
 | crmflow:lock:<source>:<module>:<id>     | the record's lock while a job runs     | job timeout + 10 s          |
 | crmflow:snapshot:<source>:<module>:<id> | the record's last state seen           | SNAPSHOT_TTL_S (180 d)      |
@@ -90,6 +92,18 @@ SEEN_TTL_S = 26 * 3600
 # Written by the receiver's /readyz: ready means Redis takes writes, not merely that it answers.
 READY_PROBE = f"{PREFIX}ready-probe"
 READY_PROBE_TTL_S = 60
+
+
+# When the receiver last accepted a notification from a source (`crmflow status`); written by the enqueue script
+# (workers/queue.py), so it costs the request no round trip of its own. A source silent this long is forgotten.
+LAST_NOTIFICATION_PREFIX = f"{PREFIX}last-notification:"
+LAST_NOTIFICATION_PATTERN = f"{LAST_NOTIFICATION_PREFIX}*"
+LAST_NOTIFICATION_TTL_S = 35 * DAY_S
+
+
+def last_notification(source: str) -> str:
+    """Epoch ms: when the receiver last accepted a notification from `source`."""
+    return f"{LAST_NOTIFICATION_PREFIX}{source}"
 
 
 def seen(source: str, delivery_key: str) -> str:
@@ -187,6 +201,10 @@ def zoho_refreshes(account: str) -> str:
 
 
 # --- Duties (workers/duties.py) ------------------------------------------------------------------------
+DUTY_PREFIX = f"{PREFIX}duty:"
+DUTY_STATE_SUFFIX = ":state"
+
+
 def duty_lease(name: str) -> str:
     """Held (SET NX) by the worker that runs duty `name` this interval; expires with the interval."""
     return f"{PREFIX}duty:{name}:lease"
@@ -199,7 +217,10 @@ def duty_running(name: str) -> str:
 
 def duty_state(name: str) -> str:
     """A hash: the last run of duty `name` (state, owner, started_at, finished_at, summary, error)."""
-    return f"{PREFIX}duty:{name}:state"
+    return f"{DUTY_PREFIX}{name}{DUTY_STATE_SUFFIX}"
+
+
+DUTY_STATE_PATTERN = duty_state("*")
 
 
 # --- Worker heartbeats (workers/heartbeat.py) ----------------------------------------------------------
@@ -213,9 +234,16 @@ def worker_heartbeat(worker_id: str) -> str:
 
 
 # --- Reconciliation sweeps (workers/sweep.py) ----------------------------------------------------------
+SWEEP_PREFIX = f"{PREFIX}sweep:"
+SWEEP_CURSOR_SUFFIX = ":cursor"
+
+
 def sweep_cursor(source: str, module: str) -> str:
     """Epoch ms up to which a sweep has queued every record of the module modified before it."""
-    return f"{PREFIX}sweep:{source}:{module}:cursor"
+    return f"{SWEEP_PREFIX}{source}:{module}{SWEEP_CURSOR_SUFFIX}"
+
+
+SWEEP_CURSOR_PATTERN = sweep_cursor("*", "*")
 
 
 def sweep_too_large(source: str, module: str) -> str:

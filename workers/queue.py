@@ -38,14 +38,18 @@ event beyond the record, and how a folded event keeps it:
 What folding cannot cover is a CRM whose reads lag behind its notifications and return a state between the
 snapshot and the latest change: the check above flags a read no newer than the snapshot, as it does without
 folding; a read that is newer but not the newest is caught by the next change or the sweep.
+
+The receiver's last notification per source (`crmflow status`): `notified_by` makes the same script record
+the time in keys.last_notification, so an accepted request costs no round trip more for it. A request with
+nothing to queue (every event ignored or already seen) runs the script for that write alone.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import islice
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -62,9 +66,11 @@ ENQUEUE_CHUNK = 1000  # well under Lua's limit of about 8,000 values unpacked in
 # arq's default: a job not started within a day of being due is dropped (workers give up well before).
 JOB_EXPIRY_MS = 86_400_000
 
-# KEYS[1]: the queue. ARGV[1..7]: job key prefix, result key prefix, expiry (ms), score (ms), in-progress key
-# prefix, counts TTL (s), coalesced key prefix; then per job: id, job, marker ("" = never coalesced),
-# notified_at_ms, changed fields (a JSON array), counts key. For each job, as arq's enqueue_job does: skip it
+# KEYS[1]: the queue. ARGV[1..10]: job key prefix, result key prefix, expiry (ms), score (ms), in-progress key
+# prefix, counts TTL (s), coalesced key prefix, last-notification key ("" = none), its lifetime (s), and when
+# the notification came (ms; the key keeps the latest, whatever order receivers write in); then per job: id,
+# job, marker ("" = never coalesced), notified_at_ms, changed fields (a JSON array), counts key. For each
+# job, as arq's enqueue_job does: skip it
 # when its result is still kept or it is already queued; else fold it into the record's queued job when the
 # marker names one that has not started; else write it (and, with a marker, make it the record's queued job:
 # what was folded into a job that has started but not yet claimed its marker moves to that job's coalesced
@@ -72,7 +78,10 @@ JOB_EXPIRY_MS = 86_400_000
 # once. Returns one flag per job: 1 queued, 0 duplicate, 2 coalesced.
 _ENQUEUE = """
 local queued, flags = {}, {}
-for i = 8, #ARGV, 6 do
+if ARGV[8] ~= '' and tonumber(ARGV[10]) > tonumber(redis.call('GET', ARGV[8]) or '0') then
+  redis.call('SET', ARGV[8], ARGV[10], 'EX', ARGV[9])
+end
+for i = 11, #ARGV, 6 do
   local id, job, marker, at, fields, counts = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
   local flag = 0
   if redis.call('EXISTS', ARGV[2] .. id) == 0 and redis.call('EXISTS', ARGV[1] .. id) == 0 then
@@ -183,12 +192,13 @@ def coalescing(event: ChangeEvent, now_ms: int) -> Coalesce | None:
 
 def _chunks(jobs: Iterable[Job], size: int) -> Iterator[list[Job]]:
     iterator = iter(jobs)
-    while chunk := list(islice(iterator, size)):
+    while chunk := list(itertools.islice(iterator, size)):
         yield chunk
 
 
-def job_arguments(jobs: list[Job], now_ms: int) -> list[str | bytes | int]:
-    """The script's ARGV for `jobs`: each job id and the job exactly as arq's enqueue_job would write it."""
+def job_arguments(jobs: list[Job], now_ms: int, notified_by: str | None = None) -> list[str | bytes | int]:
+    """The script's ARGV for `jobs`: each job id and the job exactly as arq's enqueue_job would write it; with
+    `notified_by`, that source's last notification is recorded as `now_ms`."""
     args: list[str | bytes | int] = [
         keys.ARQ_JOB_PREFIX,
         keys.ARQ_RESULT_PREFIX,
@@ -197,6 +207,9 @@ def job_arguments(jobs: list[Job], now_ms: int) -> list[str | bytes | int]:
         keys.ARQ_IN_PROGRESS_PREFIX,
         keys.CRM_CALLS_TTL_S,
         keys.coalesced(""),
+        "" if notified_by is None else keys.last_notification(notified_by),
+        keys.LAST_NOTIFICATION_TTL_S,
+        now_ms,
     ]
     for job in jobs:
         args += [job.id, serialize_job(job.function, job.args, {}, None, now_ms, serializer=dumps)]
@@ -208,17 +221,23 @@ def job_arguments(jobs: list[Job], now_ms: int) -> list[str | bytes | int]:
     return args
 
 
-async def enqueue_jobs(redis: ArqRedis, jobs: Iterable[Job]) -> EnqueueResult:
+async def enqueue_jobs(redis: ArqRedis, jobs: Iterable[Job], *, notified_by: str | None = None) -> EnqueueResult:
     """Queue each job; return only once Redis has accepted every one, else raise QueueUnavailableError.
 
     A job whose id is queued already, or whose result arq still keeps, is a duplicate and not queued again; a
     job that may coalesce and whose record has a job queued and not started is folded into that job.
+
+    `notified_by`: the jobs come from a notification of that source, whose time the first chunk's script
+    records (keys.last_notification) at no extra round trip; with no job at all, the script runs for it alone.
     """
     queued = duplicates = coalesced = 0
     script = redis.register_script(_ENQUEUE)
     try:
-        for chunk in _chunks(jobs, ENQUEUE_CHUNK):
-            flags = await script(keys=[QUEUE_NAME], args=job_arguments(chunk, int(time.time() * 1000)))
+        chunks = _chunks(jobs, ENQUEUE_CHUNK)
+        first = next(chunks, [])
+        for chunk in itertools.chain([first] if first or notified_by is not None else [], chunks):
+            args = job_arguments(chunk, int(time.time() * 1000), notified_by if chunk is first else None)
+            flags = await script(keys=[QUEUE_NAME], args=args)
             queued += flags.count(1)
             duplicates += flags.count(0)
             coalesced += flags.count(2)
@@ -228,14 +247,17 @@ async def enqueue_jobs(redis: ArqRedis, jobs: Iterable[Job]) -> EnqueueResult:
     return EnqueueResult(queued=queued, duplicates=duplicates, coalesced=coalesced)
 
 
-async def enqueue_events(redis: ArqRedis, events: Iterable[ChangeEvent]) -> EnqueueResult:
+async def enqueue_events(
+    redis: ArqRedis, events: Iterable[ChangeEvent], *, notified_by: str | None = None
+) -> EnqueueResult:
     """Queue a process_change job for each event, under its deterministic id, or fold it into its record's
-    queued job (see enqueue_jobs and the module's docstring)."""
+    queued job (see enqueue_jobs and the module's docstring); `notified_by`: the receiver's source, whose last
+    notification is recorded in the same round trip."""
     # The python-mode dump serializes to the same JSON as mode="json" (its values are strings, numbers and
     # tuples, which orjson writes as arrays) in half the time.
     now_ms = int(time.time() * 1000)
     jobs = (Job(event.job_id(), PROCESS_CHANGE, (event.model_dump(),), coalescing(event, now_ms)) for event in events)
-    return await enqueue_jobs(redis, jobs)
+    return await enqueue_jobs(redis, jobs, notified_by=notified_by)
 
 
 async def claim_coalesced(redis: Redis, event: ChangeEvent, job_id: str) -> ChangeEvent:

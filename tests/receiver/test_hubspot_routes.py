@@ -17,6 +17,7 @@ from arq.connections import ArqRedis
 from receiver.app import create_app
 from receiver.config import ReceiverConfig
 from tests.conftest import sample
+from workers import keys
 from workers.contract import QUEUE_NAME
 
 SECRET = "hubspot-client-secret"
@@ -121,6 +122,18 @@ async def test_bad_signatures_are_401_and_queue_nothing(
     assert response.status_code == 401
     assert response.json() == {"error": "unauthenticated", "detail": detail}
     assert await jobs(redis) == []
+    assert await redis.exists(keys.last_notification("hubspot")) == 0
+
+
+async def test_a_batch_of_nothing_new_still_records_the_last_notification(
+    client: httpx.AsyncClient, redis: ArqRedis
+) -> None:
+    (_, _, contact) = sample("hubspot/appointment_reschedule")
+
+    response = await deliver(client, [contact])
+
+    assert response.json()["ignored"] == 1
+    assert await redis.exists(keys.last_notification("hubspot")) == 1
 
 
 async def test_signature_over_the_internal_url_is_refused(client: httpx.AsyncClient, redis: ArqRedis) -> None:

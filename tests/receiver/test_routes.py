@@ -13,6 +13,7 @@ from arq.connections import ArqRedis
 from receiver.app import create_app
 from receiver.config import ReceiverConfig
 from tests.conftest import sample
+from workers import keys
 from workers.contract import QUEUE_NAME
 from workers.queue import connect_queue
 
@@ -130,6 +131,18 @@ async def test_rejections_queue_nothing(
     assert response.status_code == status
     assert response.json()["error"] == (error or "unauthenticated")
     assert await queued(redis) == 0
+
+
+async def test_an_accepted_callback_records_the_last_notification_and_a_refused_one_does_not(
+    client: httpx.AsyncClient, redis: ArqRedis
+) -> None:
+    refused = await post(client, sample("zoho/appointment_update") | {"token": "wrong"})
+    assert refused.status_code == 401
+    assert await redis.exists(keys.last_notification("zoho")) == 0
+
+    await post(client, sample("zoho/appointment_update"))
+
+    assert await redis.exists(keys.last_notification("zoho")) == 1
 
 
 async def test_schema_mismatch_names_the_failing_fields(client: httpx.AsyncClient, redis: ArqRedis) -> None:

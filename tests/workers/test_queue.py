@@ -170,3 +170,27 @@ async def test_the_receiver_accepts_a_coalesced_event_as_queued(receiver: httpx.
     # The coalesced event made no job of its own, so its redelivery is folded in again, not refused.
     assert again.json() == {"status": "accepted", "queued": 1, "duplicates": 0, "ignored": 0}
     assert len(await queued_events(redis)) == 1
+
+
+async def test_the_last_notification_is_recorded_by_the_enqueue_script_and_keeps_the_latest(redis: ArqRedis) -> None:
+    before_ms = int(datetime.now(UTC).timestamp() * 1000)
+    await enqueue_events(redis, [change(1, "Status")], notified_by="zoho")
+    first = int(await redis.get(keys.last_notification("zoho")))
+    assert 0 < await redis.ttl(keys.last_notification("zoho")) <= keys.LAST_NOTIFICATION_TTL_S
+    await redis.set(keys.last_notification("zoho"), first + 10_000_000)  # as if another receiver wrote later
+
+    await enqueue_events(redis, [change(2, "Status", record="other")], notified_by="zoho")
+
+    assert first >= before_ms
+    assert int(await redis.get(keys.last_notification("zoho"))) == first + 10_000_000
+
+
+async def test_a_notification_with_nothing_to_queue_is_still_recorded_and_other_producers_record_none(
+    redis: ArqRedis,
+) -> None:
+    await enqueue_events(redis, [], notified_by="hubspot")
+    await enqueue_events(redis, [change(1, "Status")])
+
+    assert await redis.exists(keys.last_notification("hubspot")) == 1
+    assert await redis.exists(keys.last_notification("zoho")) == 0
+    assert len(await queued_events(redis)) == 1
