@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 from arq.connections import ArqRedis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -20,6 +21,8 @@ from console.auth import Sessions, signing_key
 from console.config import ConsoleConfig
 from console.middleware import RequireLogin, SecurityHeaders
 from console.pages.deadletters import DeadLetterPages
+from console.pages.events import EventPages
+from console.pages.health import HealthPage
 from console.pages.login import Login
 from console.views import Views, environment, json_response, wants_json
 from workers.queue import connect_queue
@@ -27,34 +30,38 @@ from workers.queue import connect_queue
 STATIC = Path(__file__).parent / "static"
 
 
-class _Redis:
-    """The console's Redis connection: given (tests), or opened at start-up and closed at shutdown."""
+class _Connections:
+    """The console's Redis connection (given by tests, or its own) and HTTP client, closed at shutdown."""
 
-    def __init__(self, url: str, given: ArqRedis | None) -> None:
-        self.url = url
+    def __init__(self, url: str, given: ArqRedis | None, http: bool) -> None:
         self.given = given
-        self.connection = given if given is not None else connect_queue(url)
+        self.redis = given if given is not None else connect_queue(url)
+        self.http = httpx.AsyncClient(timeout=5.0) if http else None
 
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         try:
             yield
         finally:
+            if self.http is not None:
+                await self.http.aclose()
             if self.given is None:
-                await self.connection.aclose()
+                await self.redis.aclose()
 
 
 def create_app(config: ConsoleConfig, redis: ArqRedis | None = None) -> Starlette:
     """The console; `redis` is a connection to use instead of opening one on REDIS_URL (tests)."""
     token = config.console_token.get_secret_value().strip()
     key = signing_key(token)
-    store = _Redis(config.redis_url, redis)
+    connections = _Connections(config.redis_url, redis, http=config.receiver_url is not None)
     views = Views(environment(), key)
-    sessions = Sessions(store.connection, config.session_s)
+    sessions = Sessions(connections.redis, config.session_s)
     routes: list[BaseRoute] = [
         Route("/", _home, methods=["GET"]),
         *Login(views, sessions, token).routes(),
-        *DeadLetterPages(views, store.connection).routes(),
+        *EventPages(views, connections.redis).routes(),
+        *DeadLetterPages(views, connections.redis).routes(),
+        *HealthPage(views, connections.redis, connections.http, config.receiver_url).routes(),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
 
@@ -69,7 +76,7 @@ def create_app(config: ConsoleConfig, redis: ArqRedis | None = None) -> Starlett
         Middleware(RequireLogin, token=token, key=key, sessions=sessions),
     ]
     handlers: dict[Any, Any] = {HTTPException: error}
-    return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=store.lifespan)
+    return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=connections.lifespan)
 
 
 async def _home(request: Request) -> Response:

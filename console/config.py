@@ -20,6 +20,16 @@ class ConsoleConfig(BaseSettings):
     # How long a login lasts (the session cookie's and its Redis key's lifetime).
     session_s: int = Field(default=43_200, ge=60, le=30 * 86_400, validation_alias="CONSOLE_SESSION_S")
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
+    # Optional: the receiver's base URL as the console reaches it (e.g. http://receiver:8000), so that the health
+    # page checks its /readyz. Unset: the page shows the receiver's last accepted notifications only.
+    receiver_url: str | None = Field(default=None, validation_alias="CONSOLE_RECEIVER_URL")
+
+    @field_validator("receiver_url")
+    @classmethod
+    def _receiver_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL, e.g. http://127.0.0.1:8000")
+        return None if value is None else value.rstrip("/")
 
     @field_validator("console_token")
     @classmethod
