@@ -266,9 +266,11 @@ async def test_replay_queues_the_letters_event_as_a_job_of_its_own(redis: ArqRed
     assert done.returncode == 0, done.stderr
     ((job_id, args),) = (await queued_jobs(redis)).items()
     replayed = ChangeEvent.model_validate(args)
-    # The worker gets the event exactly as it failed, under a new job id (see the next test for why).
-    assert replayed.model_copy(update={"replay": 0}) == original
+    # The worker gets the event exactly as it failed, under a new job id (see the next test for why), naming
+    # the letter it replays (for the event log).
+    assert replayed.model_copy(update={"replay": 0, "replay_of": None}) == original
     assert replayed.replay > 0
+    assert replayed.replay_of == failed.id
     assert job_id == replayed.job_id() == f"{original.job_id()}:replay:{replayed.replay}" != original.job_id()
     assert done.stdout == f"replayed {failed.id} as job {job_id}\nreplayed 1, skipped 0\n"
     # The letter is gone: if the replayed job fails again, the worker records a new one.

@@ -79,6 +79,10 @@ class WorkerConfig(BaseSettings):
     # How long a Redis outage (restart, failover, maxmemory, read-only) is waited out before a command fails.
     redis_outage_s: float = Field(default=30.0, gt=0, le=600, validation_alias="WORKER_REDIS_OUTAGE_S")
 
+    # The event log (workers/eventlog.py): entries older than this, and the oldest beyond this many, are dropped.
+    event_log_max_age_s: int = Field(default=604_800, ge=60, validation_alias="EVENT_LOG_MAX_AGE_S")
+    event_log_max_entries: int = Field(default=100_000, ge=1, validation_alias="EVENT_LOG_MAX_ENTRIES")
+
     # Test hook (workers/checkpoints.py): hold jobs at this named point so a test can kill the worker there.
     test_pause_at: str | None = Field(default=None, validation_alias="CRMFLOW_TEST_PAUSE_AT")
 

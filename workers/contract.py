@@ -52,6 +52,9 @@ class ChangeEvent(BaseModel):
     # never seen is then taken to have changed only in what it says happened since (workers/fetch.py
     # previous_values): an old reschedule it still describes is not this change. None for a notification.
     since_ms: int | None = Field(default=None, ge=0)
+    # The dead letter a replay runs again (set by `crmflow dlq replay`), so that the replay's event log entry
+    # links to it. None for everything else; not part of the job id.
+    replay_of: str | None = Field(default=None, min_length=1, max_length=64)
 
     def job_id(self) -> str:
         """Deterministic arq job id: a redelivered notification maps to the same job and is not queued twice."""
@@ -70,6 +73,8 @@ class ChangeEvent(BaseModel):
             data.pop("origin", None)
         if self.since_ms is None:
             data.pop("since_ms", None)
+        if self.replay_of is None:
+            data.pop("replay_of", None)
         return data
 
 

@@ -106,6 +106,7 @@ class EventEntry(BaseModel):
     outcome: Outcome
     # The job's own status: processed, deleted, gone, stale, replayed or dead_lettered.
     status: str
+    # How often arq ran the job before this end (retries, and waits for a rate limit, included).
     tries: int = 1
     first_seen: bool | None = None
     changes: tuple[EntryField, ...] = ()

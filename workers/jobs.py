@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from workers import keys
+from workers import job_notes, keys
 from workers.actions.dispatch import Actions, ActionTrace
 from workers.backoff import backoff_s
 from workers.checkpoints import NO_CHECKPOINTS, Checkpoints
@@ -43,6 +43,8 @@ from workers.errors import (
     CrmRejectedError,
     CrmTransientError,
 )
+from workers.event_entry import build_entry
+from workers.eventlog import EventLog, JobKind
 from workers.fetch import CrmClients, fetch_record, previous_values, remembered_fields
 from workers.queue import claim_coalesced
 from workers.record import Record
@@ -92,6 +94,8 @@ class WorkerDeps:
     clock: Callable[[], datetime] = field(default=utcnow)
     jitter: Callable[[], float] = field(default=random.random)
     checkpoints: Checkpoints = NO_CHECKPOINTS
+    # Where every finished job leaves its entry (workers/eventlog.py); None: no event log (unit tests).
+    events: EventLog | None = None
 
 
 def lock_key(event: ChangeEvent) -> str:
@@ -115,7 +119,40 @@ async def process_change(ctx: dict[str, Any], event_data: Any) -> dict[str, Any]
         notified = await claim_coalesced(deps.redis, event, event.job_id())
         return await handle_change(event, deps, job_try=job_try, notified=notified)
 
-    return await _guarded(deps, event, event.job_id(), runs, ctx.get("enqueue_time"), work, give_up)
+    with job_notes.noting(deps.clock()) as notes:
+        result = await _guarded(deps, event, event.job_id(), runs, ctx.get("enqueue_time"), work, give_up)
+    await _log_event(deps, ctx, "process_change", event.job_id(), event, result, notes)
+    return result
+
+
+async def _log_event(
+    deps: WorkerDeps,
+    ctx: dict[str, Any],
+    job: JobKind,
+    job_id: str,
+    event: ChangeEvent,
+    result: dict[str, Any],
+    notes: job_notes.JobNotes,
+) -> None:
+    """Leave the finished job's entry in the event log: one round trip; a Redis failure loses only the entry."""
+    if deps.events is None:
+        return
+    received: datetime | None = ctx.get("enqueue_time")
+    entry = build_entry(
+        job=job,
+        job_id=job_id,
+        event=event,
+        result=result,
+        notes=notes,
+        runs=ctx.get("job_try", 1),
+        received_at=received.astimezone(UTC) if received is not None else None,
+        finished_at=deps.clock(),
+    )
+    try:
+        await deps.events.write(entry)
+    except RedisError as exc:
+        # The job's work is done and must not be redone for the sake of its log entry.
+        logger.warning("%s: event log entry not written: %s", job_id, exc)
 
 
 # Records a job's final failure as a dead letter: (job_try, code, message, error class) -> the job's result.
@@ -194,6 +231,7 @@ async def handle_change(
         raise CrmTransientError("the CRM returned the record as it was before the notified change", code="LAGGING_READ")
     since = datetime.fromtimestamp(event.since_ms / 1000, UTC) if event.since_ms is not None else None
     change = diff(previous, record, watched, inferred_previous=previous_values(record, since), inferred_since=since)
+    job_notes.note_change(change)
     if change.stale:
         return {"status": "stale", "modified_time": record.modified_time.isoformat()}
     planned = evaluate(
@@ -348,6 +386,7 @@ def _letter(
 
 async def _keep(deps: WorkerDeps, event: ChangeEvent, letter: DeadLetter) -> dict[str, Any]:
     await deps.deadletters.add(letter)
+    job_notes.note_dead_letter(letter.id)
     names, code = (letter.rule, letter.action), letter.error_code
     logger.error("dead letter %s: %s rule=%s action=%s: %s %s", letter.id, event.job_id(), *names, code, letter.message)
     return {"status": "dead_lettered", "dead_letter": letter.id, "error": code}
@@ -430,16 +469,23 @@ async def replay_action(ctx: dict[str, Any], event_data: Any, replay_data: Any) 
     async def give_up(job_try: int, code: str, message: str, error_class: str) -> dict[str, Any]:
         return await _action_dead_letter(deps, event, job_try, code, message, error_class, replay, trace)
 
-    try:
-        step, record, change = rebuild(replay)
-    except ActionNotApplicableError as exc:
-        return await give_up(runs, exc.code, str(exc), type(exc).__name__)
+    async def again() -> dict[str, Any]:
+        try:
+            step, record, change = rebuild(replay)
+        except ActionNotApplicableError as exc:
+            return await give_up(runs, exc.code, str(exc), type(exc).__name__)
 
-    async def work(job_try: int) -> dict[str, Any]:
-        outcome = await _run_action(deps, event, job_try, step, record, change, again=_Again(replay, trace))
-        return {"status": "replayed", "actions": [outcome]}
+        async def work(job_try: int) -> dict[str, Any]:
+            outcome = await _run_action(deps, event, job_try, step, record, change, again=_Again(replay, trace))
+            return {"status": "replayed", "actions": [outcome]}
 
-    return await _guarded(deps, event, job_id, runs, ctx.get("enqueue_time"), work, give_up)
+        return await _guarded(deps, event, job_id, runs, ctx.get("enqueue_time"), work, give_up)
+
+    with job_notes.noting(deps.clock()) as notes:
+        job_notes.note_change(replay.change)
+        result = await again()
+    await _log_event(deps, ctx, "replay_action", job_id, event, result, notes)
+    return result
 
 
 async def _reject_malformed_replay(

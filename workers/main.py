@@ -36,6 +36,7 @@ from workers.crm.limits import crm_calls
 from workers.crm.zoho import ZohoClient
 from workers.deadletters import DeadLetters
 from workers.duties import Duty, DutyRunner
+from workers.eventlog import EventLog, EventLogBounds
 from workers.fetch import CrmClients
 from workers.heartbeat import Heartbeat, WorkerFacts
 from workers.jobs import RetryPolicy, WorkerDeps, process_change, replay_action, utcnow
@@ -226,6 +227,7 @@ def build_worker(
             work_timeout_s=config.job_timeout_s - 2,
             lock_timeout_s=config.job_timeout_s + 10,
             clock=clock or utcnow,
+            events=EventLog(redis, EventLogBounds(config.event_log_max_age_s, config.event_log_max_entries)),
         )
         identity = worker_identity()
         heartbeat = Heartbeat(redis, worker_facts(identity, config, utcnow()), clock=utcnow)

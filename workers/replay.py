@@ -70,9 +70,9 @@ def unreplayable(letter: DeadLetter) -> str | None:
 
 
 def replay_event(letter: DeadLetter, stamp_ms: int) -> ChangeEvent:
-    """The letter's event with a replay number no earlier replay of it used: a job id of its own."""
+    """The letter's event with a replay number no earlier replay of it used (a job id of its own), naming the letter."""
     previous = ChangeEvent.model_validate(letter.event).replay
-    return ChangeEvent.model_validate(letter.event | {"replay": max(stamp_ms, previous + 1)})
+    return ChangeEvent.model_validate(letter.event | {"replay": max(stamp_ms, previous + 1), "replay_of": letter.id})
 
 
 async def replay_letter(redis: ArqRedis, store: DeadLetters, letter: DeadLetter, *, stamp_ms: int) -> Outcome:

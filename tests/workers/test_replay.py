@@ -85,8 +85,9 @@ def test_a_replayed_event_is_the_letters_event_with_a_replay_number_never_used_b
     twice = replay_event(failed.model_copy(update={"event": once.model_dump(mode="json")}), STAMP_MS - 5)
 
     original = ChangeEvent.model_validate(failed.event)
-    assert once.model_dump(exclude={"replay"}) == original.model_dump(exclude={"replay"})
+    assert once.model_dump(exclude={"replay", "replay_of"}) == original.model_dump(exclude={"replay", "replay_of"})
     assert once.replay == STAMP_MS
+    assert once.replay_of == failed.id  # what the replay's event log entry links to
     assert twice.replay == STAMP_MS + 1
     assert len({ChangeEvent.model_validate(failed.event).job_id(), once.job_id(), twice.job_id()}) == 3
 

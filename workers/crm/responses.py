@@ -7,6 +7,7 @@ shared limiter and call counter of workers/crm/limits.py) when it has one.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -14,6 +15,7 @@ import httpx
 import orjson
 
 from workers.errors import CrmTransientError
+from workers.job_notes import note_crm_call
 
 
 class Gate(Protocol):
@@ -34,12 +36,15 @@ async def send(
     """
 
     async def request() -> httpx.Response:
+        started = time.perf_counter()
         try:
             return await http.request(method, url, **kwargs)
         except httpx.TimeoutException as exc:
             raise CrmTransientError(f"{what}: timed out", code="TIMEOUT") from exc
         except httpx.HTTPError as exc:
             raise CrmTransientError(f"{what}: {type(exc).__name__}", code="CONNECTION") from exc
+        finally:
+            note_crm_call(time.perf_counter() - started)  # the running job's CRM time (its event log entry)
 
     if gate is None:
         return await request()
