@@ -11,12 +11,14 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 import uvicorn
 
+from crmflow import events as events_cli
 from crmflow.dlq import COMMANDS as DLQ_COMMANDS
 from crmflow.dlq import DlqSettings
 from crmflow.doctor.command import doctor, startup_problems
@@ -240,6 +242,57 @@ def dlq(ctx: click.Context) -> None:
 
 for _command in DLQ_COMMANDS:
     dlq.add_command(_command)
+
+
+@main.group(invoke_without_command=True)
+@click.option("--record", "record_id", metavar="ID", help="Only entries about this record id.")
+@click.option("--source", help="Only entries from this source (zoho, hubspot).")
+@click.option("--outcome", type=events_cli.OUTCOME_CHOICE, help="Only entries with this outcome.")
+@click.option(
+    "--newer-than", callback=events_cli.duration, metavar="DURATION", help="Only entries written since, e.g. 2h."
+)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000), help="Entries at most.")
+@click.option("--before", metavar="ID", help="Only entries older than this one (the cursor a page ends with).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per entry and line.")
+@click.pass_context
+def events(
+    ctx: click.Context,
+    record_id: str | None,
+    source: str | None,
+    outcome: str | None,
+    newer_than: timedelta | None,
+    limit: int,
+    before: str | None,
+    as_json: bool,
+) -> None:
+    """The event log: one entry per change processed, newest first (`crmflow events show ID`: one in full)."""
+    try:
+        ctx.obj = load_settings(DlqSettings)
+    except SettingsError as exc:
+        _fail("invalid configuration", str(exc))
+    if ctx.invoked_subcommand is not None:
+        return
+    where = events_cli.event_filter(datetime.now(UTC), source, record_id, outcome, newer_than)
+    try:
+        text = events_cli.list_text(
+            ctx.obj.redis_url, _redacted(ctx.obj.redis_url), where, limit=limit, before=before, as_json=as_json
+        )
+    except events_cli.EventsError as exc:
+        _fail(str(exc), "", code=exc.code)
+    if text:
+        click.echo(text)
+
+
+@events.command("show")
+@click.argument("event_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="The entry as JSON.")
+@click.pass_obj
+def events_show(settings: DlqSettings, event_id: str, as_json: bool) -> None:
+    """Show one entry of the event log in full."""
+    try:
+        click.echo(events_cli.show_text(settings.redis_url, _redacted(settings.redis_url), event_id, as_json=as_json))
+    except events_cli.EventsError as exc:
+        _fail(str(exc), "", code=exc.code)
 
 
 @main.group()

@@ -142,10 +142,17 @@ class EventFilter:
 
 @dataclass(frozen=True)
 class EventPage:
-    """Entries newest first; `next_before` is the `before` cursor of the next page, None at the end of the log."""
+    """Entries newest first; `next_before` is the `before` cursor of the next page, None at the end of the log.
+
+    With filters, the next page may still turn out empty: only the entries read so far were checked.
+    """
 
     entries: list[EventEntry] = field(default_factory=list)
     next_before: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The page as JSON-ready data: {"events": [entry, ...], "next_before": cursor or None}."""
+        return {"events": [entry.model_dump(mode="json") for entry in self.entries], "next_before": self.next_before}
 
 
 class BadEventId(ValueError):
@@ -218,13 +225,15 @@ async def _scan(redis: Redis, where: EventFilter, limit: int, before: str | None
     scanned = 0
     while True:
         batch = await redis.xrevrange(keys.EVENT_LOG, max=high, min=low, count=_SCAN_BATCH)
-        for raw_id, fields in batch:
+        for position, (raw_id, fields) in enumerate(batch, 1):
             scanned += 1
             entry = _parse(raw_id, fields)
             if entry is not None and where.matches(entry):
                 entries.append(entry)
                 if len(entries) == limit:
-                    return EventPage(entries, entry.id)
+                    # Older entries remain unless this was the log's (or the range's) last one.
+                    more = position < len(batch) or len(batch) == _SCAN_BATCH
+                    return EventPage(entries, entry.id if more else None)
         if len(batch) < _SCAN_BATCH:
             return EventPage(entries, None)
         last = _text(batch[-1][0])
@@ -293,12 +302,18 @@ class EventLog:
     """Writes entries, each in one round trip (a script), applying the bounds as it goes."""
 
     def __init__(self, redis: Redis, bounds: EventLogBounds | None = None) -> None:
+        self._redis = redis
         self._bounds = bounds or EventLogBounds()
         self._write = redis.register_script(_WRITE)
 
+    async def prepare(self) -> None:
+        """Load the script into Redis (at start-up), so that even the first write is one round trip."""
+        await self._redis.script_load(_WRITE)
+
     async def write(self, entry: EventEntry) -> str:
         """Add `entry` (its `id` is ignored); the id it was given."""
-        body = entry.model_dump_json(exclude={"id"})
+        # Defaults are left out (about 1 KB an entry remains); reading fills them in again.
+        body = entry.model_dump_json(exclude={"id"}, exclude_defaults=True)
         args: list[str | int] = [body, self._bounds.max_entries, int(self._bounds.max_age_s * 1000)]
         written = await self._write(keys=[keys.EVENT_LOG, keys.event_log_record(entry.record_id)], args=args)
         return _text(written)

@@ -211,6 +211,8 @@ def build_worker(
         redis = ctx["redis"]
         crm = crm_clients(config, redis, client)
         checkpoints = Checkpoints(redis, config.test_pause_at)
+        events = EventLog(redis, EventLogBounds(config.event_log_max_age_s, config.event_log_max_entries))
+        await events.prepare()
         ctx["deps"] = WorkerDeps(
             redis=redis,
             rules=rules,
@@ -227,7 +229,7 @@ def build_worker(
             work_timeout_s=config.job_timeout_s - 2,
             lock_timeout_s=config.job_timeout_s + 10,
             clock=clock or utcnow,
-            events=EventLog(redis, EventLogBounds(config.event_log_max_age_s, config.event_log_max_entries)),
+            events=events,
         )
         identity = worker_identity()
         heartbeat = Heartbeat(redis, worker_facts(identity, config, utcnow()), clock=utcnow)

@@ -165,3 +165,20 @@ def test_bounds_must_be_positive() -> None:
         EventLogBounds(max_age_s=0)
     with pytest.raises(ValueError, match="positive"):
         EventLogBounds(max_entries=0)
+
+
+async def test_a_page_as_json_and_the_script_loaded_at_start_up(redis: ArqRedis) -> None:
+    log = EventLog(redis)
+    await log.prepare()
+    older = await log.write(entry())
+    event_id = await log.write(entry())
+
+    page = (await list_events(redis, limit=1)).as_json()
+    last = (await list_events(redis, limit=1, before=older)).as_json()
+
+    assert page["next_before"] == event_id
+    assert (last["events"], last["next_before"]) == ([], None)
+    assert (await list_events(redis, limit=2)).next_before is None  # the page ends with the log's oldest entry
+    assert [(item["id"], item["job"], item["replay_of"]) for item in page["events"]] == [
+        (event_id, "process_change", None)
+    ]

@@ -15,6 +15,7 @@ from arq.connections import ArqRedis
 
 from sandbox.app import create_app as create_sandbox
 from sandbox.config import SandboxConfig
+from tests.workers.harness import enqueue_change
 from tests.workers.test_jobs import HISTORY_PATH, NEVER_RESCHEDULED, Zoho, notify, soon, work, zoho_error
 from tests.workers.test_replay_action import only_letter, replay, zoho_refused_once
 from workers.eventlog import EntryField, EventEntry, EventFilter, get_event, list_events
@@ -159,3 +160,11 @@ async def test_a_refusal_of_the_history_endpoint_is_not_retried_and_says_so(
     newest = (await entries(redis))[0]
     assert (newest.outcome, newest.tries, newest.actions[0].error) == ("dead_lettered", 1, "NOT_ALLOWED")
     assert (await list_events(redis, EventFilter(outcome="dead_lettered"))).entries == [newest]
+
+
+async def test_a_change_a_sweep_found_leaves_an_entry_saying_so(redis: ArqRedis, redis_url: str, zoho: Zoho) -> None:
+    await enqueue_change(redis, "zoho", "Appointments__s", NEVER_RESCHEDULED, origin="sweep", since_ms=0)
+    await work(redis_url, zoho)
+
+    (swept,) = await entries(redis)
+    assert (swept.origin, swept.outcome, swept.first_seen) == ("sweep", "nothing_to_do", True)
