@@ -22,8 +22,18 @@ REPO = Path(__file__).resolve().parent.parent
 
 def crmflow_env(**settings: str) -> dict[str, str]:
     """The current environment without crmflow's own settings, plus `settings`."""
-    names = ("REDIS_URL", "RULES_PATH", "ZOHO_", "RECEIVER_", "WORKER_", "SANDBOX_", "CRM_", "SWEEP_", "EVENT_LOG_")
-    names += ("CONSOLE_",)
+    names = (
+        "REDIS_URL",
+        "RULES_PATH",
+        "ZOHO_",
+        "RECEIVER_",
+        "WORKER_",
+        "SANDBOX_",
+        "CRM_",
+        "SWEEP_",
+        "EVENT_LOG_",
+        "CONSOLE_",
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(names)}
     return env | {"PYTHONPATH": str(REPO), "LOG_LEVEL": "INFO"} | settings
 

@@ -99,9 +99,7 @@ class EventPages:
         where = event_filter(params, datetime.now(UTC))
         page = await list_events(self.redis, where, limit=_limit(params), before=_cursor(params))
         if wants_json(request):
-            return json_response(
-                {"events": [entry.model_dump(mode="json") for entry in page.entries], "next_before": page.next_before}
-            )
+            return json_response(page.as_json())  # as `crmflow events --json` prints it
         filters = {name: params.get(name, "") for name in ("source", "record", "outcome", "since", "until")}
         more = None
         if page.next_before is not None:
