@@ -79,7 +79,7 @@ def summary(entry: EventEntry) -> dict[str, Any]:
     return {
         "entry": entry,
         "fields": ", ".join(change.name for change in entry.changes) or "-",
-        "actions": [f"{a.rule}/{a.action}: {a.status}" for a in entry.actions],
+        "actions": [(a.rule, f"{a.action}: {a.status}") for a in entry.actions],
     }
 
 

@@ -35,7 +35,7 @@ async def test_the_list_is_newest_first_as_html_or_json(client: httpx.AsyncClien
 
     assert page.headers["content-type"].startswith("text/html")
     assert page.text.index(f'href="/events/{ids[1]}"') < page.text.index(f'href="/events/{ids[0]}"')
-    assert "log-reschedules/log_reschedule_history: created" in page.text
+    assert '<div title="rule log-reschedules">log_reschedule_history: created</div>' in page.text
     assert "Appointment_Start_Time" in page.text
     assert data.headers["content-type"] == "application/json"
     assert [item["id"] for item in data.json()["events"]] == [ids[1], ids[0]]
