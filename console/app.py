@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 from arq.connections import ArqRedis
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -71,12 +72,23 @@ def create_app(config: ConsoleConfig, redis: ArqRedis | None = None) -> Starlett
             return json_response({"error": exc.detail}, exc.status_code)
         return views.render(request, "error.html", exc.status_code, status=exc.status_code, detail=exc.detail)
 
+    async def unavailable(request: Request, exc: Exception) -> Response:
+        return _unavailable(request, views, exc)
+
     middleware = [
         Middleware(SecurityHeaders),
         Middleware(RequireLogin, token=token, key=key, sessions=sessions),
     ]
-    handlers: dict[Any, Any] = {HTTPException: error}
+    handlers: dict[Any, Any] = {HTTPException: error, RedisError: unavailable, OSError: unavailable}
     return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=connections.lifespan)
+
+
+def _unavailable(request: Request, views: Views, exc: Exception) -> Response:
+    """Redis failed: 503 saying so (its address is in the console's start-up line, never its password)."""
+    detail = f"Redis is unavailable: {type(exc).__name__}; try again in a moment"
+    if wants_json(request) or "text/html" not in request.headers.get("accept", ""):
+        return json_response({"error": detail}, 503)
+    return views.render(request, "error.html", 503, status=503, detail=detail)
 
 
 async def _home(request: Request) -> Response:

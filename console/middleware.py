@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from redis.exceptions import RedisError
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -105,9 +106,14 @@ class RequireLogin:
                 return Principal(), None
             return None, _unauthorised("the Authorization header is not `Bearer <CONSOLE_TOKEN>`")
         session_id = session_of(self._key, request.cookies.get(SESSION_COOKIE), time.time())
-        if session_id is not None and await self._sessions.is_open(session_id):
-            return Principal(session_id), None
-        return None, None
+        if session_id is None:
+            return None, None
+        try:
+            is_open = await self._sessions.is_open(session_id)
+        except (RedisError, OSError) as exc:
+            detail = f"Redis is unavailable: {type(exc).__name__}; try again in a moment"
+            return None, JSONResponse({"error": detail}, status_code=503)
+        return (Principal(session_id), None) if is_open else (None, None)
 
     def _refuse(self, request: Request) -> Response:
         if request.method == "GET" and wants_html(request.headers):

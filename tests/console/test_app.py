@@ -185,3 +185,21 @@ async def test_a_form_must_be_urlencoded_and_small(client: httpx.AsyncClient) ->
     too_big = await client.post("/deadletters/purge", data={"id": "x" * 300_000}, headers=BEARER | JSON)
 
     assert (wrong_type.status_code, too_big.status_code) == (415, 413)
+
+
+async def test_a_redis_outage_is_a_503_saying_so() -> None:
+    # Nothing listens on port 1: every Redis call fails at once.
+    app = create_app(console_config("redis://127.0.0.1:1/0"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console.test") as http:
+        api = await http.get("/deadletters", headers=BEARER | JSON)
+        page = await http.get("/events", headers=BEARER | HTML)
+        login = await http.post("/login", data={"token": TOKEN}, headers=HTML)
+
+    assert (api.status_code, api.json()["error"]) == (
+        503,
+        "Redis is unavailable: ConnectionError; try again in a moment",
+    )
+    assert page.status_code == 503
+    assert "Redis is unavailable" in page.text
+    assert page.headers["x-frame-options"] == "DENY"
+    assert login.status_code == 403  # no login cookie: refused before Redis is asked
