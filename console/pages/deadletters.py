@@ -65,17 +65,21 @@ class DeadLetterPages:
         chosen = _chosen(await self.views.form(request))
         stamp_ms = int(datetime.now(UTC).timestamp() * 1000)  # one per request: a new job id for every letter
         outcomes: list[Outcome] = []
+        records: dict[str, str] = {}
         for letter_id in chosen:
             letter = await self.store.get(letter_id)
             if letter is None:
                 outcomes.append(Outcome(letter_id, reason="no such dead letter (replayed, purged or expired)"))
             else:
+                records[letter.id] = letter.record_id
                 outcomes.append(await replay_letter(self.redis, self.store, letter, stamp_ms=stamp_ms))
         replayed = [{"id": o.id, "job_id": o.job_id} for o in outcomes if o.job_id is not None]
         skipped = [{"id": o.id, "reason": o.reason} for o in outcomes if o.job_id is None]
         if wants_json(request):
             return json_response({"replayed": replayed, "skipped": skipped})
-        return self.views.render(request, "done.html", action="replay", replayed=replayed, skipped=skipped)
+        return self.views.render(
+            request, "done.html", action="replay", replayed=replayed, skipped=skipped, records=records
+        )
 
     async def purge(self, request: Request) -> Response:
         chosen = _chosen(await self.views.form(request))

@@ -76,6 +76,7 @@ async def test_replaying_from_the_page_queues_the_work_and_removes_the_letters(
 
     assert done.status_code == 200
     assert "Replayed 2, skipped 0." in done.text
+    assert 'href="/events?record=1">event log of record 1</a>' in done.text
     assert await DeadLetters(redis).all() == []
     queued = sorted(raw.decode() for raw in await redis.zrange(QUEUE_NAME, 0, -1))
     assert len(queued) == 2

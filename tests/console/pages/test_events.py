@@ -40,6 +40,10 @@ async def test_the_list_is_newest_first_as_html_or_json(client: httpx.AsyncClien
     assert data.headers["content-type"] == "application/json"
     assert [item["id"] for item in data.json()["events"]] == [ids[1], ids[0]]
     assert data.json()["next_before"] is None
+    # curl's Accept (*/*), or none: HTML, the console's default.
+    for accept in ("*/*", ""):
+        answer = await client.get("/events", headers=BEARER | {"Accept": accept})
+        assert answer.headers["content-type"].startswith("text/html")
 
 
 async def test_the_list_filters_by_source_record_outcome_and_time(client: httpx.AsyncClient, redis: ArqRedis) -> None:
