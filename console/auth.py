@@ -22,6 +22,8 @@ SESSION_COOKIE = "crmflow_console"
 # Failed logins from one client address allowed in a window, before the login form answers 429 for the rest of it.
 LOGIN_FAILURES = 5
 LOGIN_WINDOW_S = 60.0
+# Addresses remembered before those with no recent failure are forgotten.
+MAX_CLIENTS = 1000
 
 
 def signing_key(token: str) -> bytes:
@@ -109,6 +111,9 @@ class LoginThrottle:
         return times[0] + self.window_s - now if len(times) >= self.failures else 0.0
 
     def failed(self, client: str, now: float) -> None:
+        if len(self._seen) >= MAX_CLIENTS:  # forget addresses whose failures have all left the window
+            for stale in [name for name, times in self._seen.items() if times[-1] <= now - self.window_s]:
+                del self._seen[stale]
         self._recent(client, now)
         self._seen.setdefault(client, deque()).append(now)
 

@@ -18,6 +18,8 @@ from workers.deadletters import DeadLetter, DeadLetters
 from workers.replay import Outcome, replay_letter, unreplayable
 
 MAX_CHOSEN = 1000
+# Letters a page shows (the newest); the JSON has them all, as `crmflow dlq list --json`.
+MAX_ROWS = 500
 
 
 class DeadLetterPages:
@@ -46,9 +48,9 @@ class DeadLetterPages:
         letters = list(reversed(await self.store.find(where)))  # newest failure first
         if wants_json(request):
             return json_response([letter.model_dump(mode="json") for letter in letters])
-        rows = [_row(letter, now) for letter in letters]
+        rows = [_row(letter, now) for letter in letters[:MAX_ROWS]]
         filters = {"source": source or "", "error": error or "", "newer_than": newer or ""}
-        return self.views.render(request, "deadletters.html", rows=rows, filters=filters)
+        return self.views.render(request, "deadletters.html", rows=rows, total=len(letters), filters=filters)
 
     async def show(self, request: Request) -> Response:
         letter = await self.store.get(request.path_params["letter_id"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from console.auth import LoginThrottle, bearer, cookie_value, session_of, signing_key, token_matches
+from console.auth import MAX_CLIENTS, LoginThrottle, bearer, cookie_value, session_of, signing_key, token_matches
 from console.csrf import login_token, same_origin, session_token, valid
 
 KEY = signing_key("a-console-token-of-some-length")
@@ -77,3 +77,13 @@ def test_a_success_clears_the_address() -> None:
     throttle.failed("a", now=1)
 
     assert throttle.blocked_for("a", now=2) == 0
+
+
+def test_the_throttle_forgets_addresses_whose_failures_are_old() -> None:
+    throttle = LoginThrottle(failures=5, window_s=60)
+    for number in range(MAX_CLIENTS):
+        throttle.failed(f"10.0.{number // 256}.{number % 256}", now=0)
+
+    throttle.failed("new", now=61)
+
+    assert list(throttle._seen) == ["new"]

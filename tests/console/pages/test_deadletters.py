@@ -6,8 +6,10 @@ import re
 from datetime import timedelta
 
 import httpx
+import pytest
 from arq.connections import ArqRedis
 
+from console.pages import deadletters
 from tests.console.conftest import BEARER, HTML, JSON, csrf_of, log_in
 from tests.test_dlq import keep, letter, refused
 from workers.contract import QUEUE_NAME
@@ -116,3 +118,16 @@ async def test_a_post_must_choose_a_letter(client: httpx.AsyncClient) -> None:
     done = await client.post("/deadletters/purge", data={"id": " "}, headers=BEARER | JSON)
 
     assert (done.status_code, done.json()) == (400, {"error": "choose at least one dead letter"})
+
+
+async def test_the_page_shows_the_newest_letters_and_says_how_many_more(
+    client: httpx.AsyncClient, redis: ArqRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(deadletters, "MAX_ROWS", 2)
+    await keep(redis, *(letter(str(n), failed_ago=timedelta(minutes=n)) for n in range(1, 4)))
+
+    page = await client.get("/deadletters", headers=BEARER | HTML)
+    data = await client.get("/deadletters", headers=BEARER | JSON)
+
+    assert "Showing the newest 2 of 3: filter to see the others." in page.text
+    assert len(data.json()) == 3
