@@ -68,27 +68,25 @@ def create_app(config: ConsoleConfig, redis: ArqRedis | None = None) -> Starlett
 
     async def error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        if wants_json(request) or "text/html" not in request.headers.get("accept", ""):
-            return json_response({"error": exc.detail}, exc.status_code)
-        return views.render(request, "error.html", exc.status_code, status=exc.status_code, detail=exc.detail)
+        return _problem(request, views, exc.status_code, exc.detail)
 
     async def unavailable(request: Request, exc: Exception) -> Response:
-        return _unavailable(request, views, exc)
+        # Redis's address is in the console's start-up line (never its password); the answer names only the error.
+        return _problem(request, views, 503, f"Redis is unavailable: {type(exc).__name__}; try again in a moment")
 
     middleware = [
         Middleware(SecurityHeaders),
         Middleware(RequireLogin, token=token, key=key, sessions=sessions),
     ]
-    handlers: dict[Any, Any] = {HTTPException: error, RedisError: unavailable, OSError: unavailable}
+    handlers: dict[Any, Any] = {HTTPException: error, RedisError: unavailable}
     return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=connections.lifespan)
 
 
-def _unavailable(request: Request, views: Views, exc: Exception) -> Response:
-    """Redis failed: 503 saying so (its address is in the console's start-up line, never its password)."""
-    detail = f"Redis is unavailable: {type(exc).__name__}; try again in a moment"
+def _problem(request: Request, views: Views, status: int, detail: str) -> Response:
+    """An error as the client wants it: a page for a browser, JSON for anything else."""
     if wants_json(request) or "text/html" not in request.headers.get("accept", ""):
-        return json_response({"error": detail}, 503)
-    return views.render(request, "error.html", 503, status=503, detail=detail)
+        return json_response({"error": detail}, status)
+    return views.render(request, "error.html", status, status=status, detail=detail)
 
 
 async def _home(request: Request) -> Response:

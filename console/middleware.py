@@ -110,7 +110,7 @@ class RequireLogin:
             return None, None
         try:
             is_open = await self._sessions.is_open(session_id)
-        except (RedisError, OSError) as exc:
+        except RedisError as exc:
             detail = f"Redis is unavailable: {type(exc).__name__}; try again in a moment"
             return None, JSONResponse({"error": detail}, status_code=503)
         return (Principal(session_id), None) if is_open else (None, None)
