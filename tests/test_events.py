@@ -45,6 +45,8 @@ async def test_the_table_lists_entries_newest_first_and_filters_by_record(redis:
     everything = await events()
     record = await events("--record", "101")
     dead = await events("--outcome", "dead_lettered", "--source", "hubspot")
+    recent = await events("--newer-than", "1h", "--json")
+    bad = await events("--newer-than", "soon")
 
     assert everything.returncode == 0, everything.stderr
     header, *rows, footer = everything.stdout.splitlines()
@@ -54,6 +56,8 @@ async def test_the_table_lists_entries_newest_first_and_filters_by_record(redis:
     assert "log-reschedules/log_reschedule_history created" in rows[0]
     assert [row.split()[0] for row in record.stdout.splitlines()[1:-1]] == [ids[2], ids[0]]
     assert [row.split()[0] for row in dead.stdout.splitlines()[1:-1]] == [ids[1]]
+    assert len(recent.stdout.splitlines()) == 3
+    assert bad.returncode == 2 and "is not a duration like 30m" in bad.stderr
 
 
 @pytest.mark.slow

@@ -3,7 +3,8 @@
 Every way a job can end is decided here, so that no change is lost: done, retried later with backoff
 (transient CRM and Redis failures, a job that ran out of time, anything unexpected), or kept as a dead
 letter (final CRM answers, actions that cannot apply, retries exhausted). arq itself would fail a job
-for good on any other exception, so none escapes.
+for good on any other exception, so none escapes. A job that ends (not one deferred to a retry) leaves one
+entry in the event log (workers/eventlog.py), made from what it noted as it ran (workers/job_notes.py).
 """
 
 from __future__ import annotations

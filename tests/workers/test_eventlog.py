@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from arq.connections import ArqRedis
+from redis.asyncio import Redis
 
 from workers import keys
 from workers.eventlog import (
@@ -182,3 +184,27 @@ async def test_a_page_as_json_and_the_script_loaded_at_start_up(redis: ArqRedis)
     assert [(item["id"], item["job"], item["replay_of"]) for item in page["events"]] == [
         (event_id, "process_change", None)
     ]
+
+
+class Counting(Redis):
+    """A Redis client that notes every command it sends (each is a round trip outside a pipeline)."""
+
+    sent: list[str]
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.sent.append(str(args[0]))
+        return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]  # unannotated in redis-py
+
+
+async def test_a_write_is_one_round_trip_once_the_script_is_loaded(redis: ArqRedis, redis_url: str) -> None:
+    counting = Counting.from_url(redis_url)
+    counting.sent = []
+    try:
+        log = EventLog(counting, EventLogBounds(max_entries=2))
+        await log.prepare()
+        counting.sent.clear()
+        for _ in range(3):
+            await log.write(entry())
+        assert counting.sent == ["EVALSHA"] * 3
+    finally:
+        await counting.aclose()
