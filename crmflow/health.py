@@ -6,6 +6,8 @@ without its password), the HTTP checks call loopback.
 
 - worker: a live heartbeat (workers/heartbeat.py) from a worker process on this host (the container's host
   name, so each worker container checks its own process); it goes stale within seconds of the process's death.
+  Compose runs one worker process per container; where one host runs several, `--pid PID` checks that one
+  process and `--expect N` wants at least N live on the host, so that one dead worker among several shows.
 - receiver: GET /readyz on loopback answers 200 (Redis takes writes).
 - sandbox: GET /_sandbox/webhooks on loopback answers 200 (a read with no side effect).
 """
@@ -43,12 +45,24 @@ class HealthSettings(BaseSettings):
 # --- Verdicts (pure) ----------------------------------------------------------------------------------------
 
 
-def worker_verdict(live: list[WorkerFacts], host: str, now: datetime) -> tuple[bool, str]:
-    """Whether a worker on `host` is live, from the live heartbeats (`live_workers`). Pure."""
+def worker_verdict(
+    live: list[WorkerFacts], host: str, now: datetime, *, pid: int | None = None, expect: int = 1
+) -> tuple[bool, str]:
+    """Whether a worker on `host` is live, from the live heartbeats (`live_workers`): the one with `pid` if
+    given, else at least `expect` of them. Pure."""
     mine = [facts for facts in live if facts.host == host]
     if not mine:
         others = f" ({len(live)} live on other hosts)" if live else " (none on any host)"
         return False, f"no live worker heartbeat from host {host}{others}"
+    if pid is not None:
+        chosen = [facts for facts in mine if facts.pid == pid]
+        if not chosen:
+            pids = ", ".join(str(facts.pid) for facts in mine)
+            return False, f"no live worker heartbeat from pid {pid} on host {host} (live: pid {pids})"
+        mine = chosen
+    elif len(mine) < expect:
+        pids = ", ".join(str(facts.pid) for facts in mine)
+        return False, f"only {len(mine)} of {expect} expected workers live on host {host} (pid {pids})"
     latest = max(mine, key=lambda facts: facts.beat_at)
     age_s = max((now - latest.beat_at).total_seconds(), 0.0)
     count = f"{len(mine)} workers" if len(mine) > 1 else "worker"
@@ -106,8 +120,18 @@ def health() -> None:
 
 @health.command("worker")
 @click.option("--host", "host", default=None, help="Check workers on this host name (default: this host's).")
-def health_worker(host: str | None) -> None:
+@click.option("--pid", type=click.IntRange(min=1), default=None, help="Check this worker process on the host.")
+@click.option(
+    "--expect",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Live worker processes wanted on the host (several per host: one dead among them fails the check).",
+)
+def health_worker(host: str | None, pid: int | None, expect: int) -> None:
     """A live heartbeat from a worker process on this host (stale within seconds of its death)."""
+    if pid is not None and expect != 1:
+        raise click.UsageError("--pid checks one process: give --pid or --expect, not both")
     try:
         settings = load_settings(HealthSettings)
     except SettingsError as exc:
@@ -118,7 +142,7 @@ def health_worker(host: str | None) -> None:
         live = asyncio.run(_live_heartbeats(settings.redis_url, now))
     except (RedisError, OSError) as exc:
         _answer(False, f"Redis at {redacted(settings.redis_url)} is unavailable ({type(exc).__name__}: {exc})")
-    _answer(*worker_verdict(live, name, now))
+    _answer(*worker_verdict(live, name, now, pid=pid, expect=expect))
 
 
 @health.command("receiver")

@@ -119,6 +119,9 @@ class SandboxRuntime:
             token=self.config.notify_token,
             expires_at=now + DEFAULT_CHANNEL_LIFETIME,
             return_affected_field_values=self.config.return_affected_field_values,
+            # As `crmflow zoho subscribe` makes it (Zoho's default is true; crmflow asks for false): a channel
+            # the workers find as they want it and leave alone.
+            notify_on_related_action=False,
         )
 
     def authenticate(self, authorization: str | None) -> None:

@@ -6,6 +6,12 @@ worker is alive nor notice a killed one for an hour. crmflow's heartbeat is one 
 that dies stops rewriting it, and it is gone within HEARTBEAT_TTL_S; a clean stop deletes it at once. The key
 holds the worker's facts as JSON (`WorkerFacts`, with the time of the last beat), so that `crmflow health
 worker` (crmflow/health.py) and a status view can say who is alive, where, since when and with which CRMs.
+
+Liveness is Redis's own: a heartbeat is live while its key exists, and Redis expires it on its own clock, so
+no worker's clock is compared with a reader's (`beat_at` is for display). Readers find the keys through an
+index, keys.WORKER_HEARTBEATS (worker ids by the Redis time of their last beat), written in the same round
+trip as the key and trimmed to the last HEARTBEAT_TTL_S by every beat: a check reads the index and the keys
+(two round trips), never the keyspace.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -66,34 +72,48 @@ class WorkerFacts:
             raise ValueError(f"not a worker heartbeat: {exc}") from exc
 
 
-def is_live(facts: WorkerFacts, now: datetime, ttl_s: float = HEARTBEAT_TTL_S) -> bool:
-    """Whether the heartbeat was written within `ttl_s` of `now` (Redis expires it then; this also covers a
-    key whose expiry Redis has not acted on yet, and a clock far behind). Pure."""
-    return now - facts.beat_at <= timedelta(seconds=ttl_s)
-
-
-def live(heartbeats: Sequence[bytes | str | None], now: datetime, ttl_s: float = HEARTBEAT_TTL_S) -> list[WorkerFacts]:
-    """The live workers among raw heartbeat values (gone or malformed ones left out), by host then pid. Pure."""
+def live(heartbeats: Sequence[bytes | str | None]) -> list[WorkerFacts]:
+    """The workers among raw heartbeat values (gone or malformed ones left out), by host then pid. Pure."""
     found: list[WorkerFacts] = []
     for raw in heartbeats:
         if raw is None:
             continue
         try:
-            facts = WorkerFacts.from_json(raw)
+            found.append(WorkerFacts.from_json(raw))
         except ValueError:
             continue
-        if is_live(facts, now, ttl_s):
-            found.append(facts)
     return sorted(found, key=lambda facts: (facts.host, facts.pid, facts.worker_id))
 
 
-async def live_workers(redis: Redis, now: datetime, ttl_s: float = HEARTBEAT_TTL_S) -> list[WorkerFacts]:
-    """Every worker process whose heartbeat is live at `now`, by host then pid (RedisError passes through)."""
-    names = [name async for name in redis.scan_iter(match=keys.WORKER_HEARTBEAT_PATTERN, count=500)]
-    if not names:
+async def live_workers(redis: Redis, now: datetime) -> list[WorkerFacts]:
+    """Every worker process whose heartbeat is live, by host then pid (RedisError passes through).
+
+    Live means its key exists: Redis expires it HEARTBEAT_TTL_S after the last beat, on Redis's clock. `now`
+    (the caller's clock) decides nothing, so a worker whose clock is off is still seen; it is kept for callers.
+    """
+    del now
+    worker_ids: list[bytes | str] = await redis.zrange(keys.WORKER_HEARTBEATS, 0, -1)
+    if not worker_ids:
         return []
+    names = [keys.worker_heartbeat(wid.decode() if isinstance(wid, bytes) else wid) for wid in worker_ids]
     values: list[bytes | str | None] = await redis.mget(names)
-    return live(values, now, ttl_s)
+    return live(values)
+
+
+# One round trip per beat: the key with its lifetime, the index entry at Redis's time, the index trimmed to
+# the entries of the last lifetime (older ones' keys have expired) and kept at least as long as this beat's key.
+_BEAT = """
+local time = redis.call('TIME')
+local now_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local ttl_ms = tonumber(ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl_ms)
+redis.call('ZADD', KEYS[2], now_ms, ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms - ttl_ms - 1)
+if redis.call('PTTL', KEYS[2]) < ttl_ms then
+  redis.call('PEXPIRE', KEYS[2], ttl_ms)
+end
+return now_ms
+"""
 
 
 class Heartbeat:
@@ -114,6 +134,7 @@ class Heartbeat:
         self._interval_s = interval_s
         self._ttl_ms = max(int(ttl_s * 1000), 1)
         self._key = keys.worker_heartbeat(facts.worker_id)
+        self._beat = redis.register_script(_BEAT)
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -123,7 +144,8 @@ class Heartbeat:
     async def beat(self) -> None:
         """Write the key once, with the current time as `beat_at`."""
         facts = WorkerFacts(**(asdict(self._facts) | {"beat_at": self._clock()}))
-        await self._redis.set(self._key, facts.to_json(), px=self._ttl_ms)
+        index = keys.WORKER_HEARTBEATS
+        await self._beat(keys=[self._key, index], args=[facts.to_json(), self._ttl_ms, facts.worker_id])
 
     def start(self) -> None:
         """Start beating (call from inside the worker's event loop)."""
@@ -152,9 +174,13 @@ class Heartbeat:
             self._task = None
 
     async def stop(self) -> None:
-        """Stop beating and delete the key: this worker is no longer live (a Redis failure leaves it to expire)."""
+        """Stop beating and delete the key and its index entry: this worker is no longer live (a Redis failure
+        leaves them to expire)."""
         await self.cancel()
         try:
-            await self._redis.delete(self._key)
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.delete(self._key)
+                pipe.zrem(keys.WORKER_HEARTBEATS, self._facts.worker_id)
+                await pipe.execute()
         except (RedisError, OSError) as exc:
             logger.warning("heartbeat: could not delete %s (%s); it expires by itself", self._key, exc)

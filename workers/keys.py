@@ -56,6 +56,9 @@ operator's sake, though arq builds them.
 | crmflow:heartbeat:<worker id>           | JSON: a live worker process's facts    | HEARTBEAT_TTL_S (5 s) from  |
 |                                         | (workers/heartbeat.py)                 | its last beat; deleted on a |
 |                                         |                                        | clean stop                  |
+| crmflow:heartbeats                      | sorted set: worker ids by the Redis    | HEARTBEAT_TTL_S from the    |
+|                                         | time (ms) of their last beat (index of | last beat; older entries go |
+|                                         | the heartbeat keys)                    | at each beat                |
 | crmflow:events                          | stream: the event log, one entry per   | EVENT_LOG_MAX_AGE_S (7 d),  |
 |                                         | finished job (workers/eventlog.py)     | EVENT_LOG_MAX_ENTRIES (100k)|
 | crmflow:events:record:<record id>       | sorted set: the ids of the record's    | EVENT_LOG_MAX_AGE_S from    |
@@ -226,6 +229,9 @@ DUTY_STATE_PATTERN = duty_state("*")
 # --- Worker heartbeats (workers/heartbeat.py) ----------------------------------------------------------
 WORKER_HEARTBEAT_PREFIX = f"{PREFIX}heartbeat:"
 WORKER_HEARTBEAT_PATTERN = f"{WORKER_HEARTBEAT_PREFIX}*"
+# Sorted set: worker ids by the Redis time (ms) of their last beat, written with each beat; how readers find
+# the heartbeat keys without scanning the keyspace.
+WORKER_HEARTBEATS = f"{PREFIX}heartbeats"
 
 
 def worker_heartbeat(worker_id: str) -> str:

@@ -9,10 +9,10 @@ and users separately):
 Appointments (D = the day after reset at 00:00 UTC; every one created 7 days before reset in the UI):
     51204030001  "AC Repair - James"           SCHEDULED, never rescheduled, D+1 09:30-10:30, owner Ana
     51204030002  "Boiler Service - Maria"      SCHEDULED, rescheduled once: created by Ben (CRM_UI) for
-                                               D+1 11:00-12:30, moved a day before reset by the booking app
+                                               D+1 11:00-12:30, moved 25 hours before reset by the booking app
                                                1160452 (INTEGRATION) to D+2 14:00-15:30. Its
                                                hs_appointment_start and hs_appointment_end histories have two
-                                               entries each, 6 days apart, the older by Ben.
+                                               entries each, nearly 6 days apart, the older by Ben.
     51204030003  "Duct Cleaning - Chen"        CANCELED by Ana (CRM_UI) two hours before reset, was D+3
                                                10:00-12:00
     51204030004  "Heat Pump Install - Olivia"  COMPLETED: ran the day before reset 08:00-12:00, marked
@@ -55,6 +55,9 @@ RESCHEDULED_ID = "51204030002"
 CANCELED_ID = "51204030003"
 COMPLETED_ID = "51204030004"
 FIRST_GENERATED_ID = 51204100001
+# When the reschedule happened: before the workers' default sweep window (SWEEP_LOOKBACK_S, 24 h) opens, so
+# a worker started around the sandbox's reset does not act on the seed's reschedule (a note nobody asked for).
+RESCHEDULED_AGO = timedelta(hours=25)
 
 
 def _created(
@@ -89,7 +92,7 @@ def seed_appointments(now: datetime) -> list[HubRecord]:
     )
     new_start = format_iso(day + timedelta(days=2, hours=14))
     apply_write(
-        rescheduled, {"hs_appointment_start": new_start}, Source.integration(BOOKING_APP_ID), now - timedelta(days=1)
+        rescheduled, {"hs_appointment_start": new_start}, Source.integration(BOOKING_APP_ID), now - RESCHEDULED_AGO
     )
 
     canceled = _created(

@@ -7,8 +7,8 @@ Users (the first is the API user every access token acts as):
 
 Appointments (D = the day after reset, at 00:00 in UTC):
     5545974000002555001  "AC Repair - James"            Scheduled, never rescheduled, D+1 09:30, 60 min
-    5545974000002555012  "Boiler Service - Maria"       Scheduled, rescheduled once (by Patricia Boyle a day
-                                                        before reset, "By Customer") from D+1 11:00 to
+    5545974000002555012  "Boiler Service - Maria"       Scheduled, rescheduled once (by Patricia Boyle 25
+                                                        hours before reset, "By Customer") from D+1 11:00 to
                                                         D+2 14:00, 90 min; no history rows (Zoho's GET
                                                         history answers 204 while Reschedule_Count is 1)
     5545974000002555023  "Duct Cleaning - Chen"         Cancelled two hours before reset, was D+3 10:00
@@ -52,6 +52,9 @@ SCHEDULED_ID = "5545974000002555001"
 RESCHEDULED_ID = "5545974000002555012"
 CANCELLED_ID = "5545974000002555023"
 COMPLETED_ID = "5545974000002555034"
+# When the reschedule happened: before the workers' default sweep window (SWEEP_LOOKBACK_S, 24 h) opens, so
+# a worker started around the sandbox's reset does not act on the seed's reschedule (a history row nobody asked for).
+RESCHEDULED_AGO = timedelta(hours=25)
 
 _SERVICES = {
     "AC Repair": "5545974000001230001",
@@ -147,13 +150,13 @@ def seed_appointments(now: datetime) -> list[dict[str, Any]]:
         {
             "Rescheduled_From": day + timedelta(days=1, hours=11),
             "Rescheduled_To": rescheduled["Appointment_Start_Time"],
-            "Rescheduled_Time": now - timedelta(days=1),
+            "Rescheduled_Time": now - RESCHEDULED_AGO,
             "Rescheduled_By": API_USER.full_ref(),
             "Reschedule_Reason": "By Customer",
             "Reschedule_Note": "Customer travelling that day",
             "Reschedule_Count": 1,
-            "Modified_Time": now - timedelta(days=1),
-            "Last_Activity_Time": now - timedelta(days=1),
+            "Modified_Time": now - RESCHEDULED_AGO,
+            "Last_Activity_Time": now - RESCHEDULED_AGO,
         }
     )
 

@@ -121,6 +121,15 @@ def test_each_crmflow_role_checks_its_health_with_crmflow_health_and_no_secret(c
     assert "$" not in json.dumps([service["healthcheck"] for service in services.values()])
 
 
+def test_health_checks_call_loopback_by_address_not_localhost(compose: dict[str, Any]) -> None:
+    """Alpine's musl may resolve localhost to ::1 first, and BusyBox wget does not fall back to 127.0.0.1, where
+    Caddy's admin endpoint listens: a check on `localhost` would never pass."""
+    checks = [service["healthcheck"]["test"] for service in compose["services"].values()]
+
+    assert "localhost" not in json.dumps(checks)
+    assert "http://127.0.0.1:2019/config/" in compose["services"]["proxy"]["healthcheck"]["test"]
+
+
 def test_workers_scale_with_the_scale_flag(compose: dict[str, Any]) -> None:
     worker = compose["services"]["worker"]
 

@@ -78,7 +78,7 @@ async def test_history_comes_newest_first_with_its_sources(sb: Harness) -> None:
     assert start == [
         {
             "value": "2026-03-05T14:00:00.000Z",
-            "timestamp": "2026-03-01T09:15:30.250Z",
+            "timestamp": "2026-03-01T08:15:30.250Z",  # 25 hours before reset
             "sourceType": "INTEGRATION",
             "sourceId": "1160452",
         },

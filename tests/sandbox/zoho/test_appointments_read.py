@@ -55,7 +55,7 @@ async def test_seed_covers_rescheduled_cancelled_and_completed(sb: Harness) -> N
     assert rescheduled["Reschedule_Count"] == 1
     assert rescheduled["Rescheduled_From"] == "2026-03-04T11:00:00+00:00"
     assert rescheduled["Rescheduled_To"] == rescheduled["Appointment_Start_Time"] == "2026-03-05T14:00:00+00:00"
-    assert rescheduled["Rescheduled_Time"] == "2026-03-01T09:15:30+00:00"
+    assert rescheduled["Rescheduled_Time"] == "2026-03-01T08:15:30+00:00"  # 25 hours before reset
     assert rescheduled["Rescheduled_By"]["id"] == "5545974000000393001"
     assert rescheduled["Reschedule_Reason"] == "By Customer"
     assert cancelled["Status"] == "Cancelled"

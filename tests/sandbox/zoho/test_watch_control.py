@@ -1,11 +1,16 @@
-"""POST /_sandbox/channels/{id}/expire: a channel near its expiry, or expired and deleted as Zoho deletes it."""
+"""The sandbox's default channel as crmflow wants it, and POST /_sandbox/channels/{id}/expire: a channel near its
+expiry, or expired and deleted as Zoho deletes it."""
 
 from __future__ import annotations
 
 import pytest
+from pydantic import SecretStr
 
+from sandbox.config import SandboxConfig
 from tests.sandbox.conftest import MakeSandbox
 from tests.sandbox.harness import SCHEDULED, Harness
+from workers.channels import NOTIFY_PATH, Wanted, differences
+from workers.crm.zoho_watch_models import parse_channels
 
 WATCH = "/crm/v7/actions/watch"
 CHANNEL = "1000000068001"
@@ -15,6 +20,20 @@ CHANNEL = "1000000068001"
 async def sb(make: MakeSandbox) -> Harness:
     """The default channel (1000000068001, a week from reset) calling the mock receiver."""
     return await make()
+
+
+async def test_the_default_channel_is_the_one_crmflow_keeps_so_the_workers_leave_it_alone(make: MakeSandbox) -> None:
+    """The sandbox's channel stands for one `crmflow zoho subscribe` made: given its notify URL and token, crmflow
+    finds nothing to change (not even notify_on_related_action, which Zoho defaults to true and crmflow sets
+    false)."""
+    sb = await make(notify_url=f"http://receiver.test{NOTIFY_PATH}")
+    token = SandboxConfig().notify_token
+    assert token is not None
+    wanted = Wanted(channel_ids=(CHANNEL,), public_base_url="http://receiver.test", token=SecretStr(token))
+
+    have = parse_channels((await sb.api("GET", WATCH)).json())
+
+    assert differences(wanted.spec(CHANNEL), have[CHANNEL]) == []
 
 
 async def test_a_channel_brought_near_its_expiry_lists_the_new_expiry(sb: Harness) -> None:
