@@ -24,6 +24,7 @@ COPY crmflow ./crmflow
 COPY receiver ./receiver
 COPY workers ./workers
 COPY sandbox ./sandbox
+COPY console ./console
 # crmflow itself, built with the locked setuptools; --no-deps: everything it needs is installed from the lock.
 RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /wheels . \
     && /opt/crmflow/bin/pip install --no-deps /wheels/crmflow-*.whl \

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo check lint test test-fast install lock clean
+.PHONY: demo check lint test test-fast install lock clean console-screenshot
 
 $(BIN)/crmflow: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test:
 ## The quick tier while you work: every test not marked slow (no e2e, no soak); `make check` runs them all.
 test-fast: install
 	$(BIN)/pytest -m "not slow"
+
+## docs/console.png: the console's event list at the end of its browser test (Debian's chromium; real processes).
+console-screenshot: install
+	CRMFLOW_CONSOLE_SCREENSHOT=docs/console.png $(BIN)/pytest -q -m slow tests/console/test_browser.py
 
 ## Pin the runtime dependencies (pyproject.toml) and the build tool, with hashes, for every platform: the image
 ## installs from requirements.lock and requirements-build.lock only. Run after changing a dependency.

@@ -1,4 +1,4 @@
-"""The `crmflow` command: receiver, worker, sweep, rules, dlq, zoho, crm-calls, doctor, status; sandbox: sandbox.cli.
+"""The `crmflow` command: receiver, worker, console, status, sweep, rules, dlq, zoho, crm-calls, doctor; sandbox: more.
 
 The only place crmflow's settings are read. The sandbox and demo commands live with the sandbox (sandbox/cli.py),
 so that no product module imports it: the group imports them only when one of them is run or listed.
@@ -153,6 +153,24 @@ def worker() -> None:
     active = ", ".join(f"{source} ({apis[source]})" for source in config.sources)
     logger.info("worker: sources active: %s; %d rules from %s", active, len(rules.rules), config.rules_path)
     run_forever(config, rules)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Listen here; keep it off the webhooks' network.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+def console(host: str, port: int) -> None:
+    """Run the web console: events, dead letters and health, behind CONSOLE_TOKEN (a process of its own)."""
+    from console.app import create_app
+    from console.config import ConsoleConfig
+
+    try:
+        config = load_settings(ConsoleConfig)
+    except SettingsError as exc:
+        _fail("invalid configuration", str(exc))
+    where = _redacted(config.redis_url)
+    logger.info("console: http://%s:%d/ (log in with CONSOLE_TOKEN); Redis at %s", host, port, where)
+    # log_config=None: uvicorn's lines go through crmflow's formatter; no access log (its URLs carry record ids).
+    uvicorn.run(create_app(config), host=host, port=port, log_level="info", log_config=None, access_log=False)
 
 
 def _startup_check(role: Role) -> None:

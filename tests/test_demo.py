@@ -42,7 +42,9 @@ async def test_demo_prints_the_history_row_it_produced(redis_url: str) -> None:
     assert '"x-hubspot-signature-v3"' in text.lower()
     assert "was rescheduled from" in text and "Changed by HubSpot user 71230003 (CRM_UI)." in text
     assert "notes now: 1." in text
-    assert text.endswith("Stopped everything the demo started.")
+    assert "Stopped everything the demo started.\n\nWhen crmflow runs for real, look here" in text
+    assert "Metrics   GET /metrics on the receiver (during the demo: http://127.0.0.1:" in text
+    assert text.endswith("then http://127.0.0.1:8080/ (events, dead\n          letters, health; log in with the token)")
 
 
 @pytest.mark.slow
@@ -82,9 +84,8 @@ async def test_demo_removes_exactly_the_keys_it_created(shared_redis: str) -> No
     await run_demo(redis_url=shared_redis, rules_path=str(DEFAULT_RULES), out=lines.append)
 
     assert "notes now: 1." in "\n".join(lines)
-    assert lines[-2].startswith("Removed the ") and lines[-2].endswith(
-        " keys the demo created in database 15 (and no other)."
-    )
+    (removed,) = [line for line in lines if line.startswith("Removed the ")]
+    assert removed.endswith(" keys the demo created in database 15 (and no other).")
     assert keys_of(shared_redis, DEMO_DATABASE) == KEPT
     assert keys_of(shared_redis, 0) == {b"in-database-0"}
 

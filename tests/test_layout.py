@@ -35,7 +35,13 @@ def importers(prefix: str, *folders: str) -> list[str]:
 
 
 def test_product_code_never_imports_the_sandbox() -> None:
-    assert importers("sandbox", "receiver", "workers", "crmflow") == []
+    assert importers("sandbox", "receiver", "workers", "crmflow", "console") == []
+
+
+def test_the_console_is_apart_from_the_receiver() -> None:
+    # A process of its own, never served where webhooks are: neither imports the other.
+    assert importers("console", "receiver", "workers") == []
+    assert importers("receiver", "console") == []
 
 
 def test_the_queue_producer_is_the_workers_not_the_receivers() -> None:
@@ -51,7 +57,7 @@ def test_redis_keys_are_spelt_only_in_the_inventory() -> None:
     spelt = re.compile(r"""["'](crmflow|arq):[a-z]""")
     places = [
         f"{path.relative_to(REPO)}:{number}"
-        for path in modules("receiver", "workers", "crmflow")
+        for path in modules("receiver", "workers", "crmflow", "console")
         if path != REPO / "workers" / "keys.py"
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
         if spelt.search(line)

@@ -248,6 +248,14 @@ class DeadLetters:
         await Ledger(self._redis).forget_pending(left)
         return len(removed)
 
+    async def discard(self, ids: Iterable[str]) -> list[str]:
+        """Remove these letters, as `purge` does (with the ledger entries they left pending); the ids removed."""
+        letters = await self._read(list(dict.fromkeys(ids)))
+        removed = set(await self._remove([letter.id for letter in letters], failed_before=None))
+        left = [key for letter in letters if letter.id in removed for key in letter.ledger_keys]
+        await Ledger(self._redis).forget_pending(left)
+        return [letter.id for letter in letters if letter.id in removed]
+
     async def trim(self) -> tuple[int, int]:
         """Apply retention: remove expired letters, then the oldest beyond the cap; how many of each."""
         cutoff = (self._clock() - self._retention).timestamp()

@@ -66,6 +66,8 @@ operator's sake, though arq builds them.
 |                                         | finished job (workers/eventlog.py)     | EVENT_LOG_MAX_ENTRIES (100k)|
 | crmflow:events:record:<record id>       | sorted set: the ids of the record's    | EVENT_LOG_MAX_AGE_S from    |
 |                                         | entries in the event log, by time      | its last entry              |
+| crmflow:console:session:<id>            | a console login (console/auth.py)      | CONSOLE_SESSION_S (12 h);   |
+|                                         |                                        | deleted at logout           |
 | crmflow:test:paused:<checkpoint>        | a test-held job's process id           | until the test ends         |
 
 [1] A pending entry goes at once when the CRM refuses the write that made it; one a dead letter names expires
@@ -283,6 +285,12 @@ EVENT_LOG = f"{PREFIX}events"
 def event_log_record(record_id: str) -> str:
     """The ids of one record's entries in the event log (a sorted set by time), for filtering by record."""
     return f"{PREFIX}events:record:{record_id}"
+
+
+# --- The web console (console/auth.py) ----------------------------------------------------------------
+def console_session(session_id: str) -> str:
+    """One console login: present while the session lasts; logging out deletes it."""
+    return f"{PREFIX}console:session:{session_id}"
 
 
 # --- Tests ----------------------------------------------------------------------------------------------

@@ -100,6 +100,18 @@ async def run_demo(*, redis_url: str, rules_path: str, out: Callable[[str], None
         await ZohoStory(out, sandbox, receiver_url).run(redis_url, day)
         await HubSpotStory(out, sandbox).run(redis_url, day)
     out("\nStopped everything the demo started.")
+    out(where_to_look(receiver_url))
+
+
+def where_to_look(receiver_url: str) -> str:
+    """Where metrics and the console are when crmflow runs for real (docs/operations.md): the demo's last words."""
+    return (
+        "\nWhen crmflow runs for real, look here (docs/operations.md):\n"
+        f"Metrics   GET /metrics on the receiver (during the demo: {receiver_url}/metrics), and on each worker's\n"
+        "          WORKER_METRICS_PORT\n"
+        "Console   CONSOLE_TOKEN=<a long random token> crmflow console, then http://127.0.0.1:8080/ (events, dead\n"
+        "          letters, health; log in with the token)"
+    )
 
 
 def _worker_config(redis_url: str, sandbox_url: str, sandbox: SandboxConfig) -> WorkerConfig:

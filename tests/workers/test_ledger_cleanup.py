@@ -142,3 +142,20 @@ async def test_replaying_a_letter_keeps_its_pending_entries(redis: ArqRedis) -> 
 
     assert await store.delete(letter.id)
     assert await ledger.get(KEY) == {"state": "pending", "effect": {"row": 1}}
+
+
+async def test_discarding_chosen_letters_removes_them_and_their_pending_entries(redis: ArqRedis) -> None:
+    # The console's purge of one or many letters by id: as `purge`, only of the letters chosen.
+    ledger, store = Ledger(redis), DeadLetters(redis)
+    await ledger.pending(KEY, {"row": 1})
+    await ledger.pending(OTHER, {"row": 2})
+    chosen, spared = refused("1", ledger_keys=(KEY,)), refused("2", ledger_keys=(OTHER,))
+    await store.add(chosen)
+    await store.add(spared)
+
+    removed = await store.discard([chosen.id, chosen.id, "no-such-letter"])
+
+    assert removed == [chosen.id]
+    assert [letter.id for letter in await store.all()] == [spared.id]
+    assert await ledger.get(KEY) is None
+    assert await ledger.get(OTHER) == {"state": "pending", "effect": {"row": 2}}
