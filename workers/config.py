@@ -79,6 +79,10 @@ class WorkerConfig(BaseSettings):
     # How long a Redis outage (restart, failover, maxmemory, read-only) is waited out before a command fails.
     redis_outage_s: float = Field(default=30.0, gt=0, le=600, validation_alias="WORKER_REDIS_OUTAGE_S")
 
+    # Prometheus metrics of this worker process on http://0.0.0.0:WORKER_METRICS_PORT/metrics (0: none); each
+    # worker process on a host needs a port of its own (workers/metrics_server.py).
+    metrics_port: int = Field(default=0, ge=0, le=65_535, validation_alias="WORKER_METRICS_PORT")
+
     # Test hook (workers/checkpoints.py): hold jobs at this named point so a test can kill the worker there.
     test_pause_at: str | None = Field(default=None, validation_alias="CRMFLOW_TEST_PAUSE_AT")
 
