@@ -269,7 +269,7 @@ async def _run_action(
         return {**names, "status": "dead_lettered", "error": exc.code}
     except BaseException:
         # Transient failures (and a cancelled job) end the try: the job is retried, or dead-lettered at its end.
-        ACTIONS.labels(step.rule, step.action.type, "retried").inc()
+        ACTIONS.labels(step.rule, step.action.type, "failed").inc()
         raise
     ACTIONS.labels(step.rule, step.action.type, result.status).inc()
     if result.status == "created" and again is None:

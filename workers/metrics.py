@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
@@ -22,6 +22,8 @@ __all__ = ["CONTENT_TYPE_LATEST", "REGISTRY"]
 
 # crmflow's own registry: no process or platform collectors, so the receiver and workers expose the same set.
 REGISTRY = CollectorRegistry(auto_describe=True)
+# No `*_created` series beside every counter and histogram: they double the output and nothing here reads them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # --- Receiver -------------------------------------------------------------------------------------------
 # One per webhook request on a webhook route: accepted (something was queued or folded into a queued job),
@@ -69,9 +71,12 @@ JOBS = Counter(
     registry=REGISTRY,
 )
 JOB_OUTCOMES = ("processed", "retried", "dead_lettered")
+# An action's outcome: what it did (created, found_in_crm: the CRM had it already, already_logged: the ledger
+# knew it, none: nothing to do), dead_lettered (a final failure), or failed (a transient failure ended the try;
+# the job is retried, or dead-lettered once out of tries, which crmflow_jobs_total counts).
 ACTIONS = Counter(
     "crmflow_actions",
-    "Actions run, by rule, action type and outcome (created, found_in_crm, already_logged, none, dead_lettered).",
+    "Actions run, by rule, action and outcome (created, found_in_crm, already_logged, none, dead_lettered, failed).",
     ["rule", "action", "outcome"],
     registry=REGISTRY,
 )
