@@ -20,7 +20,7 @@ from receiver.redact import redact, secret_pattern
 from receiver.routes import ReceiverState, routes_for
 from receiver.server import RequestLimit
 from workers.errors import QueueUnavailableError
-from workers.metrics import count_rejection
+from workers.metrics import count_rejection, declare_webhook_sources
 from workers.queue import connect_queue
 
 logger = logging.getLogger("crmflow.receiver")
@@ -93,4 +93,5 @@ def create_app(config: ReceiverConfig, *, redis: ArqRedis | None = None) -> Star
         },
     )
     app.state.crmflow = ReceiverState(config=config, redis=queue)
+    declare_webhook_sources(config.sources)
     return app

@@ -215,6 +215,14 @@ class _Families:
         return self._families
 
 
+def declare_webhook_sources(served: Iterable[str]) -> None:
+    """Start each served source's accepted, duplicate and ignored series at 0, so that a source that never
+    sends is a flat 0 (an alert can see it), not a series that does not exist."""
+    for source in served:
+        for outcome in ("accepted", "duplicate", "ignored"):
+            WEBHOOKS.labels(source, outcome)
+
+
 def webhook_source(path: str) -> str | None:
     """The source a webhook path belongs to (None for any other path): a bounded label, never the raw path."""
     for source in WEBHOOK_SOURCES:

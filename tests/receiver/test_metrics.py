@@ -94,3 +94,10 @@ async def test_redis_away_serves_the_rest_and_says_so() -> None:
     assert after[("crmflow_redis_up", ())] == 0
     assert ("crmflow_queue_depth", ()) not in after
     assert webhooks(after, "zoho", "queue_unavailable") == webhooks(before, "zoho", "queue_unavailable") + 1
+
+
+async def test_a_served_source_is_counted_from_start_up(client: httpx.AsyncClient) -> None:
+    samples = await scrape(client)
+
+    for outcome in ("accepted", "duplicate", "ignored"):
+        assert ("crmflow_webhooks_total", (("outcome", outcome), ("source", "zoho"))) in samples
