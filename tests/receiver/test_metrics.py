@@ -8,8 +8,10 @@ import httpx
 import pytest
 from arq.connections import ArqRedis
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.types import Message, Receive, Scope, Send
 
 from receiver.app import create_app
+from receiver.server import RequestLimit
 from tests.conftest import sample
 from tests.receiver.test_hubspot_routes import config as hubspot_config
 from tests.receiver.test_hubspot_routes import deliver
@@ -101,3 +103,29 @@ async def test_a_served_source_is_counted_from_start_up(client: httpx.AsyncClien
 
     for outcome in ("accepted", "duplicate", "ignored"):
         assert ("crmflow_webhooks_total", (("outcome", outcome), ("source", "zoho"))) in samples
+
+
+async def test_a_request_over_the_limit_counts_as_overloaded_and_metrics_are_never_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    answered: list[int] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        answered.append(200)
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            answered.append(message["status"])
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    limit = RequestLimit(app, max_requests=0)  # every counted request is over the limit
+    before = await scrape(client)
+
+    await limit({"type": "http", "path": "/webhooks/hubspot", "method": "POST"}, receive, send)
+    await limit({"type": "http", "path": "/metrics", "method": "GET"}, receive, send)
+
+    assert answered == [503, 200]
+    after = await scrape(client)
+    assert webhooks(after, "hubspot", "overloaded") == webhooks(before, "hubspot", "overloaded") + 1
