@@ -152,6 +152,13 @@ def worker() -> None:
     apis = {"zoho": config.zoho_api_domain, "hubspot": config.hubspot_api_base}
     active = ", ".join(f"{source} ({apis[source]})" for source in config.sources)
     logger.info("worker: sources active: %s; %d rules from %s", active, len(rules.rules), config.rules_path)
+    if config.metrics_port:
+        from workers.metrics_server import MetricsPortError, serve_metrics
+
+        try:
+            serve_metrics(config.metrics_port, config.redis_url)
+        except MetricsPortError as exc:
+            _fail("cannot serve metrics", str(exc))
     run_forever(config, rules)
 
 

@@ -22,6 +22,7 @@ from receiver.rejections import record_rejection
 from receiver.routes import ReceiverState, routes_for
 from receiver.server import RequestLimit
 from workers.errors import QueueUnavailableError
+from workers.metrics import count_rejection, declare_webhook_sources
 from workers.queue import connect_queue
 
 logger = logging.getLogger("crmflow.receiver")
@@ -36,6 +37,7 @@ async def _webhook_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, AuthenticationError):  # only the webhook routes authenticate
         source = "zoho" if request.url.path.startswith("/webhooks/zoho") else "hubspot"
         await record_rejection(request.app.state.crmflow.redis, source, exc, int(time.time() * 1000))
+    count_rejection(request.url.path, exc.code)
     body: dict[str, object] = {"error": exc.code, "detail": detail}
     if exc.errors is not None:
         body["errors"] = [{key: redact(str(value), secrets) for key, value in error.items()} for error in exc.errors]
@@ -46,6 +48,7 @@ async def _webhook_error(request: Request, exc: Exception) -> Response:
 
 async def _queue_unavailable(request: Request, exc: Exception) -> Response:
     logger.error("%s %s: queue unavailable: %s", request.method, request.url.path, exc)
+    count_rejection(request.url.path, "queue_unavailable")
     return JSONResponse(
         {"error": "queue_unavailable", "detail": "the queue is unavailable; retry later"},
         status_code=503,
@@ -57,12 +60,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     # Starlette's own refusals (404 unknown path, 405 wrong method) in the same JSON shape as every other one.
     assert isinstance(exc, HTTPException)
     code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
+    count_rejection(request.url.path, code)
     return JSONResponse({"error": code, "detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
 async def _client_disconnect(request: Request, exc: Exception) -> Response:
     # The sender hung up mid-body: nothing was queued, and nobody is left to read this answer.
     logger.warning("%s %s rejected: the client hung up before sending the whole body", request.method, request.url.path)
+    count_rejection(request.url.path, "client_disconnected")
     return JSONResponse(
         {"error": "client_disconnected", "detail": "the client closed the connection before sending the whole body"},
         status_code=400,
@@ -93,4 +98,5 @@ def create_app(config: ReceiverConfig, *, redis: ArqRedis | None = None) -> Star
         },
     )
     app.state.crmflow = ReceiverState(config=config, redis=queue)
+    declare_webhook_sources(config.sources)
     return app

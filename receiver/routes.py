@@ -1,4 +1,5 @@
-"""Routes: POST /webhooks/zoho and /webhooks/hubspot (receive → verify → validate → enqueue), health, OpenAPI."""
+"""Routes: POST /webhooks/zoho and /webhooks/hubspot (receive → verify → validate → enqueue), health, metrics,
+OpenAPI."""
 
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ from receiver.validate import hubspot_events, hubspot_module, validate_hubspot, 
 from receiver.verify import HubSpotSignatureHeaders, hubspot_uri, verify_hubspot, verify_zoho
 from workers import keys
 from workers.contract import ChangeEvent
+from workers.metrics import CONTENT_TYPE_LATEST, count_webhook, exposition
+from workers.metrics_scrape import StateQuery, read_state, state_query
 from workers.queue import enqueue_events
 
 logger = logging.getLogger("crmflow.receiver")
@@ -53,6 +56,8 @@ class ReceiverState:
     # Parsing a 1 MiB callback of 47,000 ids takes about 60 MiB for a moment: at most this many at once,
     # whatever RECEIVER_MAX_REQUESTS allows (the work is CPU-bound: more at once would not finish sooner).
     large_bodies: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(LARGE_BODIES_AT_ONCE))
+    # What GET /metrics reads from Redis besides the queue (workers/metrics_scrape.py).
+    scrape: StateQuery = field(default_factory=state_query)
 
 
 def _state(request: Request) -> ReceiverState:
@@ -116,6 +121,7 @@ async def zoho_webhook(request: Request) -> Response:
         ignored,
         notification.channel_id,
     )
+    count_webhook("zoho", result.queued, result.coalesced, result.duplicates, ignored)
     # An event folded into its record's queued job is accepted and will be fetched: queued, for the sender.
     return _accepted(result.queued + result.coalesced, result.duplicates, ignored)
 
@@ -172,6 +178,7 @@ async def hubspot_webhook(request: Request) -> Response:
         duplicates,
         ignored,
     )
+    count_webhook("hubspot", result.queued, result.coalesced, duplicates, ignored)
     return _accepted(result.queued + result.coalesced, duplicates, ignored)
 
 
@@ -192,6 +199,15 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ready", "sources": _state(request).config.sources})
 
 
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics: this receiver's counters, and the shared state read from Redis in one round trip
+    (without it, when Redis does not answer within a second: crmflow_redis_up 0)."""
+    state = _state(request)
+    now_s = time.time()
+    shared = await read_state(state.redis, state.scrape, now_s)
+    return Response(exposition(shared, now_s), headers={"content-type": CONTENT_TYPE_LATEST})
+
+
 def _openapi_route(config: ReceiverConfig) -> Route:
     document = openapi_document(config)
 
@@ -207,6 +223,7 @@ def routes_for(config: ReceiverConfig) -> list[Route]:
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         _openapi_route(config),
     ]
     if "zoho" in config.sources:

@@ -17,7 +17,7 @@ out, and every route then answered a plain-text 503. This module keeps uvicorn a
 * **a request limit** (`RequestLimit`, an ASGI middleware wired in receiver/app.py): at most
   RECEIVER_MAX_REQUESTS requests in the app at once, which bounds memory to about that many bodies of at most
   the body cap, plus two large ones being parsed (receiver/routes.py, about 60 MiB each at the cap); more get a
-  JSON 503 with Retry-After at once. /healthz and /readyz are not counted: they read no body,
+  JSON 503 with Retry-After at once. /healthz, /readyz and /metrics are not counted: they read no body,
   and an orchestrator must not take a busy receiver for a dead one. uvicorn's `limit_concurrency` is off.
 
 Why this and not another server. hypercorn 0.18 closes a connection that has not sent a complete head within
@@ -48,6 +48,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from receiver.config import ReceiverConfig
 from receiver.receive import MAX_HEADER_BYTES
+from workers.metrics import count_rejection
 
 logger = logging.getLogger("crmflow.receiver")
 
@@ -68,7 +69,8 @@ _CODES = {
     431: "headers_too_large",
     503: "overloaded",
 }
-_HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
+# Not counted against the request limit: they read no body (and a busy receiver must stay observable).
+_HEALTH_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def refusal(status: int, detail: str) -> bytes:
@@ -283,6 +285,7 @@ class RequestLimit:
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.max_requests:
+            count_rejection(scope["path"], "overloaded")
             await self._refuse(send)
             return
         self.in_flight += 1

@@ -107,7 +107,7 @@ class ChannelFailures:
         self._redis = redis
 
     async def record(self, outcomes: list[Outcome], now: datetime, by: str) -> None:
-        """Remember each failure; forget a channel that is kept again."""
+        """Remember each failure, forget a channel that is kept again, and note each expiry Zoho reported."""
         kept = [o.channel_id for o in outcomes if o.ok]
         failed = {
             o.channel_id: orjson.dumps({"reason": f"{o.done}: {o.error}", "at": now.isoformat(), "by": by})
@@ -118,10 +118,16 @@ class ChannelFailures:
             await self._redis.hdel(keys.ZOHO_CHANNEL_FAILURES, *kept)  # type: ignore[misc]
         if failed:
             await self._redis.hset(keys.ZOHO_CHANNEL_FAILURES, mapping=failed)  # type: ignore[misc]
+        # Each channel's expiry as Zoho last granted or listed it, for crmflow_zoho_channel_expiry_timestamp_seconds.
+        expiry = {o.channel_id: str(o.expires_at.timestamp()) for o in outcomes if o.expires_at is not None}
+        if expiry:
+            await self._redis.hset(keys.ZOHO_CHANNEL_EXPIRY, mapping=expiry)  # type: ignore[misc]
 
     async def forget(self, channel_ids: list[str]) -> None:
+        """Forget channels that were disabled: their failures and their expiry."""
         if channel_ids:
             await self._redis.hdel(keys.ZOHO_CHANNEL_FAILURES, *channel_ids)  # type: ignore[misc]
+            await self._redis.hdel(keys.ZOHO_CHANNEL_EXPIRY, *channel_ids)  # type: ignore[misc]
 
     async def all(self) -> dict[str, Failure]:
         raw: dict[bytes | str, bytes | str] = await self._redis.hgetall(keys.ZOHO_CHANNEL_FAILURES)  # type: ignore[misc]

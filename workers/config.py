@@ -82,6 +82,9 @@ class WorkerConfig(BaseSettings):
     # The event log (workers/eventlog.py): entries older than this, and the oldest beyond this many, are dropped.
     event_log_max_age_s: int = Field(default=604_800, ge=60, validation_alias="EVENT_LOG_MAX_AGE_S")
     event_log_max_entries: int = Field(default=100_000, ge=1, validation_alias="EVENT_LOG_MAX_ENTRIES")
+    # Prometheus metrics of this worker process on http://0.0.0.0:WORKER_METRICS_PORT/metrics (0: none); each
+    # worker process on a host needs a port of its own (workers/metrics_server.py).
+    metrics_port: int = Field(default=0, ge=0, le=65_535, validation_alias="WORKER_METRICS_PORT")
 
     # Test hook (workers/checkpoints.py): hold jobs at this named point so a test can kill the worker there.
     test_pause_at: str | None = Field(default=None, validation_alias="CRMFLOW_TEST_PAUSE_AT")

@@ -170,7 +170,10 @@ class DutyRunner:
         else:
             took = self._clock() - started
             logger.info("duty %s done in %.1fs: %s", duty.name, took, summary)
-            await self._record(duty, {"state": "ok", "finished_at": self._clock(), "summary": summary, "error": ""})
+            finished = self._clock()
+            # last_ok_at outlives failed runs: crmflow_duty_last_completed_timestamp_seconds (workers/metrics.py).
+            fields = {"state": "ok", "finished_at": finished, "last_ok_at": finished, "summary": summary, "error": ""}
+            await self._record(duty, fields)
             return True
         finally:
             renewer.cancel()

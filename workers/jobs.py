@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from workers import job_notes, keys
+from workers import job_notes, keys, sources
 from workers.actions.dispatch import Actions, ActionTrace
 from workers.backoff import backoff_s
 from workers.checkpoints import NO_CHECKPOINTS, Checkpoints
@@ -50,6 +50,7 @@ from workers.event_entry import build_entry
 from workers.eventlog import EventLog, JobKind
 from workers.fetch import CrmClients, fetch_record, previous_values, remembered_fields
 from workers.log_context import log_context
+from workers.metrics import ACTIONS, JOBS, event_time, observe_lag
 from workers.queue import claim_coalesced
 from workers.record import Record
 from workers.replay import capture, rebuild
@@ -106,8 +107,30 @@ def lock_key(event: ChangeEvent) -> str:
     return keys.lock(event.source, event.module, event.record_id)
 
 
+def _job_source(event_data: Any) -> str:
+    """The job's source as a metric label: a registered source's name, else "other" (a malformed job)."""
+    name = event_data.get("source") if isinstance(event_data, dict) else None
+    return name if isinstance(name, str) and sources.source_named(name) is not None else "other"
+
+
+async def _counted(event_data: Any, run: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    """`await run`, counted in crmflow_jobs_total: retried (arq's Retry), dead_lettered, or processed."""
+    source = _job_source(event_data)
+    try:
+        result = await run
+    except Retry:
+        JOBS.labels(source, "retried").inc()
+        raise
+    JOBS.labels(source, "dead_lettered" if result.get("status") == "dead_lettered" else "processed").inc()
+    return result
+
+
 async def process_change(ctx: dict[str, Any], event_data: Any) -> dict[str, Any]:
     """The arq job: handle one change under the record's lock; retry transient failures with backoff."""
+    return await _counted(event_data, _process_change(ctx, event_data))
+
+
+async def _process_change(ctx: dict[str, Any], event_data: Any) -> dict[str, Any]:
     deps: WorkerDeps = ctx["deps"]
     runs: int = ctx.get("job_try", 1)
     try:
@@ -302,9 +325,19 @@ async def _run_one_action(
     try:
         result = await deps.actions.run(step, record, change, now=now, trace=trace)
     except FINAL_ERRORS as exc:
+        ACTIONS.labels(step.rule, step.action.type, "dead_lettered").inc()
         replay = capture(step, record, change, now, trace) if again is None else again.replay
         await _action_dead_letter(deps, event, job_try, exc.code, str(exc), type(exc).__name__, replay, trace)
         return {**names, "status": "dead_lettered", "error": exc.code}
+    except BaseException:
+        # Transient failures (and a cancelled job) end the try: the job is retried, or dead-lettered at its end.
+        ACTIONS.labels(step.rule, step.action.type, "failed").inc()
+        raise
+    ACTIONS.labels(step.rule, step.action.type, result.status).inc()
+    if result.status == "created" and again is None:
+        # A replayed action's lag would be the operator's delay, not the pipeline's: not observed.
+        notified_at = datetime.fromtimestamp(event.notified_at_ms / 1000, UTC)
+        observe_lag(event.source, event_time(notified_at, record.modified_time), deps.clock())
     # One letter per stretch of a hidden span that no history row covers (actions/zoho_history.py).
     for missed in result.missed.get("uncovered", []):
         message = "an earlier reschedule happened between two fetches; Zoho keeps no time or user for it"
@@ -481,6 +514,10 @@ async def replay_action(ctx: dict[str, Any], event_data: Any, replay_data: Any) 
     is not applied again. A final failure writes a new letter for the replayed event; transient ones are
     retried like process_change's, ending in such a letter.
     """
+    return await _counted(event_data, _replay_action(ctx, event_data, replay_data))
+
+
+async def _replay_action(ctx: dict[str, Any], event_data: Any, replay_data: Any) -> dict[str, Any]:
     deps: WorkerDeps = ctx["deps"]
     runs: int = ctx.get("job_try", 1)
     try:

@@ -30,6 +30,8 @@ operator's sake, though arq builds them.
 |                                         | to keep that watch channel failed      | once it is kept again       |
 | crmflow:rejections:<source>             | hash: webhooks the receiver refused    | REJECTIONS_TTL_S (7 d) from |
 |                                         | (401) and when, per setting at fault   | the last one                |
+| crmflow:zoho:channel-expiry            | hash: channel id -> its expiry as Zoho | kept; rewritten by every    |
+|                                         | last granted or listed (epoch s)       | upkeep; for /metrics        |
 | crmflow:queued:<source>:<module>:<id>   | hash: the record's queued job, and the | until the job starts; 1 day |
 |                                         | events coalesced into it (queue.py)    | at most                     |
 | crmflow:coalesced:<job id>              | hash: what coalesced events added to a | 1 day from queueing         |
@@ -50,7 +52,8 @@ operator's sake, though arq builds them.
 | crmflow:duty:<name>:lease               | the worker whose turn it is to run the | the duty's interval         |
 |                                         | duty (channel upkeep, sweep)           |                             |
 | crmflow:duty:<name>:running             | held while a run of the duty lasts     | renewed; RUNNING_TTL_S 30 s |
-| crmflow:duty:<name>:state               | hash: the duty's last run and outcome  | kept                        |
+| crmflow:duty:<name>:state               | hash: the duty's last run and outcome, | kept                        |
+|                                         | and when it last succeeded             |                             |
 | crmflow:sweep:<source>:<module>:cursor  | epoch ms: every record modified before | kept                        |
 |                                         | it is queued (where the last sweep of  |                             |
 |                                         | the module ended)                      |                             |
@@ -189,6 +192,8 @@ def deadletter(letter_id: str) -> str:
 ZOHO_REFRESH_WINDOW_S = 600
 # Zoho watch channels that could not be kept (workers/channel_upkeep.py): channel id -> JSON {reason, at, by}.
 ZOHO_CHANNEL_FAILURES = f"{PREFIX}zoho:channel-failures"
+# Each kept Zoho watch channel's expiry (epoch seconds, as text), for the metrics (workers/metrics_scrape.py).
+ZOHO_CHANNEL_EXPIRY = f"{PREFIX}zoho:channel-expiry"
 CRM_CALLS_TTL_S = 35 * DAY_S
 
 

@@ -170,6 +170,7 @@ def test_the_proxy_serves_the_webhooks_over_tls_and_answers_its_refusals_in_json
     with proxied.client() as http:
         accepted = http.post("/webhooks/zoho", content=notification, headers=json_type)
         health = http.get("/healthz")
+        metrics = http.get("/metrics")
         declared = http.post("/webhooks/zoho", content=b"x" * (2 * 1024 * 1024), headers=json_type)
         streamed = http.post("/webhooks/zoho", content=iter([b"x" * 65536] * 32), headers=json_type)
         at_the_cap = http.post("/webhooks/zoho", content=b" " * 1_048_576, headers=json_type)
@@ -182,6 +183,7 @@ def test_the_proxy_serves_the_webhooks_over_tls_and_answers_its_refusals_in_json
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["queued"] == 1 and queued == 1
     assert (health.status_code, health.json()) == (200, {"status": "ok"})
+    assert refusal(metrics) == (404, "not_found")  # Prometheus scrapes the receiver inside, never through here
     assert refusal(declared) == (413, "payload_too_large")  # refused by the proxy before it is read
     assert refusal(streamed) == (413, "payload_too_large")  # chunked: refused by the proxy at the cap
     assert refusal(at_the_cap) == (400, "malformed_json")  # exactly the cap: passed on, refused by the receiver

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import orjson
 
-from workers.crm.responses import body_of, send
+from workers.crm.responses import Call, body_of, send
 from workers.errors import CrmNotFoundError, CrmTransientError
 from workers.record import Record
 
@@ -23,8 +23,9 @@ class DummyClient:
         self._http = http
         self._base = base_url
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = await send(self._http, method, self._base + path, what=f"{method} {path}", **kwargs)
+    async def _call(self, operation: str, method: str, path: str, **kwargs: Any) -> Any:
+        what, call = f"{method} {path}", Call("dummy", operation)
+        response = await send(self._http, method, self._base + path, what=what, call=call, **kwargs)
         if response.status_code == 404:
             raise CrmNotFoundError(path)
         if response.status_code >= 400:
@@ -32,16 +33,16 @@ class DummyClient:
         return body_of(response)
 
     async def get_widget(self, widget_id: str) -> Record:
-        body = await self._call("GET", f"/widgets/{widget_id}")
+        body = await self._call("get_record", "GET", f"/widgets/{widget_id}")
         modified = datetime.fromisoformat(body["modified"])
         return Record(source="dummy", module="widgets", id=widget_id, modified_time=modified, fields=body["fields"])
 
     async def notes_of(self, widget_id: str) -> list[dict[str, Any]]:
-        notes: list[dict[str, Any]] = await self._call("GET", f"/widgets/{widget_id}/notes")
+        notes: list[dict[str, Any]] = await self._call("list_notes", "GET", f"/widgets/{widget_id}/notes")
         return notes
 
     async def add_note(self, widget_id: str, text: str) -> str:
-        created = await self._call("POST", f"/widgets/{widget_id}/notes", json={"text": text})
+        created = await self._call("create_note", "POST", f"/widgets/{widget_id}/notes", json={"text": text})
         return str(created["id"])
 
 

@@ -19,6 +19,7 @@ from sandbox.app import create_app
 from sandbox.config import SandboxConfig
 from tests.sandbox.harness import FakeClock
 from tests.workers.harness import sandbox_zoho, worker_config
+from workers import keys
 from workers.channel_upkeep import ChannelFailures, channel_duty, keep_channels, subscribe
 from workers.channels import Wanted, asked_expiry
 from workers.crm.zoho import ZohoClient
@@ -262,6 +263,21 @@ async def test_the_duty_records_a_channel_it_could_not_keep_and_forgets_it_once_
     # The one-hour channels are renewed, now that the clocks agree.
     assert kept == f"{FIRST} renewed (expires in 1h 0m): 6d 23h left; {SECOND} renewed (expires in 1h 0m): 6d 23h left"
     assert await failures.all() == {}
+
+
+async def test_each_expiry_zoho_reports_is_kept_for_the_metrics_and_goes_with_the_channel(
+    zoho: Zoho, redis: ArqRedis
+) -> None:
+    outcomes = await keep_channels(zoho.client, WANTED, zoho.clock.now)
+    failures = ChannelFailures(redis)
+
+    await failures.record(outcomes, zoho.clock.now, by="worker w1")
+    expiry = await redis.hgetall(keys.ZOHO_CHANNEL_EXPIRY)  # type: ignore[misc]
+
+    granted = {o.channel_id: o.expires_at for o in outcomes}
+    assert {k.decode(): datetime.fromtimestamp(float(v), UTC) for k, v in expiry.items()} == granted
+    await failures.forget([FIRST])
+    assert set(await redis.hkeys(keys.ZOHO_CHANNEL_EXPIRY)) == {SECOND.encode()}  # type: ignore[misc]
 
 
 async def test_the_channels_view_never_shows_the_token(zoho: Zoho, redis: ArqRedis) -> None:

@@ -110,6 +110,27 @@ async def test_a_failed_run_is_recorded_and_the_worker_carries_on(redis: ArqRedi
     assert await redis.exists(keys.duty_running("broken")) == 0
 
 
+async def test_the_last_success_outlives_a_failed_run(redis: ArqRedis) -> None:
+    outcomes = iter(["done"])
+
+    async def once_then_broken() -> str:
+        try:
+            return next(outcomes)
+        except StopIteration:
+            raise RuntimeError("Zoho said no") from None
+
+    duty = Duty("flaky", 0.001, once_then_broken)
+    ticks = itertools.count(100)
+    runner = DutyRunner(redis, [duty], owner="w0", clock=lambda: float(next(ticks)))
+    await runner.run_once(duty)
+    await redis.delete(keys.duty_lease("flaky"))
+    await runner.run_once(duty)
+
+    state = await duty_state(redis, "flaky")
+    # Each run reads the clock when it starts and ends (a success also for its duration).
+    assert (state["state"], state["finished_at"], state["last_ok_at"]) == ("failed", "104.0", "102.0")
+
+
 async def test_a_worker_stopped_mid_run_hands_the_duty_over_at_once(redis: ArqRedis) -> None:
     started = asyncio.Event()
 

@@ -22,7 +22,7 @@ from workers.crm.hubspot_models import (
     raise_for_hubspot,
     search_page,
 )
-from workers.crm.responses import Gate, send
+from workers.crm.responses import Call, Gate, send
 from workers.record import Record
 
 OBJECTS = "/crm/objects/2026-03"
@@ -53,7 +53,9 @@ class HubSpotClient:
         """GET one appointment (its usual properties and `properties`) with the history of its start and end."""
         wanted = sorted(set(PROPERTIES) | set(properties))
         params = {"properties": ",".join(wanted), "propertiesWithHistory": ",".join(HISTORY)}
-        return appointment_record(await self._call("GET", f"{OBJECTS}/{APPOINTMENTS}/{record_id}", params=params))
+        return appointment_record(
+            await self._call("get_record", "GET", f"{OBJECTS}/{APPOINTMENTS}/{record_id}", params=params)
+        )
 
     async def get_appointments(self, record_ids: Sequence[str]) -> tuple[list[Record], list[str]]:
         """Batch read (50 ids a request, HubSpot's limit with history); the records and the ids not found."""
@@ -61,7 +63,9 @@ class HubSpotClient:
         missing: list[str] = []
         for chunk in _chunks(list(dict.fromkeys(record_ids)), BATCH_WITH_HISTORY_LIMIT):
             body = {"inputs": [{"id": i} for i in chunk], "properties": PROPERTIES, "propertiesWithHistory": HISTORY}
-            found, lost = batch_records(await self._call("POST", f"{OBJECTS}/{APPOINTMENTS}/batch/read", json=body))
+            found, lost = batch_records(
+                await self._call("batch_read_records", "POST", f"{OBJECTS}/{APPOINTMENTS}/batch/read", json=body)
+            )
             records.extend(found)
             missing.extend(lost)
         return records, missing
@@ -75,12 +79,14 @@ class HubSpotClient:
         "Search"); pacing is the caller's (workers/sweep_paging.py).
         """
         body = modified_window_search(since, until, limit=limit, after=after)
-        return search_page(await self._call("POST", f"{OBJECTS}/{APPOINTMENTS}/search", json=body))
+        return search_page(await self._call("search_modified", "POST", f"{OBJECTS}/{APPOINTMENTS}/search", json=body))
 
     async def note_association_type(self) -> int:
         """The note → appointment association type, looked up once (HubSpot documents no constant for it)."""
         if self._note_type is None:
-            body = await self._call("GET", "/crm/associations/2026-03/notes/appointments/labels")
+            body = await self._call(
+                "get_association_labels", "GET", "/crm/associations/2026-03/notes/appointments/labels"
+            )
             self._note_type = association_type_id(body)
         return self._note_type
 
@@ -94,7 +100,7 @@ class HubSpotClient:
             "properties": dict(properties),
             "associations": [{"to": {"id": appointment_id}, "types": [association]}],
         }
-        created = await self._call("POST", f"{OBJECTS}/notes", json=body)
+        created = await self._call("create_note", "POST", f"{OBJECTS}/notes", json=body)
         return str(created["id"])
 
     async def notes_of(self, appointment_id: str) -> list[Mapping[str, Any]]:
@@ -104,7 +110,10 @@ class HubSpotClient:
         while True:
             params = {"limit": "500", **({"after": after} if after else {})}
             page = await self._call(
-                "GET", f"{OBJECTS}/{APPOINTMENTS}/{appointment_id}/associations/notes", params=params
+                "list_note_associations",
+                "GET",
+                f"{OBJECTS}/{APPOINTMENTS}/{appointment_id}/associations/notes",
+                params=params,
             )
             ids.extend(note_ids(page))
             after = ((page.get("paging") or {}).get("next") or {}).get("after") if isinstance(page, dict) else None
@@ -113,15 +122,25 @@ class HubSpotClient:
         notes: list[Mapping[str, Any]] = []
         for chunk in _chunks(ids, BATCH_LIMIT):
             body = {"inputs": [{"id": i} for i in chunk], "properties": NOTE_FIELDS}
-            answer = await self._call("POST", f"{OBJECTS}/notes/batch/read", json=body)
+            answer = await self._call("batch_read_notes", "POST", f"{OBJECTS}/notes/batch/read", json=body)
             notes.extend(answer.get("results", []) if isinstance(answer, dict) else [])
         return notes
 
-    async def _call(self, method: str, path: str, *, params: dict[str, str] | None = None, json: Any = None) -> Any:
+    async def _call(
+        self, operation: str, method: str, path: str, *, params: dict[str, str] | None = None, json: Any = None
+    ) -> Any:
         headers = {"Authorization": f"Bearer {self._token.get_secret_value()}"}
         url = self._base + path
         what = f"{method} {path}"
         response = await send(
-            self._http, method, url, what=what, gate=self._gate, params=params, json=json, headers=headers
+            self._http,
+            method,
+            url,
+            what=what,
+            call=Call("hubspot", operation),
+            gate=self._gate,
+            params=params,
+            json=json,
+            headers=headers,
         )
         return raise_for_hubspot(response)

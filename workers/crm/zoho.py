@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from workers.crm.responses import Gate, send
+from workers.crm.responses import Call, Gate, send
 from workers.crm.zoho_auth import ZohoTokens
 from workers.crm.zoho_models import (
     APPOINTMENTS,
@@ -60,17 +60,19 @@ class ZohoClient:
 
     async def get_appointment(self, record_id: str) -> Record:
         """GET /Appointments__s/{id}."""
-        body = await self._call("GET", f"/{APPOINTMENTS}/{record_id}")
+        body = await self._call("get_record", "GET", f"/{APPOINTMENTS}/{record_id}")
         return appointment_record(body, record_id)
 
     async def list_reschedule_history(self, appointment_id: str) -> list[Mapping[str, Any]]:
         """GET /Appointments__s/{id}/Appointments_Rescheduled_History__s (Zoho keeps the latest 20)."""
-        body = await self._call("GET", f"/{APPOINTMENTS}/{appointment_id}/{HISTORY}", params={"fields": HISTORY_FIELDS})
+        body = await self._call(
+            "list_history", "GET", f"/{APPOINTMENTS}/{appointment_id}/{HISTORY}", params={"fields": HISTORY_FIELDS}
+        )
         return history_rows(body)
 
     async def add_reschedule_history(self, row: Mapping[str, Any]) -> str:
         """POST one row to /Appointments_Rescheduled_History__s; return the new row's id."""
-        body = await self._call("POST", f"/{HISTORY}", json={"data": [dict(row)]})
+        body = await self._call("create_history", "POST", f"/{HISTORY}", json={"data": [dict(row)]})
         return created_id(body)
 
     async def list_modified(
@@ -86,7 +88,7 @@ class ZohoClient:
         }
         if page_token is None:
             return modified_listing(
-                await self._call("GET", f"/{APPOINTMENTS}", params={**params, "page": str(page or 1)})
+                await self._call("list_modified", "GET", f"/{APPOINTMENTS}", params={**params, "page": str(page or 1)})
             )
         try:
             return await self._list_by_token(params, page_token, with_page=self._token_with_page)
@@ -102,13 +104,13 @@ class ZohoClient:
 
     async def _list_by_token(self, params: dict[str, str], token: str, *, with_page: bool) -> ModifiedListing:
         query = {**params, "page_token": token, **({"page": TOKEN_PAGE} if with_page else {})}
-        return modified_listing(await self._call("GET", f"/{APPOINTMENTS}", params=query))
+        return modified_listing(await self._call("list_modified", "GET", f"/{APPOINTMENTS}", params=query))
 
     # Watch channels (docs/zoho-crm.md, "Notifications (watch channels)"; scope ZohoCRM.notifications.ALL).
 
     async def list_channels(self) -> dict[str, WatchChannel]:
         """GET /actions/watch: the org's channels by channel_id (none for 204)."""
-        return parse_channels(await self._call("GET", f"/{WATCH}"))
+        return parse_channels(await self._call("list_channels", "GET", f"/{WATCH}"))
 
     async def enable_channels(
         self, specs: list[ChannelSpec], expiry: datetime
@@ -125,21 +127,25 @@ class ZohoClient:
     async def disable_channels(self, channel_ids: list[str]) -> dict[str, CrmRejectedError | None]:
         """DELETE /actions/watch?channel_ids=...; per channel, None when disabled, else Zoho's error."""
         params = {"channel_ids": ",".join(channel_ids)}
-        return parse_disable(await self._call("DELETE", f"/{WATCH}", params=params, per_item="watch"), channel_ids)
+        return parse_disable(
+            await self._call("disable_channels", "DELETE", f"/{WATCH}", params=params, per_item="watch"), channel_ids
+        )
 
     async def _write_channels(
         self, method: str, specs: list[ChannelSpec], expiry: datetime
     ) -> dict[str, Granted | CrmRejectedError | CrmTransientError]:
         results: dict[str, Granted | CrmRejectedError | CrmTransientError] = {}
+        operation = "enable_channels" if method == "POST" else "update_channels"
         for start in range(0, len(specs), MAX_CHANNELS_PER_CALL):
             chunk = specs[start : start + MAX_CHANNELS_PER_CALL]
             body = {"watch": [spec.item(expiry) for spec in chunk]}
-            answer = await self._call(method, f"/{WATCH}", json=body, per_item="watch")
+            answer = await self._call(operation, method, f"/{WATCH}", json=body, per_item="watch")
             results.update(parse_write(answer, [spec.channel_id for spec in chunk]))
         return results
 
     async def _call(
         self,
+        operation: str,
         method: str,
         path: str,
         *,
@@ -148,7 +154,7 @@ class ZohoClient:
         per_item: str | None = None,
     ) -> Any:
         token = await self._tokens.get()
-        response = await self._send(method, path, token, params=params, json=json)
+        response = await self._send(operation, method, path, token, params=params, json=json)
         if response.status_code == 401:
             try:
                 raise_for_zoho(response)
@@ -158,14 +164,22 @@ class ZohoClient:
             # Expired, revoked, or pushed out by newer tokens (INVALID_TOKEN, INVALID_OAUTHTOKEN, ...):
             # refresh once (unless another worker already has) and try again.
             token = await self._tokens.refresh(stale=token)
-            response = await self._send(method, path, token, params=params, json=json)
+            response = await self._send(operation, method, path, token, params=params, json=json)
         return raise_for_zoho(response, per_item=per_item)
 
     async def _send(
-        self, method: str, path: str, token: str, *, params: dict[str, str] | None, json: Any
+        self, operation: str, method: str, path: str, token: str, *, params: dict[str, str] | None, json: Any
     ) -> httpx.Response:
         headers = {"Authorization": f"Zoho-oauthtoken {token}"}
         url, what = self._base + path, f"{method} {path}"
         return await send(
-            self._http, method, url, what=what, gate=self._gate, params=params, json=json, headers=headers
+            self._http,
+            method,
+            url,
+            what=what,
+            call=Call("zoho", operation),
+            gate=self._gate,
+            params=params,
+            json=json,
+            headers=headers,
         )

@@ -26,7 +26,7 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from workers import keys
-from workers.crm.responses import Gate, body_of, send
+from workers.crm.responses import Call, Gate, body_of, send
 from workers.errors import CrmAuthError, CrmRateLimitedError, CrmTransientError
 
 logger = logging.getLogger("crmflow.zoho.auth")
@@ -179,7 +179,13 @@ class ZohoTokens:
         }
         try:
             response = await send(
-                self._http, "POST", f"{self._accounts_url}/oauth/v2/token", what="token", gate=self._gate, data=form
+                self._http,
+                "POST",
+                f"{self._accounts_url}/oauth/v2/token",
+                what="token",
+                call=Call("zoho", "refresh_token"),
+                gate=self._gate,
+                data=form,
             )
         except CrmTransientError as exc:
             raise CrmTransientError(
