@@ -50,6 +50,20 @@ def outcome_of(result: Mapping[str, Any], actions: tuple[EntryAction, ...], dead
     return "nothing_to_do"
 
 
+def letters_kept(result: Mapping[str, Any], notes: JobNotes) -> list[str]:
+    """The ids of the dead letters the job kept: those it noted, and its result's own."""
+    letters = list(notes.dead_letters)
+    if result.get("dead_letter") and result["dead_letter"] not in letters:
+        letters.append(str(result["dead_letter"]))
+    return letters
+
+
+def job_outcome(result: Mapping[str, Any], notes: JobNotes) -> Outcome:
+    """The outcome of a job that ended with `result`, as its event log entry and crmflow_jobs_total have it."""
+    actions = tuple(_action(item) for item in result.get("actions", ()))
+    return outcome_of(result, actions, letters_kept(result, notes))
+
+
 def build_entry(
     *,
     job: JobKind,
@@ -63,9 +77,7 @@ def build_entry(
 ) -> EventEntry:
     """The entry for a job that ended with `result` after `runs` runs (arq's, rate-limit waits included)."""
     actions = tuple(_action(item) for item in result.get("actions", ()))
-    letters = list(notes.dead_letters)
-    if result.get("dead_letter") and result["dead_letter"] not in letters:
-        letters.append(str(result["dead_letter"]))
+    letters = letters_kept(result, notes)
     first_seen = result.get("first_seen")
     return EventEntry(
         job_id=job_id,

@@ -46,7 +46,7 @@ from workers.errors import (
     CrmTransientError,
     loggable,
 )
-from workers.event_entry import build_entry
+from workers.event_entry import build_entry, job_outcome
 from workers.eventlog import EventLog, JobKind
 from workers.fetch import CrmClients, fetch_record, previous_values, remembered_fields
 from workers.log_context import log_context
@@ -113,24 +113,32 @@ def _job_source(event_data: Any) -> str:
     return name if isinstance(name, str) and sources.source_named(name) is not None else "other"
 
 
-async def _counted(event_data: Any, run: Awaitable[dict[str, Any]]) -> dict[str, Any]:
-    """`await run`, counted in crmflow_jobs_total: retried (arq's Retry), dead_lettered, or processed."""
+async def _counted(
+    ctx: dict[str, Any], event_data: Any, run: Callable[[job_notes.JobNotes], Awaitable[dict[str, Any]]]
+) -> dict[str, Any]:
+    """`await run(notes)`, counted in crmflow_jobs_total: retried (arq's Retry), dead_lettered, or processed.
+
+    dead_lettered when the job kept any letter (an action's, a missed reschedule's), as its event log entry
+    says (workers/event_entry.py `job_outcome`), even where its result's status is "processed".
+    """
     source = _job_source(event_data)
-    try:
-        result = await run
-    except Retry:
-        JOBS.labels(source, "retried").inc()
-        raise
-    JOBS.labels(source, "dead_lettered" if result.get("status") == "dead_lettered" else "processed").inc()
+    deps: WorkerDeps = ctx["deps"]
+    with job_notes.noting(deps.clock()) as notes:
+        try:
+            result = await run(notes)
+        except Retry:
+            JOBS.labels(source, "retried").inc()
+            raise
+    JOBS.labels(source, "dead_lettered" if job_outcome(result, notes) == "dead_lettered" else "processed").inc()
     return result
 
 
 async def process_change(ctx: dict[str, Any], event_data: Any) -> dict[str, Any]:
     """The arq job: handle one change under the record's lock; retry transient failures with backoff."""
-    return await _counted(event_data, _process_change(ctx, event_data))
+    return await _counted(ctx, event_data, lambda notes: _process_change(ctx, event_data, notes))
 
 
-async def _process_change(ctx: dict[str, Any], event_data: Any) -> dict[str, Any]:
+async def _process_change(ctx: dict[str, Any], event_data: Any, notes: job_notes.JobNotes) -> dict[str, Any]:
     deps: WorkerDeps = ctx["deps"]
     runs: int = ctx.get("job_try", 1)
     try:
@@ -147,8 +155,7 @@ async def _process_change(ctx: dict[str, Any], event_data: Any) -> dict[str, Any
         return await handle_change(event, deps, job_try=job_try, notified=notified)
 
     with _job_context(event, event.job_id()):
-        with job_notes.noting(deps.clock()) as notes:
-            result = await _guarded(deps, event, event.job_id(), runs, ctx.get("enqueue_time"), work, give_up)
+        result = await _guarded(deps, event, event.job_id(), runs, ctx.get("enqueue_time"), work, give_up)
         await _log_event(deps, ctx, "process_change", event.job_id(), event, result, notes)
         return result
 
@@ -514,10 +521,12 @@ async def replay_action(ctx: dict[str, Any], event_data: Any, replay_data: Any) 
     is not applied again. A final failure writes a new letter for the replayed event; transient ones are
     retried like process_change's, ending in such a letter.
     """
-    return await _counted(event_data, _replay_action(ctx, event_data, replay_data))
+    return await _counted(ctx, event_data, lambda notes: _replay_action(ctx, event_data, replay_data, notes))
 
 
-async def _replay_action(ctx: dict[str, Any], event_data: Any, replay_data: Any) -> dict[str, Any]:
+async def _replay_action(
+    ctx: dict[str, Any], event_data: Any, replay_data: Any, notes: job_notes.JobNotes
+) -> dict[str, Any]:
     deps: WorkerDeps = ctx["deps"]
     runs: int = ctx.get("job_try", 1)
     try:
@@ -527,11 +536,17 @@ async def _replay_action(ctx: dict[str, Any], event_data: Any, replay_data: Any)
         return await _reject_malformed_replay(deps, event_data, replay_data, runs, exc)
     job_id = str(ctx.get("job_id") or action_job_id(event, replay.rule, replay.type))
     with _job_context(event, job_id), log_context(rule=replay.rule, action=replay.type):
-        return await _replay(deps, ctx, event, replay, job_id, runs)
+        return await _replay(deps, ctx, event, replay, job_id, runs, notes)
 
 
 async def _replay(
-    deps: WorkerDeps, ctx: dict[str, Any], event: ChangeEvent, replay: ActionReplay, job_id: str, runs: int
+    deps: WorkerDeps,
+    ctx: dict[str, Any],
+    event: ChangeEvent,
+    replay: ActionReplay,
+    job_id: str,
+    runs: int,
+    notes: job_notes.JobNotes,
 ) -> dict[str, Any]:
     trace = ActionTrace()
 
@@ -550,9 +565,8 @@ async def _replay(
 
         return await _guarded(deps, event, job_id, runs, ctx.get("enqueue_time"), work, give_up)
 
-    with job_notes.noting(deps.clock()) as notes:
-        job_notes.note_change(replay.change)
-        result = await again()
+    job_notes.note_change(replay.change)
+    result = await again()
     await _log_event(deps, ctx, "replay_action", job_id, event, result, notes)
     return result
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from arq.connections import ArqRedis
 
-from tests.workers.test_jobs import HISTORY_PATH, NEVER_RESCHEDULED, Zoho, notify, soon, work, zoho
+from tests.workers.test_jobs import HISTORY_PATH, NEVER_RESCHEDULED, Zoho, notify, result, soon, work, zoho, zoho_error
 from workers.metrics import REGISTRY
 
 __all__ = ["zoho"]  # the fixture
@@ -56,3 +56,21 @@ async def test_retries_then_a_dead_letter_are_counted_per_run(redis: ArqRedis, r
     assert jobs("dead_lettered") == dead + 1
     assert actions("failed") == failed + 4
     assert value("crmflow_crm_requests_total", source="zoho", operation="create_history", status="500") == errors + 4
+
+
+async def test_a_job_whose_action_is_dead_lettered_counts_dead_lettered_not_processed(
+    redis: ArqRedis, redis_url: str, zoho: Zoho
+) -> None:
+    await notify(redis, NEVER_RESCHEDULED, "insert")
+    await work(redis_url, zoho)
+    await zoho.reschedule(NEVER_RESCHEDULED, soon(6))
+    await zoho.faults(zoho_error(400, "INVALID_DATA", "invalid data", "Rescheduled_By"))
+    processed, dead = jobs("processed"), jobs("dead_lettered")
+
+    event = await notify(redis, NEVER_RESCHEDULED)
+    await work(redis_url, zoho)
+
+    # The job's own status stays "processed"; it kept the action's letter, as its event log entry says.
+    assert (await result(redis, event))["status"] == "processed"
+    assert jobs("dead_lettered") == dead + 1
+    assert jobs("processed") == processed
