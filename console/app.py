@@ -18,7 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from console.auth import Sessions, signing_key
+from console.auth import LoginThrottle, Sessions, signing_key
 from console.config import ConsoleConfig
 from console.middleware import RequireLogin, SecurityHeaders
 from console.pages.deadletters import DeadLetterPages
@@ -57,9 +57,11 @@ def create_app(config: ConsoleConfig, redis: ArqRedis | None = None) -> Starlett
     connections = _Connections(config.redis_url, redis, http=config.receiver_url is not None)
     views = Views(environment(), key)
     sessions = Sessions(connections.redis, config.session_s)
+    # One count of failed logins per address, the login form's and wrong bearer tokens' alike.
+    throttle = LoginThrottle()
     routes: list[BaseRoute] = [
         Route("/", _home, methods=["GET"]),
-        *Login(views, sessions, token).routes(),
+        *Login(views, sessions, token, throttle).routes(),
         *EventPages(views, connections.redis).routes(),
         *DeadLetterPages(views, connections.redis).routes(),
         *HealthPage(views, connections.redis, connections.http, config.receiver_url).routes(),
@@ -76,7 +78,7 @@ def create_app(config: ConsoleConfig, redis: ArqRedis | None = None) -> Starlett
 
     middleware = [
         Middleware(SecurityHeaders),
-        Middleware(RequireLogin, token=token, key=key, sessions=sessions),
+        Middleware(RequireLogin, token=token, key=key, sessions=sessions, throttle=throttle),
     ]
     handlers: dict[Any, Any] = {HTTPException: error, RedisError: unavailable}
     return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=connections.lifespan)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -12,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from console.auth import SESSION_COOKIE, Sessions, bearer, session_of, token_matches
+from console.auth import SESSION_COOKIE, LoginThrottle, Sessions, bearer, session_of, token_matches
 
 # No inline script or style anywhere: the console's JS and CSS are files under /static.
 CSP = (
@@ -78,13 +79,20 @@ def wants_html(headers: Headers) -> bool:
 
 class RequireLogin:
     """Lets a request through with a valid bearer token or an open session (as scope state "principal"); else a
-    browser is sent to the login form and any other client gets 401."""
+    browser is sent to the login form and any other client gets 401.
 
-    def __init__(self, app: ASGIApp, *, token: str, key: bytes, sessions: Sessions) -> None:
+    Wrong bearer tokens count as failed logins in `throttle` (the login form's, per client address): while an
+    address is blocked, its bearer requests get 429 with Retry-After, right token or not.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, token: str, key: bytes, sessions: Sessions, throttle: LoginThrottle | None = None
+    ) -> None:
         self.app = app
         self._token = token
         self._key = key
         self._sessions = sessions
+        self._throttle = throttle or LoginThrottle()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or public(scope["path"]):
@@ -101,9 +109,16 @@ class RequireLogin:
     async def _principal(self, request: Request) -> tuple[Principal | None, Response | None]:
         header = request.headers.get("authorization")
         if header is not None:
+            client = request.client.host if request.client else "-"
+            now = time.monotonic()
+            wait_s = self._throttle.blocked_for(client, now)
+            if wait_s > 0:
+                return None, _too_many(wait_s)
             given = bearer(header)
             if given is not None and token_matches(given, self._token):
+                self._throttle.succeeded(client)
                 return Principal(), None
+            self._throttle.failed(client, now)
             return None, _unauthorised("the Authorization header is not `Bearer <CONSOLE_TOKEN>`")
         session_id = session_of(self._key, request.cookies.get(SESSION_COOKIE), time.time())
         if session_id is None:
@@ -124,3 +139,9 @@ class RequireLogin:
 
 def _unauthorised(message: str) -> Response:
     return JSONResponse({"error": message}, status_code=401, headers={"www-authenticate": 'Bearer realm="crmflow"'})
+
+
+def _too_many(wait_s: float) -> Response:
+    seconds = max(1, math.ceil(wait_s))
+    message = f"too many wrong tokens from this address: try again in {seconds} s"
+    return JSONResponse({"error": message}, status_code=429, headers={"retry-after": str(seconds)})

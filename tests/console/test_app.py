@@ -94,6 +94,19 @@ async def test_logins_are_throttled_after_repeated_failures(client: httpx.AsyncC
     assert "Too many failed logins" in blocked.text
 
 
+async def test_wrong_bearer_tokens_are_throttled_with_retry_after(client: httpx.AsyncClient) -> None:
+    wrong = {"Authorization": "Bearer wrong-token-guess"} | JSON
+    for _ in range(5):
+        assert (await client.get("/events", headers=wrong)).status_code == 401
+
+    blocked = await client.get("/events", headers=BEARER | JSON)
+
+    assert blocked.status_code == 429
+    assert 1 <= int(blocked.headers["retry-after"]) <= 60
+    assert "too many wrong tokens" in blocked.json()["error"]
+    assert (await log_in(client)).status_code == 429  # the login form counts the same failures
+
+
 async def test_logging_out_ends_the_session_for_good(client: httpx.AsyncClient, redis: ArqRedis) -> None:
     await log_in(client)
     cookie = client.cookies[SESSION_COOKIE]
