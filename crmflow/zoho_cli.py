@@ -189,10 +189,12 @@ def _report(outcomes: list[Outcome], now: datetime) -> None:
 
 def _keep(outcomes_of: Callable[[Session, datetime], Awaitable[list[Outcome]]], by: str) -> None:
     settings = _settings(channels=True)
+    wanted_ids = settings.wanted().channel_ids
     now = _now()
 
     async def work(session: Session) -> list[Outcome]:
         outcomes = await outcomes_of(session, now)
+        await session.failures.forget_unwanted(wanted_ids)
         await session.failures.record(outcomes, now, by=by)
         return outcomes
 

@@ -129,6 +129,16 @@ class ChannelFailures:
             await self._redis.hdel(keys.ZOHO_CHANNEL_FAILURES, *channel_ids)  # type: ignore[misc]
             await self._redis.hdel(keys.ZOHO_CHANNEL_EXPIRY, *channel_ids)  # type: ignore[misc]
 
+    async def forget_unwanted(self, wanted_ids: tuple[str, ...]) -> None:
+        """Forget the failures and expiry of every channel no longer wanted (dropped from ZOHO_CHANNEL_IDS):
+        nothing renews those, and an expiry kept would fire CrmflowZohoChannelExpiringSoon for good."""
+        for key in (keys.ZOHO_CHANNEL_FAILURES, keys.ZOHO_CHANNEL_EXPIRY):
+            fields: list[bytes | str] = await self._redis.hkeys(key)  # type: ignore[misc]
+            names = [f.decode() if isinstance(f, bytes) else f for f in fields]
+            unwanted = [name for name in names if name not in wanted_ids]
+            if unwanted:
+                await self._redis.hdel(key, *unwanted)  # type: ignore[misc]
+
     async def all(self) -> dict[str, Failure]:
         raw: dict[bytes | str, bytes | str] = await self._redis.hgetall(keys.ZOHO_CHANNEL_FAILURES)  # type: ignore[misc]
         failures: dict[str, Failure] = {}
@@ -161,6 +171,7 @@ def channel_duty(
     async def run() -> str:
         now = clock()
         outcomes = await keep_channels(client, wanted, now)
+        await failures.forget_unwanted(wanted.channel_ids)
         await failures.record(outcomes, now, by=by)
         log_failures(outcomes)
         done = summary(outcomes, now)

@@ -21,7 +21,7 @@ from tests.sandbox.harness import FakeClock
 from tests.workers.harness import sandbox_zoho, worker_config
 from workers import keys
 from workers.channel_upkeep import ChannelFailures, channel_duty, keep_channels, subscribe
-from workers.channels import Wanted, asked_expiry
+from workers.channels import Outcome, Wanted, asked_expiry
 from workers.crm.zoho import ZohoClient
 from workers.duties import DutyIncomplete
 from workers.fetch import CrmClients
@@ -278,6 +278,21 @@ async def test_each_expiry_zoho_reports_is_kept_for_the_metrics_and_goes_with_th
     assert {k.decode(): datetime.fromtimestamp(float(v), UTC) for k, v in expiry.items()} == granted
     await failures.forget([FIRST])
     assert set(await redis.hkeys(keys.ZOHO_CHANNEL_EXPIRY)) == {SECOND.encode()}  # type: ignore[misc]
+
+
+async def test_a_channel_dropped_from_the_wanted_ones_loses_its_expiry_and_failure_at_the_next_run(
+    zoho: Zoho, redis: ArqRedis
+) -> None:
+    await channel_duty(zoho.client, redis, WANTED, 3600, zoho.clock, "worker w1").run()
+    dropped = "1000000068003"
+    await redis.hset(keys.ZOHO_CHANNEL_EXPIRY, dropped, str(START.timestamp()))  # type: ignore[misc]
+    await ChannelFailures(redis).record([Outcome(dropped, "not renewed", error="HTTP 500")], START, by="w0")
+
+    await channel_duty(zoho.client, redis, WANTED, 3600, zoho.clock, "worker w1").run()
+
+    # Nothing renews a channel no longer wanted: its expiry kept would fire CrmflowZohoChannelExpiringSoon for good.
+    assert set(await redis.hkeys(keys.ZOHO_CHANNEL_EXPIRY)) == {FIRST.encode(), SECOND.encode()}  # type: ignore[misc]
+    assert await ChannelFailures(redis).all() == {}
 
 
 async def test_the_channels_view_never_shows_the_token(zoho: Zoho, redis: ArqRedis) -> None:
