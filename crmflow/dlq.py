@@ -50,7 +50,10 @@ def parse_duration(text: str) -> timedelta:
     match = re.fullmatch(r"(\d+)([smhdw])", text.strip())
     if match is None:
         raise ValueError(f"{text!r} is not a duration like 30m, 12h or 7d (units s, m, h, d, w)")
-    return timedelta(seconds=int(match[1]) * _UNITS[match[2]])
+    try:
+        return timedelta(seconds=int(match[1]) * _UNITS[match[2]])
+    except OverflowError:
+        raise ValueError(f"{text!r} is too long a duration") from None
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:

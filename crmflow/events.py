@@ -14,7 +14,16 @@ from redis.exceptions import RedisError
 
 from crmflow.dlq import parse_duration
 from workers.errors import QueueUnavailableError
-from workers.eventlog import OUTCOMES, BadEventId, EventEntry, EventFilter, EventPage, get_event, list_events
+from workers.eventlog import (
+    OUTCOMES,
+    BadEventId,
+    EventEntry,
+    EventFilter,
+    EventPage,
+    back_from,
+    get_event,
+    list_events,
+)
 from workers.queue import connect_queue
 
 T = TypeVar("T")
@@ -159,7 +168,7 @@ def event_filter(
     newer_than: timedelta | None = None,
 ) -> EventFilter:
     """The read API's filter for the command-line options, ages counted back from `now`."""
-    since = None if newer_than is None else now - newer_than
+    since = None if newer_than is None else back_from(now, newer_than)
     return EventFilter(source=source, record_id=record_id, outcome=outcome, since=since)
 
 

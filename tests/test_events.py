@@ -6,15 +6,16 @@ import asyncio
 import json
 import subprocess
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from arq.connections import ArqRedis
 
-from crmflow.events import format_entry, format_table
+from crmflow.events import event_filter, format_entry, format_table
 from tests.test_cli import crmflow
 from tests.workers.test_eventlog import entry
-from workers.eventlog import EntryAction, EntryField, EventLog, EventPage, list_events
+from workers.eventlog import EPOCH, EntryAction, EntryField, EventLog, EventPage, list_events
 
 Events = Callable[..., Awaitable[subprocess.CompletedProcess[str]]]
 
@@ -47,6 +48,9 @@ async def test_the_table_lists_entries_newest_first_and_filters_by_record(redis:
     dead = await events("--outcome", "dead_lettered", "--source", "hubspot")
     recent = await events("--newer-than", "1h", "--json")
     bad = await events("--newer-than", "soon")
+    # Back before 1970: everything (Redis refuses a negative stream id); beyond what a date can hold: a usage error.
+    ancient = await events("--newer-than", "3000000w")
+    endless = await events("--newer-than", "99999999999999w")
 
     assert everything.returncode == 0, everything.stderr
     header, *rows, footer = everything.stdout.splitlines()
@@ -58,6 +62,16 @@ async def test_the_table_lists_entries_newest_first_and_filters_by_record(redis:
     assert [row.split()[0] for row in dead.stdout.splitlines()[1:-1]] == [ids[1]]
     assert len(recent.stdout.splitlines()) == 3
     assert bad.returncode == 2 and "is not a duration like 30m" in bad.stderr
+    assert ancient.returncode == 0, ancient.stderr
+    assert ancient.stdout.splitlines()[-1] == "3 entries"
+    assert endless.returncode == 2 and "is too long a duration" in endless.stderr
+
+
+def test_an_age_back_before_1970_filters_from_1970() -> None:
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+
+    assert event_filter(now, newer_than=timedelta(weeks=3_000_000)).since == EPOCH
+    assert event_filter(now, newer_than=timedelta(days=999_999_999)).since == EPOCH
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -39,6 +39,8 @@ _SCAN_BUDGET = 5_000
 # letter, or there was nothing to do (a deletion, a record gone, a stale read, no rule matched).
 Outcome = Literal["processed", "dead_lettered", "nothing_to_do"]
 OUTCOMES: tuple[str, ...] = ("processed", "dead_lettered", "nothing_to_do")
+# The earliest time a filter means: the log holds nothing older, and stream ids are never negative.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The arq job that wrote the entry: a change (notification, sweep, a replayed job letter) or one action run
 # again from its dead letter.
 JobKind = Literal["process_change", "replay_action"]
@@ -186,8 +188,17 @@ def _parse(event_id: bytes | str, fields: dict[Any, Any]) -> EventEntry | None:
         return None  # written by another version of crmflow that this one cannot read
 
 
+def back_from(now: datetime, age: timedelta) -> datetime:
+    """`now - age` for a filter, never before EPOCH (an age of 100 000 weeks means "everything")."""
+    try:
+        return max(now - age, EPOCH)
+    except OverflowError:
+        return EPOCH
+
+
 def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
+    """Epoch milliseconds, at least 0: the log holds nothing older, and a negative stream id is an error in Redis."""
+    return max(0, int(moment.timestamp() * 1000))
 
 
 async def get_event(redis: Redis, event_id: str) -> EventEntry | None:
@@ -219,6 +230,8 @@ async def _scan(redis: Redis, where: EventFilter, limit: int, before: str | None
     # Exclusive upper bound: the cursor, or the end of the time range, whichever comes first.
     uppers = [_id_key(before)] if before is not None else []
     uppers += [(_ms(where.until), 0)] if where.until is not None else []
+    if uppers and min(uppers) == (0, 0):
+        return EventPage()  # nothing is older than the first id (and Redis refuses "(0-0")
     high = "({}-{}".format(*min(uppers)) if uppers else "+"
     low = f"{_ms(where.since)}-0" if where.since is not None else "-"
     entries: list[EventEntry] = []

@@ -16,7 +16,16 @@ from starlette.routing import Route
 
 from console.views import Views, json_response, wants_json
 from crmflow.dlq import parse_duration
-from workers.eventlog import OUTCOMES, BadEventId, EventEntry, EventFilter, check_event_id, get_event, list_events
+from workers.eventlog import (
+    OUTCOMES,
+    BadEventId,
+    EventEntry,
+    EventFilter,
+    back_from,
+    check_event_id,
+    get_event,
+    list_events,
+)
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -28,7 +37,7 @@ def parse_time(text: str, now: datetime) -> datetime:
     seconds or an offset, as a datetime-local field sends it). ValueError otherwise."""
     text = text.strip()
     try:
-        return now - parse_duration(text)
+        return back_from(now, parse_duration(text))
     except ValueError:
         pass
     try:

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from workers import keys
 from workers.eventlog import (
+    EPOCH,
     BadEventId,
     EntryAction,
     EntryField,
@@ -118,6 +119,21 @@ async def test_the_time_range_selects_by_when_entries_were_written(redis: ArqRed
 
     assert [e.id for e in page.entries] == ["2000-0"]
     assert [e.id for e in for_record.entries] == ["2000-0"]
+
+
+async def test_a_time_range_before_1970_reads_from_the_first_entry_instead_of_failing(redis: ArqRedis) -> None:
+    body = entry().model_dump_json(exclude={"id"})
+    for ms in (1_000, 2_000):
+        await redis.xadd(keys.EVENT_LOG, {"e": body}, id=f"{ms}-0")
+        await redis.zadd(keys.event_log_record("101"), {f"{ms}-0": ms})
+    sixties = datetime(1960, 1, 1, tzinfo=UTC)
+
+    assert [e.id for e in (await list_events(redis, EventFilter(since=sixties))).entries] == ["2000-0", "1000-0"]
+    assert (await list_events(redis, EventFilter(until=sixties))).entries == []
+    assert (await list_events(redis, EventFilter(until=EPOCH))).entries == []
+    assert (await list_events(redis, before="0-0")).entries == []
+    assert len((await list_events(redis, EventFilter(record_id="101", since=sixties))).entries) == 2
+    assert (await list_events(redis, EventFilter(record_id="101", until=sixties))).entries == []
 
 
 async def test_the_count_bound_keeps_the_newest_entries_and_reads_skip_what_it_trimmed(redis: ArqRedis) -> None:

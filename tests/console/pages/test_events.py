@@ -64,11 +64,20 @@ async def test_the_list_filters_by_source_record_outcome_and_time(client: httpx.
     assert len(await listed(client, since=(datetime.now(UTC) - timedelta(minutes=5)).isoformat())) == 4
 
 
+async def test_a_time_before_1970_is_a_filter_not_a_redis_outage(client: httpx.AsyncClient, redis: ArqRedis) -> None:
+    await write(redis, entry("101"), entry("102"))
+
+    assert len(await listed(client, since="1900-01-01T00:00")) == 2
+    assert len(await listed(client, since="3000000w")) == 2
+    assert await listed(client, until="1900-01-01T00:00") == []
+
+
 @pytest.mark.parametrize(
     ("params", "problem"),
     [
         ({"outcome": "exploded"}, "outcome: one of processed, dead_lettered, nothing_to_do"),
         ({"since": "yesterday"}, "since: 'yesterday' is neither a duration"),
+        ({"until": "99999999999999w"}, "until: '99999999999999w' is neither a duration"),
         ({"limit": "0"}, "limit: a whole number from 1 to 500"),
         ({"before": "not-an-id"}, "before: not an event id"),
     ],
