@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from crmflow.dlq import parse_duration
+from crmflow.logs import escape
 from workers.errors import QueueUnavailableError
 from workers.eventlog import (
     OUTCOMES,
@@ -66,18 +67,19 @@ def _actions(entry: EventEntry) -> str:
 
 
 def _row(entry: EventEntry) -> tuple[str, ...]:
+    """The entry's cells, control characters escaped (crmflow/logs.py): nothing stored repaints the terminal."""
     origin = f"replay of {entry.replay_of}" if entry.replay_of else entry.origin
     return (
         entry.id,
         _when(entry.written_at),
-        entry.source,
-        entry.module,
-        entry.record_id,
-        entry.operation,
-        origin,
+        escape(entry.source),
+        escape(entry.module),
+        escape(entry.record_id),
+        escape(entry.operation),
+        escape(origin),
         entry.outcome,
-        _truncate(_actions(entry), _ACTIONS_WIDTH),
-        _truncate(",".join(change.name for change in entry.changes) or "-", _CHANGED_WIDTH),
+        _truncate(escape(_actions(entry)), _ACTIONS_WIDTH),
+        _truncate(escape(",".join(change.name for change in entry.changes) or "-"), _CHANGED_WIDTH),
     )
 
 
@@ -103,7 +105,8 @@ def _value(value: object) -> str:
 
 
 def format_entry(entry: EventEntry) -> str:
-    """Every part of one entry, one per line: what came in, what the job decided and did, the timings."""
+    """Every part of one entry, one per line: what came in, what the job decided and did, the timings (control
+    characters escaped)."""
     timings = entry.timings
     took = (timings.finished_at - timings.started_at).total_seconds()
     fields = [
@@ -138,7 +141,8 @@ def format_entry(entry: EventEntry) -> str:
         ("finished", f"{_when(timings.finished_at)} UTC ({took:.3f} s)"),
         ("crm calls", f"{timings.crm_calls} in {timings.crm_s:.3f} s"),
     ]
-    return "\n".join(f"{name:<14}{value}" for name, value in fields)
+    # Values come from webhooks and CRMs: control characters escaped, as in `crmflow status` (crmflow/logs.py).
+    return "\n".join(f"{name:<14}{escape(value)}" for name, value in fields)
 
 
 # --- Running against Redis -------------------------------------------------------------------------------

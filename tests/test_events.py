@@ -67,6 +67,25 @@ async def test_the_table_lists_entries_newest_first_and_filters_by_record(redis:
     assert endless.returncode == 2 and "is too long a duration" in endless.stderr
 
 
+def test_control_characters_in_an_entry_are_escaped_in_the_table_and_in_full() -> None:
+    hostile = entry("7\x1b[2J\r").model_copy(
+        update={
+            "id": "1-0",
+            "module": "Appoint\nments",
+            "actions": (EntryAction(rule="r", action="a", status="dead_lettered", error="BAD\x07CODE"),),
+        }
+    )
+
+    text = format_entry(hostile)
+    table = format_table(EventPage([hostile]))
+
+    for shown in (text, table):
+        assert "\x1b" not in shown and "\x07" not in shown and "\r" not in shown
+        assert "\\x1b[2J" in shown and "BAD\\x07CODE" in shown
+    assert "record        7\\x1b[2J\\r" in text.splitlines()
+    assert len(table.splitlines()) == 3  # the module's newline did not split its row
+
+
 def test_an_age_back_before_1970_filters_from_1970() -> None:
     now = datetime(2026, 11, 30, tzinfo=UTC)
 
