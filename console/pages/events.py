@@ -108,7 +108,9 @@ class EventPages:
         where = event_filter(params, datetime.now(UTC))
         page = await list_events(self.redis, where, limit=_limit(params), before=_cursor(params))
         if wants_json(request):
-            return json_response(page.as_json())  # as `crmflow events --json` prints it
+            # {"events": [...], "next_before": ...}: the entries as `crmflow events --json` prints them (one per
+            # line there, without the cursor), and the cursor of the next page.
+            return json_response(page.as_json())
         filters = {name: params.get(name, "") for name in ("source", "record", "outcome", "since", "until")}
         more = None
         if page.next_before is not None:
