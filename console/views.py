@@ -47,16 +47,21 @@ class Views:
 
     def render(self, request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         principal = principal_of(request)
-        token = None if principal.session_id is None else csrf.session_token(self.key, principal.session_id)
+        session_id = None if principal is None else principal.session_id
+        token = None if session_id is None else csrf.session_token(self.key, session_id)
         page = self.env.get_template(name).render(request=request, csrf_token=token, principal=principal, **context)
         return HTMLResponse(page, status_code=status_code)
 
     async def form(self, request: Request) -> dict[str, list[str]]:
         """The POSTed form; 403 when a session's request lacks its CSRF token or comes from another origin.
 
-        A bearer-token client needs no CSRF token: a browser never adds that header by itself.
+        A bearer-token client needs no CSRF token: a browser never adds that header by itself. A request
+        without a principal (a public route) is refused: it is neither.
         """
         principal = principal_of(request)
+        if principal is None:
+            # Only a route RequireLogin guards has a principal: never skip the CSRF check for want of one.
+            raise HTTPException(403, "this form needs a login session or the bearer token")
         fields = await read_form(request)
         if principal.session_id is not None:
             same = csrf.same_origin(request.headers.get("origin"), request.url.scheme, request.headers.get("host"))
@@ -72,9 +77,10 @@ def first(fields: dict[str, list[str]], name: str) -> str | None:
     return values[0] if values else None
 
 
-def principal_of(request: Request) -> Principal:
+def principal_of(request: Request) -> Principal | None:
+    """Who RequireLogin let through; None on a public route (the login form), where nobody is logged in."""
     principal = request.scope.get("state", {}).get("principal")
-    return principal if isinstance(principal, Principal) else Principal()
+    return principal if isinstance(principal, Principal) else None
 
 
 async def read_form(request: Request) -> dict[str, list[str]]:

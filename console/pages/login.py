@@ -88,7 +88,7 @@ class Login:
     async def logout(self, request: Request) -> Response:
         await self.views.form(request)
         principal = principal_of(request)
-        if principal.session_id is not None:
+        if principal is not None and principal.session_id is not None:
             await self.sessions.close(principal.session_id)
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
