@@ -9,6 +9,7 @@ across the new arq workers `run_forever` starts after losing Redis, so the count
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -37,11 +38,16 @@ class _Scrape:
     def __init__(self, redis: sync_redis.Redis, query: StateQuery) -> None:
         self._redis = redis
         self._query = query
+        # One read at a time: the client has few connections (workers/metrics_scrape.py), and a scrape that
+        # found none free would report Redis down. A read waits at most its socket timeouts.
+        self._reading = threading.Lock()
 
     def collect(self) -> Iterable[Metric]:
         now_s = time.time()
         yield from REGISTRY.collect()
-        yield from shared_state_metrics(read_state_blocking(self._redis, self._query, now_s), now_s)
+        with self._reading:
+            state = read_state_blocking(self._redis, self._query, now_s)
+        yield from shared_state_metrics(state, now_s)
 
 
 @dataclass

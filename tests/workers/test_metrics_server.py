@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -47,6 +48,14 @@ def test_it_serves_the_counters_and_the_shared_state(server: MetricsServer) -> N
     assert after["crmflow_jobs_total[('outcome', 'processed'), ('source', 'zoho')]"] == before + 1
     assert after["crmflow_redis_up[]"] == 1
     assert after["crmflow_queue_depth[]"] == 0
+
+
+def test_concurrent_scrapes_all_find_redis_up(server: MetricsServer) -> None:
+    # More scrapes at once than the blocking client has connections (2): each waits its turn to read.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        ups = list(pool.map(lambda _: scrape(server)["crmflow_redis_up[]"], range(60)))
+
+    assert ups == [1] * 60
 
 
 def test_redis_away_still_serves_the_rest() -> None:
