@@ -19,7 +19,7 @@ import uvicorn
 
 from crmflow import events as events_cli
 from crmflow.dlq import COMMANDS as DLQ_COMMANDS
-from crmflow.dlq import DlqSettings
+from crmflow.dlq import DlqSettings, duration
 from crmflow.doctor.command import doctor, startup_problems
 from crmflow.doctor.offline import Role
 from crmflow.logs import LogSettings
@@ -261,9 +261,7 @@ for _command in DLQ_COMMANDS:
 @click.option("--record", "record_id", metavar="ID", help="Only entries about this record id.")
 @click.option("--source", help="Only entries from this source (zoho, hubspot).")
 @click.option("--outcome", type=events_cli.OUTCOME_CHOICE, help="Only entries with this outcome.")
-@click.option(
-    "--newer-than", callback=events_cli.duration, metavar="DURATION", help="Only entries written since, e.g. 2h."
-)
+@click.option("--newer-than", callback=duration, metavar="DURATION", help="Only entries written since, e.g. 2h.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000), help="Entries at most.")
 @click.option("--before", metavar="ID", help="Only entries older than this one (the cursor a page ends with).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per entry and line.")

@@ -56,7 +56,8 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(f"{text!r} is too long a duration") from None
 
 
-def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
+def duration(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
+    """click callback: a duration such as 30m, 12h or 7d (also `crmflow events`)."""
     if value is None:
         return None
     try:
@@ -71,13 +72,13 @@ def _filter_options(command: FC) -> FC:
         click.option("--error", "error_code", help="Only letters with this error code, e.g. NOT_ALLOWED."),
         click.option(
             "--older-than",
-            callback=_duration,
+            callback=duration,
             metavar="DURATION",
             help="Only letters whose last failure is older, e.g. 7d.",
         ),
         click.option(
             "--newer-than",
-            callback=_duration,
+            callback=duration,
             metavar="DURATION",
             help="Only letters whose last failure is newer, e.g. 12h.",
         ),
@@ -400,7 +401,7 @@ def _summarise(outcomes: Sequence[Outcome], as_json: bool) -> None:
 @click.command("purge")
 @click.option(
     "--older-than",
-    callback=_duration,
+    callback=duration,
     metavar="DURATION",
     required=True,
     help="Remove letters whose last failure is older.",

@@ -12,7 +12,6 @@ import click
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from crmflow.dlq import parse_duration
 from crmflow.logs import escape
 from workers.errors import QueueUnavailableError
 from workers.eventlog import (
@@ -200,16 +199,6 @@ def show_text(redis_url: str, where: str, event_id: str, *, as_json: bool) -> st
     if entry is None:
         raise EventsError(f"no event {event_id} (trimmed, or never written; see `crmflow events`)", code=1)
     return json.dumps(entry.model_dump(mode="json"), indent=2, ensure_ascii=False) if as_json else format_entry(entry)
-
-
-def duration(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
-    """click callback: a duration such as 30m, 12h or 7d."""
-    if value is None:
-        return None
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), ctx, param) from None
 
 
 OUTCOME_CHOICE = click.Choice(OUTCOMES)
