@@ -7,7 +7,11 @@
   - CrmAuthError               final: credentials or scopes rejected (fix the configuration, then replay)
   - CrmNotFoundError           final: the record does not exist (any more)
   - CrmRejectedError           final: the CRM refused the request (NOT_ALLOWED, INVALID_DATA, ...)
+  The notify action's endpoint (workers/notify/delivery.py) fails like a CRM call:
+    - NotifyUnavailableError   retryable (a CrmTransientError): 5xx, 429 (its Retry-After), 408, timeout, connection
+    - NotifyRejectedError      final (a CrmRejectedError): a redirect (never followed) or any other 4xx
 * ActionNotApplicableError     final: a rule's action cannot apply to this record or change
+  - NotifySecretError          final: a notify action's secret_env is not set, or not a whsec_ secret
 * QueueUnavailableError        Redis did not accept jobs (workers/queue.py); the receiver answers 503
 
 `loggable` names an error in a log line without the words a CRM (or anything else outside crmflow) put in it.
@@ -83,10 +87,28 @@ class CrmRejectedError(CrmError):
     code = "REJECTED"
 
 
+class NotifyUnavailableError(CrmTransientError):
+    """A notify endpoint failed in a way that may pass (5xx, 429, 408, no answer in time, no connection)."""
+
+    code = "NOTIFY_UNAVAILABLE"
+
+
+class NotifyRejectedError(CrmRejectedError):
+    """A notify endpoint refused the delivery (4xx) or redirected it (3xx, never followed): retrying will not help."""
+
+    code = "NOTIFY_REJECTED"
+
+
 class ActionNotApplicableError(Exception):
     """A rule's action cannot be carried out for this record or change."""
 
     code = "NOT_APPLICABLE"
+
+
+class NotifySecretError(ActionNotApplicableError):
+    """A notify action's secret_env names no variable, or one that holds no Standard Webhooks (whsec_) secret."""
+
+    code = "NOTIFY_SECRET"
 
 
 class QueueUnavailableError(Exception):

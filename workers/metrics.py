@@ -118,6 +118,21 @@ CRM_OPERATIONS = frozenset(
 )
 # Statuses of a request that got no HTTP answer.
 NO_ANSWER = {"TIMEOUT": "timeout", "CONNECTION": "connection_error"}
+# The notify action's POSTs (workers/notify/delivery.py), by the answer's class: 2xx, 3xx (never followed), 4xx,
+# 5xx, or timeout, connection_error, not_sent (a URL that cannot be requested). Never by URL or host.
+NOTIFY_REQUESTS = Counter(
+    "crmflow_notify_requests",
+    "Webhook POSTs sent by notify actions, by status class (2xx, 3xx, 4xx, 5xx, timeout, connection_error, not_sent).",
+    ["status"],
+    registry=REGISTRY,
+)
+NOTIFY_STATUSES = ("1xx", "2xx", "3xx", "4xx", "5xx", "timeout", "connection_error", "not_sent")
+NOTIFY_REQUEST_DURATION = Histogram(
+    "crmflow_notify_request_duration_seconds",
+    "Time from sending a notify action's POST to the end of reading its answer (or giving up).",
+    buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    registry=REGISTRY,
+)
 EVENT_LAG = Histogram(
     "crmflow_event_lag_seconds",
     "Time from the CRM's own time of a change to crmflow's effect of it in a CRM (an action that wrote), by source.",
@@ -270,6 +285,12 @@ def count_crm_request(source: str, operation: str, status: str, duration_s: floa
     """Count and time one request sent to a CRM."""
     CRM_REQUESTS.labels(source, operation, status).inc()
     CRM_REQUEST_DURATION.labels(source, operation).observe(duration_s)
+
+
+def count_notify_request(status: str, duration_s: float) -> None:
+    """Count and time one notify POST; `status` is one of NOTIFY_STATUSES (anything else counts as not_sent)."""
+    NOTIFY_REQUESTS.labels(status if status in NOTIFY_STATUSES else "not_sent").inc()
+    NOTIFY_REQUEST_DURATION.observe(duration_s)
 
 
 def event_time(notified_at: datetime, record_modified: datetime | None) -> datetime:
