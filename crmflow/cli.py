@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -138,6 +139,7 @@ def worker() -> None:
     """Run an arq worker: fetch, diff, rules, actions."""
     from workers.config import WorkerConfig
     from workers.main import run_forever
+    from workers.notify.notifier import secret_envs, secret_problems
     from workers.rules.load import RuleFileError, load_rules
 
     try:
@@ -149,6 +151,10 @@ def worker() -> None:
         rules = load_rules(config.rules_path)
     except RuleFileError as exc:
         _fail(f"invalid rules in {config.rules_path}", str(exc))
+    # Notify actions sign with the secrets their rules name: one missing would dead-letter every delivery.
+    secrets = secret_problems(secret_envs(rules), os.environ)
+    if secrets:
+        _fail(f"notify secrets named by the rules in {config.rules_path}", "\n".join(secrets))
     apis = {"zoho": config.zoho_api_domain, "hubspot": config.hubspot_api_base}
     active = ", ".join(f"{source} ({apis[source]})" for source in config.sources)
     logger.info("worker: sources active: %s; %d rules from %s", active, len(rules.rules), config.rules_path)

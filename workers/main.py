@@ -7,7 +7,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import partial
 from importlib.metadata import PackageNotFoundError
@@ -41,6 +41,7 @@ from workers.fetch import CrmClients
 from workers.heartbeat import Heartbeat, WorkerFacts
 from workers.jobs import RetryPolicy, WorkerDeps, process_change, replay_action, utcnow
 from workers.ledger import Ledger
+from workers.notify.notifier import Notifier, notify_client
 from workers.redis_retry import OutageRetry
 from workers.rules.model import RuleSet
 from workers.sweep import sweep_duty, swept_modules
@@ -226,12 +227,19 @@ def build_worker(
     burst: bool = False,
     handle_signals: bool | None = None,
     clock: Callable[[], datetime] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Worker:
-    """An arq Worker for crmflow's queue; `http` routes CRM calls elsewhere (tests), `burst` drains then stops."""
+    """An arq Worker for crmflow's queue; `http` routes CRM calls elsewhere (tests), `burst` drains then stops.
+
+    Notify actions POST through a client of their own (workers/notify/notifier.py), never through `http`, and
+    read the secrets their rules name (`secret_env`) from `environ` (default: the process's environment).
+    """
 
     async def startup(ctx: dict[str, Any]) -> None:
         client = http or httpx.AsyncClient(timeout=httpx.Timeout(config.http_timeout_s, connect=5.0))
         ctx["http"] = client
+        ctx["notify_http"] = notify_client()
+        notifier = Notifier(ctx["notify_http"], os.environ if environ is None else environ, clock=clock or utcnow)
         redis = ctx["redis"]
         crm = crm_clients(config, redis, client)
         checkpoints = Checkpoints(redis, config.test_pause_at)
@@ -274,6 +282,8 @@ def build_worker(
         await log_crm_calls(ctx["redis"], config.sources)
         if http is None and "http" in ctx:
             await ctx["http"].aclose()
+        if "notify_http" in ctx:
+            await ctx["notify_http"].aclose()
 
     redis_settings = worker_redis_settings(config.redis_url, outage_s=config.redis_outage_s)
     hide_job_arguments()

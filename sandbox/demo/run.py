@@ -18,10 +18,12 @@ from receiver.app import create_app as create_receiver
 from receiver.config import ReceiverConfig
 from sandbox.app import create_app as create_sandbox
 from sandbox.config import SandboxConfig
+from sandbox.demo import notify
 from sandbox.demo.cleanup import removing_created_keys
 from sandbox.demo.hubspot import HubSpotStory
 from sandbox.demo.support import until
 from sandbox.demo.zoho import ZohoStory
+from sandbox.notify_endpoint import NotifyEndpoint
 from workers.config import WorkerConfig
 from workers.main import build_worker
 from workers.rules.load import load_rules
@@ -55,7 +57,8 @@ async def _serve(app: Starlette, port: int) -> AsyncIterator[str]:
 
 
 async def run_demo(*, redis_url: str, rules_path: str, out: Callable[[str], None] = print) -> None:
-    """Start everything on loopback, reschedule one appointment, print the notification, job and history row.
+    """Start everything on loopback, reschedule one appointment, print the notification, job, history row and the
+    notify delivery that a rule of the demo's own sent to a webhook endpoint on loopback.
 
     On a Redis that is already running, the keys the demo created are removed at the end, however it ends
     (cleanup.py); a private redis-server goes with everything in it.
@@ -91,13 +94,21 @@ async def run_demo(*, redis_url: str, rules_path: str, out: Callable[[str], None
         )
         await stack.enter_async_context(_serve(create_receiver(receiver_config), receiver_port))
         out(f"Receiver  {receiver_url}/webhooks/zoho and {receiver_url}/webhooks/hubspot")
-        worker = build_worker(_worker_config(redis_url, sandbox_url, sandbox_config), rules, handle_signals=False)
+        secret = notify.demo_secret()
+        endpoint = stack.enter_context(NotifyEndpoint(secret))
+        out(f"Webhook   {endpoint.url}{notify.PATH} (a notify endpoint checking Standard Webhooks signatures)")
+        worker = build_worker(
+            _worker_config(redis_url, sandbox_url, sandbox_config),
+            notify.with_notify(rules, endpoint.url),
+            handle_signals=False,
+            environ={notify.SECRET_ENV: secret},
+        )
         worker_task = asyncio.create_task(worker.main())
         stack.push_async_callback(_stop_worker, worker, worker_task)
-        out(f"Worker    arq, rules from {rules_path}\n")
+        out(f"Worker    arq, rules from {rules_path} and the demo's {notify.RULE} (notify)\n")
         sandbox = await stack.enter_async_context(httpx.AsyncClient(base_url=sandbox_url, timeout=10))
         day = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0) + timedelta(days=2)
-        await ZohoStory(out, sandbox, receiver_url).run(redis_url, day)
+        await ZohoStory(out, sandbox, receiver_url, endpoint).run(redis_url, day)
         await HubSpotStory(out, sandbox).run(redis_url, day)
     out("\nStopped everything the demo started.")
     out(where_to_look(receiver_url))

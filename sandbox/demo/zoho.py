@@ -11,7 +11,9 @@ from typing import Any
 import httpx
 
 from sandbox.config import SandboxConfig
+from sandbox.demo import notify
 from sandbox.demo.support import as_json, finished_job, fresh_id, until
+from sandbox.notify_endpoint import NotifyEndpoint
 
 
 def _zoho(moment: datetime) -> str:
@@ -21,10 +23,13 @@ def _zoho(moment: datetime) -> str:
 class ZohoStory:
     """Steps against the sandbox's Zoho side, each printing what a reader should see."""
 
-    def __init__(self, out: Callable[[str], None], sandbox: httpx.AsyncClient, receiver_url: str) -> None:
+    def __init__(
+        self, out: Callable[[str], None], sandbox: httpx.AsyncClient, receiver_url: str, endpoint: NotifyEndpoint
+    ) -> None:
         self.out = out
         self.sandbox = sandbox
         self.receiver_url = receiver_url
+        self.endpoint = endpoint
 
     async def delivery(self, record_id: str, operation: str) -> dict[str, Any]:
         """The sandbox's callback about `record_id`, once the receiver has answered it."""
@@ -77,10 +82,17 @@ class ZohoStory:
         self.out("\nThe notification Zoho sent to the receiver:\n" + as_json(delivery["body"]))
         self.out("\nThe job the receiver queued and a worker ran:\n" + as_json(await finished_job(redis_url, job_id)))
         self.out("\nThe history row crmflow wrote (Appointments_Rescheduled_History__s):\n" + as_json(rows[0]))
+        notify.show(self.out, await notify.delivery(self.endpoint))
         self.out(f"\nZoho reschedule to history row: {elapsed_ms:.0f} ms.")
         again = await self.sandbox.post(f"{self.receiver_url}/webhooks/zoho", json=delivery["body"])
         await asyncio.sleep(0.5)
         count = len(await self.history(record_id))
-        self.out(f"3. Zoho: redelivered the same notification: receiver answered {again.json()}; rows now: {count}.")
+        posts = len(self.endpoint.received(notify.PATH))
+        self.out(
+            f"3. Zoho: redelivered the same notification: receiver answered {again.json()}; rows now: {count}. "
+            f"Notify deliveries now: {posts}."
+        )
         if count != 1:
             raise RuntimeError(f"expected exactly one history row, found {count}")
+        if posts != 1:
+            raise RuntimeError(f"expected exactly one notify delivery, found {posts}")

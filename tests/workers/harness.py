@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -53,11 +53,16 @@ async def run_worker(
     http: httpx.AsyncClient,
     *,
     until: Callable[[], Awaitable[bool]] | None = None,
+    environ: Mapping[str, str] | None = None,
     **overrides: Any,
 ) -> None:
-    """Run one worker until the queue is empty (including the retries it deferred), or until `until()`."""
+    """Run one worker until the queue is empty (including the retries it deferred), or until `until()`.
+
+    `environ`: where notify actions read the secrets their rules name (default: none at all).
+    """
     config = worker_config(redis_url, **overrides)
-    worker = build_worker(config, load_rules(config.rules_path), http=http, burst=until is None)
+    rules = load_rules(config.rules_path)
+    worker = build_worker(config, rules, http=http, burst=until is None, environ=environ or {})
     try:
         if until is None:
             await worker.main()
