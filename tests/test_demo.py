@@ -38,6 +38,19 @@ async def test_demo_prints_the_history_row_it_produced(redis_url: str) -> None:
     assert "The history row crmflow wrote (Appointments_Rescheduled_History__s):" in text
     assert '"Reschedule_Reason": "By Customer"' in text
     assert "rows now: 1." in text
+    # The demo's notify rule: one delivery, signed and verified by the endpoint, right after the history row.
+    assert lines[3].startswith("Webhook   http://127.0.0.1:") and lines[3].endswith(
+        "/hooks/reschedules (a notify endpoint checking Standard Webhooks signatures)"
+    )
+    assert "rules from" in lines[4] and "and the demo's demo-notify-reschedules (notify)" in lines[4]
+    row_at = text.index("The history row crmflow wrote")
+    delivery_at = text.index("The notify delivery crmflow POSTed to the demo's webhook endpoint")
+    assert row_at < delivery_at < text.index("Zoho reschedule to history row:")
+    assert "(/hooks/reschedules), signature verified:" in text
+    assert '"rule": "demo-notify-reschedules",\n        "action": "notify",\n        "status": "delivered"' in text
+    assert '"type": "crmflow.change"' in text and '"webhook-signature": "v1,' in text
+    assert '"text": "Demo - Boiler Service moved from ' in text and " h notice)" in text
+    assert "rows now: 1. Notify deliveries now: 1." in text
     assert "The signed batch HubSpot sent to the receiver:" in text
     assert '"x-hubspot-signature-v3"' in text.lower()
     assert "was rescheduled from" in text and "Changed by HubSpot user 71230003 (CRM_UI)." in text

@@ -249,7 +249,7 @@ def build_worker(
             redis=redis,
             rules=rules,
             crm=crm,
-            actions=Actions(crm=crm, ledger=Ledger(redis), checkpoints=checkpoints),
+            actions=Actions(crm=crm, ledger=Ledger(redis), checkpoints=checkpoints, notifier=notifier),
             deadletters=DeadLetters(redis),
             policy=RetryPolicy(
                 max_tries=config.max_tries,

@@ -20,6 +20,7 @@ from workers.diff import Change
 from workers.errors import ActionNotApplicableError
 from workers.fetch import CrmClients
 from workers.ledger import Ledger, Touched
+from workers.notify.notifier import Notifier
 from workers.record import Record
 from workers.rules.context import RuleContext
 from workers.rules.evaluate import PlannedAction
@@ -83,6 +84,8 @@ class Actions:
     crm: CrmClients
     ledger: Ledger
     checkpoints: Checkpoints = NO_CHECKPOINTS
+    # Notify actions' own client and secrets (workers/notify/notifier.py), apart from the CRM clients.
+    notifier: Notifier | None = None
 
     async def run(
         self,
@@ -108,6 +111,15 @@ class Actions:
         if trace is not None:
             context = context.with_previous(_Reading(context.known_previous, trace.previous))
         run = ActionRun(
-            ledger, seen, change, spec.params, now, self.checkpoints.reach, context, planned.rule, planned.index
+            ledger,
+            seen,
+            change,
+            spec.params,
+            now,
+            self.checkpoints.reach,
+            context,
+            planned.rule,
+            planned.index,
+            self.notifier,
         )
         return await implementation(client, run)

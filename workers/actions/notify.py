@@ -51,7 +51,12 @@ def delivery(run: ActionRun, params: NotifyParams) -> dict[str, Any]:
     return {"url": params.url, "webhook_id": webhook_id(run.change_key()), "body": body}
 
 
-async def notify(notifier: Notifier | None, run: ActionRun) -> ActionResult:
+async def notify(client: object, run: ActionRun) -> ActionResult:
+    """The action as every source module registers it: the CRM's client is not used, the run's notifier is."""
+    return await deliver_once(run.notifier, run)
+
+
+async def deliver_once(notifier: Notifier | None, run: ActionRun) -> ActionResult:
     """Deliver the change to the rule's URL unless the ledger says it was delivered already."""
     params = run.params
     if not isinstance(params, NotifyParams):

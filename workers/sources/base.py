@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from workers.config import WorkerConfig
+    from workers.notify.notifier import Notifier
 
 Client = TypeVar("Client")
 
@@ -51,6 +52,8 @@ class ActionRun:
     context: RuleContext
     rule: str
     index: int
+    # What notify actions send with (workers/notify/notifier.py); None in a worker built without one.
+    notifier: Notifier | None = None
 
     def change_key(self) -> str:
         """The ledger key of this action's effect for this change of this record (workers/ledger.py change_key)."""

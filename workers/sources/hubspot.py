@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from workers.actions.base import ActionResult
 from workers.actions.hubspot_note import log_hubspot_reschedule
+from workers.actions.notify import notify
 from workers.crm import hubspot_models
 from workers.crm.hubspot import HubSpotClient
 from workers.crm.limits import HubSpotLimiter, account_of
@@ -81,7 +82,7 @@ SOURCE: Source[HubSpotClient] = Source(
             start_field=hubspot_models.START,
             remembered=frozenset({hubspot_models.START}),
             infer_previous=hubspot_models.inferred_previous,
-            actions={"log_reschedule_history": log_reschedule_history},
+            actions={"log_reschedule_history": log_reschedule_history, "notify": notify},
             list_modified=hubspot_modified,
             aliases=APPOINTMENT_ALIASES,
         ),

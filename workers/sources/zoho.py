@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from workers.actions.base import ActionResult
+from workers.actions.notify import notify
 from workers.actions.zoho_history import log_zoho_reschedule
 from workers.crm import zoho_models
 from workers.crm.limits import LEASE_MARGIN_S, CallCounter, ZohoLimiter
@@ -142,7 +143,7 @@ SOURCE: Source[ZohoClient] = Source(
             start_field="Appointment_Start_Time",
             remembered=frozenset({"Appointment_Start_Time", "Reschedule_Count"}),
             infer_previous=zoho_models.inferred_previous,
-            actions={"log_reschedule_history": log_reschedule_history},
+            actions={"log_reschedule_history": log_reschedule_history, "notify": notify},
             list_modified=zoho_modified,
         ),
     ),

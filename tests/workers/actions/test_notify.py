@@ -7,6 +7,7 @@ through the worker's own notify client, signed, and the standardwebhooks package
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from workers import keys
 from workers.contract import ChangeEvent
 from workers.deadletters import DeadLetters
 from workers.ledger import Ledger
+from workers.replay import replay_letter
 
 SECRET = "whsec_" + base64.b64encode(b"s" * 32).decode()
 ENV = {"CRMFLOW_TEST_NOTIFY_SECRET": SECRET}
@@ -67,6 +69,12 @@ async def zoho() -> AsyncIterator[Zoho]:
 def endpoint() -> Iterator[NotifyEndpoint]:
     with NotifyEndpoint(SECRET) as serving:
         yield serving
+
+
+async def ledger_entries(redis: ArqRedis) -> list[dict[str, Any]]:
+    ledger = Ledger(redis)
+    found = [await ledger.get(key.decode()) async for key in redis.scan_iter(match=keys.ledger("*"))]
+    return [entry for entry in found if entry is not None]
 
 
 class Flow:
@@ -190,7 +198,7 @@ async def test_a_redirect_is_not_followed_and_becomes_a_dead_letter(
 async def test_an_endpoint_down_for_good_is_retried_then_dead_lettered(
     redis: ArqRedis, redis_url: str, zoho: Zoho, endpoint: NotifyEndpoint, tmp_path: Path
 ) -> None:
-    endpoint.answer(PATH, *[Answer(503)] * 10)
+    endpoint.answer(PATH, *[Answer(503)] * 4)  # every try of the job (WORKER_MAX_TRIES 4 in the harness)
     moves = flow(redis, redis_url, zoho, tmp_path, f"{endpoint.url}{PATH}")
 
     await moves.reschedule(soon(9))
@@ -198,13 +206,20 @@ async def test_an_endpoint_down_for_good_is_retried_then_dead_lettered(
     attempts = endpoint.received(PATH)
     assert len(attempts) == 4  # WORKER_MAX_TRIES in the harness
     assert len({a.headers["webhook-id"] for a in attempts}) == 1
-    (letter,) = await DeadLetters(redis).all()
+    store = DeadLetters(redis)
+    (letter,) = await store.all()
     assert letter.error_code == "HTTP_503" and letter.message.startswith("gave up after 4 tries")
-    # The delivery stays pending in the ledger, named by the letter: a replay sends that very delivery again.
-    (key,) = letter.ledger_keys
-    pending = await Ledger(redis).get(key)
-    assert pending is not None and pending["state"] == "pending"
+    # The job's letter: the delivery stays pending in the ledger, and replaying the letter runs the job again,
+    # which sends that very delivery under the same webhook-id.
+    (pending,) = [entry for entry in await ledger_entries(redis) if entry["state"] == "pending"]
     assert pending["effect"]["webhook_id"] == attempts[0].headers["webhook-id"]
+    await replay_letter(redis, store, letter, stamp_ms=int(time.time() * 1000))
+    await moves.work()
+    replayed = endpoint.received(PATH)[-1]
+    assert len(endpoint.received(PATH)) == 5 and replayed.verified
+    assert replayed.headers["webhook-id"] == attempts[0].headers["webhook-id"]
+    assert replayed.body == attempts[0].body
+    assert await store.all() == []
 
 
 async def test_a_missing_secret_is_a_dead_letter_naming_the_variable(
