@@ -192,6 +192,21 @@ def test_worker_refuses_to_start_with_invalid_rules(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_worker_refuses_to_start_without_the_notify_secrets_its_rules_name(tmp_path: Path) -> None:
+    action = '{type: notify, with: {url: "https://hooks.example.com/x", secret_env: CRMFLOW_TEAM_SECRET}}'
+    rules = (
+        "version: 1\nrules:\n  - {name: tell, source: zoho, module: Appointments__s, "
+        f"when: {{changed: [Appointment_Start_Time]}}, actions: [{action}]}}\n"
+    )
+
+    path, done = worker_with_rules(tmp_path, rules)
+
+    assert done.returncode == 2
+    assert f"crmflow: notify secrets named by the rules in {path}\n" in done.stderr
+    assert "  secret_env CRMFLOW_TEAM_SECRET: the environment variable is not set (or is empty)" in done.stderr
+
+
+@pytest.mark.slow
 def test_settings_come_from_a_dotenv_file(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("ZOHO_NOTIFY_TOKEN=" + "y" * 60 + "\n")
 

@@ -24,6 +24,8 @@ from sandbox.notify_endpoint import Answer, NotifyEndpoint
 from tests.processes import REPO
 from tests.workers.harness import enqueue_change, job_result, run_worker
 from tests.workers.test_jobs import NEVER_RESCHEDULED, Zoho, soon
+from tests.workers.test_jobs_hubspot import NEVER_RESCHEDULED as HUBSPOT_APPOINTMENT
+from tests.workers.test_jobs_hubspot import HubSpot
 from workers import keys
 from workers.contract import ChangeEvent
 from workers.deadletters import DeadLetters
@@ -75,6 +77,18 @@ async def ledger_entries(redis: ArqRedis) -> list[dict[str, Any]]:
     ledger = Ledger(redis)
     found = [await ledger.get(key.decode()) async for key in redis.scan_iter(match=keys.ledger("*"))]
     return [entry for entry in found if entry is not None]
+
+
+class HubSpotSandbox:
+    """The in-process sandbox, driven as HubSpot."""
+
+    async def __aenter__(self) -> HubSpot:
+        app = create_sandbox(SandboxConfig())
+        self._http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox")
+        return HubSpot(self._http)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._http.aclose()
 
 
 class Flow:
@@ -181,6 +195,28 @@ async def test_a_400_is_final_a_dead_letter_and_not_sent_again(
     assert len(await zoho.history(NEVER_RESCHEDULED)) == 1  # the other rule's action is untouched
 
 
+async def test_a_replayed_notify_letter_sends_the_same_delivery_again(
+    redis: ArqRedis, redis_url: str, zoho: Zoho, endpoint: NotifyEndpoint, tmp_path: Path
+) -> None:
+    endpoint.answer(PATH, Answer(404))
+    moves = flow(redis, redis_url, zoho, tmp_path, f"{endpoint.url}{PATH}")
+    await moves.reschedule(soon(7, hour=15))
+    store = DeadLetters(redis)
+    (letter,) = await store.all()
+
+    # The endpoint is fixed; the operator replays the letter (crmflow dlq replay): just the notify runs again.
+    await replay_letter(redis, store, letter, stamp_ms=int(time.time() * 1000))
+    await moves.work()
+
+    refused, replayed = endpoint.received(PATH)
+    assert replayed.verified
+    assert replayed.headers["webhook-id"] == refused.headers["webhook-id"]
+    assert replayed.json() == refused.json()
+    assert replayed.json()["text"].startswith("AC Repair - James moved to ")
+    assert await store.all() == []
+    assert len(await zoho.history(NEVER_RESCHEDULED)) == 1
+
+
 async def test_a_redirect_is_not_followed_and_becomes_a_dead_letter(
     redis: ArqRedis, redis_url: str, zoho: Zoho, endpoint: NotifyEndpoint, tmp_path: Path
 ) -> None:
@@ -268,3 +304,38 @@ async def test_the_delivery_leaves_no_snapshot_behind_it_when_killed_after(
 
     assert len(endpoint.received(PATH)) == 1
     assert (await moves.notify_outcome(again))["status"] == "already_logged"
+
+
+async def test_a_hubspot_reschedule_is_posted_too(
+    redis: ArqRedis, redis_url: str, endpoint: NotifyEndpoint, tmp_path: Path
+) -> None:
+    rules = tmp_path / "hubspot.yaml"
+    rules.write_text(
+        f"""
+version: 1
+rules:
+  - name: hubspot-moves
+    source: hubspot
+    module: appointments
+    when: {{changed: [hs_appointment_start]}}
+    actions:
+      - type: notify
+        with: {{url: "{endpoint.url}{PATH}", text: "{{{{ record.hs_appointment_name }}}} moved"}}
+"""
+    )
+    async with HubSpotSandbox() as hubspot:
+        await enqueue_change(redis, "hubspot", "appointments", HUBSPOT_APPOINTMENT, operation="insert")
+        await run_worker(redis_url, hubspot.http, RULES_PATH=str(rules))
+        await hubspot.reschedule(HUBSPOT_APPOINTMENT, soon(5))
+        await enqueue_change(
+            redis, "hubspot", "appointments", HUBSPOT_APPOINTMENT, changed_fields=("hs_appointment_start",)
+        )
+        await run_worker(redis_url, hubspot.http, RULES_PATH=str(rules))
+
+    (received,) = endpoint.received(PATH)
+    body = received.json()
+    # No secret_env: unsigned, but with its webhook-id and timestamp.
+    assert "webhook-signature" not in received.headers and received.headers["webhook-id"].startswith("msg_")
+    assert (body["source"], body["module"], body["record_id"]) == ("hubspot", "appointments", HUBSPOT_APPOINTMENT)
+    assert set(body["reschedule"]) == {"old_start", "new_start", "notice_hours"}
+    assert body["text"] == "AC Repair - James moved"
