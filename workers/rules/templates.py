@@ -1,7 +1,7 @@
 """Templates: render the Jinja2 text of an action's parameters in a sandbox, and find their problems. Pure.
 
-Templates run in Jinja2's SandboxedEnvironment (no access to private or internal attributes, no unsafe
-methods), with StrictUndefined: a name or field that is not there is an error, never an empty string.
+Templates run in Jinja2's sandbox (ImmutableSandboxedEnvironment: no private or internal attributes, no unsafe
+methods, no changing a list or mapping they are given), with StrictUndefined: a name or field that is not there is an error, never an empty string.
 `None` renders as the empty string and a date-time as ISO 8601. Compiled templates are cached by their text.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import jinja2
 from jinja2 import meta, nodes
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from workers.errors import ActionNotApplicableError
 from workers.rules.problems import did_you_mean
@@ -43,7 +43,7 @@ def _finalize(value: Any) -> Any:
     return value
 
 
-_ENV = SandboxedEnvironment(
+_ENV = ImmutableSandboxedEnvironment(
     undefined=jinja2.StrictUndefined,
     autoescape=False,
     finalize=_finalize,
@@ -86,6 +86,7 @@ def template_problems(source: str, known_fields: Collection[str]) -> list[str]:
     """
     try:
         tree = _ENV.parse(source)
+        _compiled(source)  # compiling finds more: an unknown filter or test
     except jinja2.TemplateSyntaxError as exc:
         return [f"template syntax error: {exc.message} (line {exc.lineno})"]
     problems: list[str] = []
