@@ -339,3 +339,39 @@ rules:
     assert (body["source"], body["module"], body["record_id"]) == ("hubspot", "appointments", HUBSPOT_APPOINTMENT)
     assert set(body["reschedule"]) == {"old_start", "new_start", "notice_hours"}
     assert body["text"] == "AC Repair - James moved"
+
+
+async def test_a_delete_is_posted_with_what_the_record_was(
+    redis: ArqRedis, redis_url: str, zoho: Zoho, endpoint: NotifyEndpoint, tmp_path: Path
+) -> None:
+    rules = tmp_path / "deletes.yaml"
+    rules.write_text(
+        f"""
+version: 1
+rules:
+  - name: tell-about-deletes
+    source: zoho
+    module: Appointments__s
+    when: {{operation: [delete]}}
+    actions:
+      - type: notify
+        with: {{url: "{endpoint.url}{PATH}", text: "{{{{ previous.Appointment_Start_Time }}}} is off"}}
+"""
+    )
+    moves = Flow(redis, redis_url, zoho, rules)
+    await enqueue_change(redis, "zoho", "Appointments__s", NEVER_RESCHEDULED, operation="insert")
+    await moves.work()
+    start = (await zoho.appointment(NEVER_RESCHEDULED))["Appointment_Start_Time"]
+
+    deleted = await enqueue_change(redis, "zoho", "Appointments__s", NEVER_RESCHEDULED, operation="delete")
+    await moves.work()
+    await enqueue_change(redis, "zoho", "Appointments__s", NEVER_RESCHEDULED, operation="delete")
+    await moves.work()
+
+    (received,) = endpoint.received(PATH)
+    body = received.json()
+    assert (body["operation"], body["record_id"]) == ("delete", NEVER_RESCHEDULED)
+    assert body["changed"]["Appointment_Start_Time"] == {"old": start, "new": None}
+    assert "reschedule" not in body
+    assert body["text"] == f"{start} is off"
+    assert (await moves.notify_outcome(deleted))["status"] == "delivered"
