@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -138,7 +137,7 @@ def receiver(host: str, port: int) -> None:
 def worker() -> None:
     """Run an arq worker: fetch, diff, rules, actions."""
     from workers.config import WorkerConfig
-    from workers.main import run_forever
+    from workers.main import notify_secrets_environ, run_forever
     from workers.notify.notifier import secret_envs, secret_problems
     from workers.rules.load import RuleFileError, load_rules
 
@@ -152,7 +151,7 @@ def worker() -> None:
     except RuleFileError as exc:
         _fail(f"invalid rules in {config.rules_path}", str(exc))
     # Notify actions sign with the secrets their rules name: one missing would dead-letter every delivery.
-    secrets = secret_problems(secret_envs(rules), os.environ)
+    secrets = secret_problems(secret_envs(rules), notify_secrets_environ())
     if secrets:
         _fail(f"notify secrets named by the rules in {config.rules_path}", "\n".join(secrets))
     apis = {"zoho": config.zoho_api_domain, "hubspot": config.hubspot_api_base}

@@ -204,6 +204,12 @@ def test_worker_refuses_to_start_without_the_notify_secrets_its_rules_name(tmp_p
     assert done.returncode == 2
     assert f"crmflow: notify secrets named by the rules in {path}\n" in done.stderr
     assert "  secret_env CRMFLOW_TEAM_SECRET: the environment variable is not set (or is empty)" in done.stderr
+    # A .env file is read as for every setting: there, a secret too short for Standard Webhooks.
+    (tmp_path / ".env").write_text("CRMFLOW_TEAM_SECRET=whsec_c2hvcnQ=\n")
+    _, short = worker_with_rules(tmp_path, rules)
+    assert short.returncode == 2
+    assert "secret_env CRMFLOW_TEAM_SECRET: the secret holds 5 bytes" in short.stderr
+    assert "c2hvcnQ" not in short.stderr
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ import httpx
 from arq import Worker
 from arq.connections import ArqRedis, RedisSettings
 from arq.worker import func
+from dotenv import dotenv_values
 from redis.asyncio import Redis
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -127,6 +128,13 @@ class CrmflowWorker(Worker):
             logger.warning("Redis refused the worker's health key (%s)", exc)
 
 
+def notify_secrets_environ(dotenv_path: str = ".env") -> dict[str, str]:
+    """Where notify actions read the secrets their rules name (`secret_env`): the process's environment, over a
+    .env file in the working directory, as for every setting (workers/config.py)."""
+    from_file = {name: value for name, value in dotenv_values(dotenv_path).items() if value}
+    return from_file | dict(os.environ)
+
+
 def crm_clients(config: WorkerConfig, redis: Redis, http: httpx.AsyncClient) -> CrmClients:
     """A client for each source configured; the others stay out (their events become dead letters)."""
     connected = {source.name: source.connect(config, redis, http) for source in sources.all_sources()}
@@ -232,14 +240,15 @@ def build_worker(
     """An arq Worker for crmflow's queue; `http` routes CRM calls elsewhere (tests), `burst` drains then stops.
 
     Notify actions POST through a client of their own (workers/notify/notifier.py), never through `http`, and
-    read the secrets their rules name (`secret_env`) from `environ` (default: the process's environment).
+    read the secrets their rules name (`secret_env`) from `environ` (default: notify_secrets_environ()).
     """
 
     async def startup(ctx: dict[str, Any]) -> None:
         client = http or httpx.AsyncClient(timeout=httpx.Timeout(config.http_timeout_s, connect=5.0))
         ctx["http"] = client
         ctx["notify_http"] = notify_client()
-        notifier = Notifier(ctx["notify_http"], os.environ if environ is None else environ, clock=clock or utcnow)
+        secrets = notify_secrets_environ() if environ is None else environ
+        notifier = Notifier(ctx["notify_http"], secrets, clock=clock or utcnow)
         redis = ctx["redis"]
         crm = crm_clients(config, redis, client)
         checkpoints = Checkpoints(redis, config.test_pause_at)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from crmflow.embedded_redis import EmbeddedRedis, free_port
 from workers.config import WorkerConfig
 from workers.contract import QUEUE_NAME, dumps, loads
-from workers.main import CrmflowWorker, worker_redis_settings
+from workers.main import CrmflowWorker, notify_secrets_environ, worker_redis_settings
 from workers.queue import Job, connect_queue, enqueue_jobs
 
 BUDGET_S = 1.0
@@ -151,3 +152,26 @@ def test_each_configured_source_with_a_listing_gets_a_sweep_duty() -> None:
 
     assert [(duty.name, duty.interval_s) for duty in both] == [("sweep:zoho", 120), ("sweep:hubspot", 120)]
     assert [duty.name for duty in one] == ["sweep:hubspot"]
+
+
+def test_notify_secrets_come_from_the_environment_over_the_dotenv_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".env").write_text("CRMFLOW_A_SECRET=whsec_from-file\nCRMFLOW_B_SECRET=whsec_file-b\nEMPTY=\n")
+    monkeypatch.setenv("CRMFLOW_B_SECRET", "whsec_from-env")
+    monkeypatch.chdir(tmp_path)
+
+    environ = notify_secrets_environ()
+
+    assert environ["CRMFLOW_A_SECRET"] == "whsec_from-file"
+    assert environ["CRMFLOW_B_SECRET"] == "whsec_from-env"
+    assert "EMPTY" not in environ
+
+
+def test_without_a_dotenv_file_notify_secrets_are_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CRMFLOW_C_SECRET", "whsec_c")
+
+    assert notify_secrets_environ()["CRMFLOW_C_SECRET"] == "whsec_c"
