@@ -20,9 +20,10 @@ from tests.processes import REPO
 from workers import sources
 from workers.diff import Change, FieldChange
 from workers.rules.context import RuleContext
-from workers.rules.load import load_rules
-from workers.rules.model import templates_of
-from workers.rules.templates import render
+from workers.rules.load import load_rules, parse_rules
+from workers.rules.model import OPERATORS, templates_of
+from workers.rules.registry import ACTION_PARAMS
+from workers.rules.templates import RESCHEDULE_KEYS, VARIABLES, render
 
 EXAMPLES = REPO / "rules" / "examples"
 FILES = sorted(EXAMPLES.glob("*.yaml"))
@@ -153,3 +154,27 @@ def test_every_template_renders_on_a_seed_appointment(path: Path) -> None:
             for where, text in templates_of(action.params):
                 rendered = render(text, context.variables())
                 assert rendered.strip(), (rule.name, where)
+
+
+def _readme_rules_section() -> str:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"^## Rules\n(.*?)(?=^## )", readme, flags=re.MULTILINE | re.DOTALL)
+    assert match is not None, "README.md has no Rules section"
+    return match.group(1)
+
+
+def test_the_readme_rules_example_is_the_issue_example_and_passes_the_check() -> None:
+    [block] = re.findall(r"```yaml\n(.*?)```", _readme_rules_section(), flags=re.DOTALL)
+    example = (EXAMPLES / "issue-12.yaml").read_text()
+
+    assert block == "".join(line for line in example.splitlines(keepends=True) if not line.startswith("#"))
+    assert len(parse_rules(block, origin="README.md").rules) == 2
+
+
+@pytest.mark.parametrize("document", ["README.md", "docs/rules.md"])
+def test_every_action_operator_and_template_variable_is_documented(document: str) -> None:
+    text = _readme_rules_section() if document == "README.md" else (REPO / document).read_text(encoding="utf-8")
+    names = [*ACTION_PARAMS, *OPERATORS, *VARIABLES, "previous:", "operation: [insert, update, delete]"]
+    names += [f"reschedule.{key}" for key in RESCHEDULE_KEYS]
+
+    assert [name for name in names if f"`{name}" not in text] == []
