@@ -50,7 +50,10 @@ def test_default_file_loads() -> None:
 
 
 def test_default_file_is_the_only_rule_file() -> None:
-    assert sorted(p.name for p in (REPO / "rules").iterdir()) == ["default.yaml"]
+    # rules/examples/ is a directory of examples: RULES_PATH=rules loads the files of rules/ only.
+    assert sorted(p.name for p in (REPO / "rules").iterdir() if p.is_file()) == ["default.yaml"]
+    assert sorted(p.name for p in (REPO / "rules").iterdir() if p.is_dir()) == ["examples"]
+    assert load_rules(REPO / "rules") == load_rules(REPO / "rules" / "default.yaml")
 
 
 def test_a_directory_loads_every_yaml_file_in_name_order(tmp_path: Path) -> None:
