@@ -310,18 +310,20 @@ async def _handle_delete(event: ChangeEvent, deps: WorkerDeps, *, job_try: int) 
 
     The rules see no record and, as `previous`, the last snapshot's fields; each of them changed from its
     value to nothing. Actions that act on the record (NEEDS_RECORD) are skipped: it is gone. The change is
-    dated when the delete was notified.
+    dated when the delete was notified. Without a snapshot no rule runs: crmflow knows nothing of the record
+    (never seen), or has handled its delete already (a second notification of it must do nothing).
     """
     where = (event.source, event.module, event.record_id)
     results: list[dict[str, Any]] = []
+    previous = None
     if deps.rules.fires_on(event.source, event.module, "delete"):
         previous = await load_snapshot(deps.redis, *where)
+    if previous is not None:
         deleted_at = datetime.fromtimestamp(event.notified_at_ms / 1000, UTC)
-        known = dict(previous.fields) if previous is not None else {}
+        known = dict(previous.fields)
         change = Change(
             fields={name: FieldChange(old=value, new=None) for name, value in known.items() if value is not None},
-            first_seen=previous is None,
-            since=previous.modified_time if previous is not None else None,
+            since=previous.modified_time,
         )
         job_notes.note_change(change)
         record = Record(event.source, event.module, event.record_id, modified_time=deleted_at, fields={})

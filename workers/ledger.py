@@ -91,8 +91,7 @@ def change_key(
     diff's Change.since). A retry of the same job after a crash before the snapshot was saved diffs against
     that same snapshot, so it gets the same key even if the record changed again in between; a later change
     moves away from a newer snapshot and gets a key of its own. Where no earlier state is known (a record seen
-    for the first time), the change is known by `operation` and the record's `modified_time` (for a delete: when
-    it was notified).
+    for the first time), the change is known by `operation` and the record's `modified_time`.
     """
     change = f"since:{_instant(since)}" if since is not None else f"{operation}:{_instant(modified_time)}"
     return effect_key(source, module, record_id, "rule", rule, str(index), change)

@@ -26,6 +26,7 @@ _NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _FIELD_PATH = re.compile(r"[^.\s]+(\.[^.\s]+)*")
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DATE_TIME_START = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]")
 
 OPERATORS: tuple[str, ...] = ("equals", "not_equals", "in", "not_in", "is_set", "less_than", "greater_than")
 # What a rule's `when.operation` may name (a ChangeEvent's operation).
@@ -78,7 +79,7 @@ def _bound(value: object) -> int | float | datetime:
 
 
 def _iso_datetime(text: str) -> datetime:
-    if "T" not in text.upper() and " " not in text:
+    if not _DATE_TIME_START.match(text):
         raise ValueError(f"{text!r} is neither a number nor an ISO 8601 date-time such as '2027-01-12T10:00:00Z'")
     try:
         return datetime.fromisoformat(text)

@@ -1,8 +1,9 @@
 """Templates: render the Jinja2 text of an action's parameters in a sandbox, and find their problems. Pure.
 
-Templates run in Jinja2's SandboxedEnvironment (no access to private or internal attributes, no unsafe
-methods), with StrictUndefined: a name or field that is not there is an error, never an empty string.
-`None` renders as the empty string and a date-time as ISO 8601. Compiled templates are cached by their text.
+Templates run in Jinja2's sandbox (ImmutableSandboxedEnvironment: no private or internal attributes, no unsafe
+methods, no changing a list or mapping they are given), with StrictUndefined: a name or field that is not there
+is an error, never an empty string. `None` renders as the empty string and a date-time as ISO 8601. Compiled
+templates are cached by their text.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import jinja2
 from jinja2 import meta, nodes
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from workers.errors import ActionNotApplicableError
 from workers.rules.problems import did_you_mean
@@ -43,7 +44,7 @@ def _finalize(value: Any) -> Any:
     return value
 
 
-_ENV = SandboxedEnvironment(
+_ENV = ImmutableSandboxedEnvironment(
     undefined=jinja2.StrictUndefined,
     autoescape=False,
     finalize=_finalize,
@@ -88,8 +89,19 @@ def template_problems(source: str, known_fields: Collection[str]) -> list[str]:
         tree = _ENV.parse(source)
     except jinja2.TemplateSyntaxError as exc:
         return [f"template syntax error: {exc.message} (line {exc.lineno})"]
-    problems: list[str] = []
-    for name in sorted(meta.find_undeclared_variables(tree)):
+    problems = [
+        f"unknown filter {node.name!r}" for node in tree.find_all(nodes.Filter) if node.name not in _ENV.filters
+    ]
+    problems += [f"unknown test {node.name!r}" for node in tree.find_all(nodes.Test) if node.name not in _ENV.tests]
+    if problems:
+        return list(dict.fromkeys(problems))
+    try:
+        _compiled(source)  # anything else compiling finds
+        undeclared = meta.find_undeclared_variables(tree)
+    except jinja2.TemplateError as exc:
+        line = f" (line {exc.lineno})" if isinstance(exc, jinja2.TemplateSyntaxError) else ""
+        return [f"template syntax error: {exc.message}{line}"]
+    for name in sorted(undeclared):
         if name not in VARIABLES:
             problems.append(f"unknown name {name!r} (templates see: {', '.join(VARIABLES)})")
     for variable, key in _attributes(tree):
