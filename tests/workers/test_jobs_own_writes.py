@@ -122,22 +122,48 @@ async def test_zohos_notification_of_crmflows_own_write_fires_no_rule(
     assert await sandbox.zoho_field("Additional_Information") == "Gate code 9999 (checked)"
 
 
-async def test_a_lost_answer_is_not_written_twice_nor_taken_for_someone_elses_change(
-    redis: ArqRedis, redis_url: str, sandbox: Sandbox, rules: str
+CHECK_AND_NOTE = """
+version: 1
+rules:
+  - name: check-access-notes
+    source: zoho
+    module: Appointments__s
+    when: {changed: [Additional_Information]}
+    actions:
+      - type: update_record
+        with:
+          fields:
+            Additional_Information: "{{ record.Additional_Information }} (checked)"
+      - type: add_note
+        with:
+          title: Access notes checked
+          content: "Now: {{ record.Additional_Information }}"
+"""
+
+
+async def test_a_lost_answer_is_written_once_and_the_rules_other_actions_still_run(
+    redis: ArqRedis, redis_url: str, sandbox: Sandbox, tmp_path: Path
 ) -> None:
+    rules = tmp_path / "check-and-note.yaml"
+    rules.write_text(CHECK_AND_NOTE)
     await enqueue_change(redis, "zoho", "Appointments__s", ZOHO_ID, operation="insert")
-    await work(redis_url, sandbox, rules)
+    await work(redis_url, sandbox, str(rules))
     await sandbox.zoho_change(Additional_Information="Gate code 1234")
-    # Zoho applies the write, and its answer is lost: the job fails and is retried, while the write's own
-    # notification is queued too (whichever runs first).
+    # Zoho applies the write and its answer is lost, as when the worker is killed between the two: the job
+    # fails before its note and before saving the new state. Its retry, and the job of the write's own
+    # notification (whichever runs first), see the field as crmflow wrote it, for the change it was written
+    # for: the rule runs again under the same ledger keys, so the write is not repeated and the note is made.
     await sandbox.faults({"method": "PUT", "path_prefix": "/crm/v7/Appointments__s", "status": 500, "after": True})
     await enqueue_change(redis, "zoho", "Appointments__s", ZOHO_ID)
     await enqueue_change(redis, "zoho", "Appointments__s", ZOHO_ID, changed_fields=("Additional_Information",))
 
-    await work(redis_url, sandbox, rules)
+    await work(redis_url, sandbox, str(rules))
 
     assert await sandbox.zoho_field("Additional_Information") == "Gate code 1234 (checked)"
     assert await sandbox.count(PUT) == 1
+    notes = (await sandbox.http.get("/_sandbox/notes")).json()["data"]
+    assert [note["Note_Content"].split("\n")[0] for note in notes] == ["Now: Gate code 1234 (checked)"]
+    assert not await redis.exists(keys.own_writes("zoho", "Appointments__s", ZOHO_ID))
 
 
 async def test_hubspots_webhook_of_crmflows_own_write_fires_no_rule(

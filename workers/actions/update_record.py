@@ -46,12 +46,12 @@ async def update_record(update: UpdateFields, run: ActionRun) -> ActionResult:
         return record.id if already_holds(record.fields, effect) else None
 
     async def write(effect: Mapping[str, Any]) -> str:
-        await own_writes.remember(redis, *where, effect)
+        await own_writes.remember(redis, *where, effect, run.change.since)
         try:
             return await update(record.id, effect)
         except (*REFUSED, CrmNotSentError):
             # Nothing was written: the values must not pass for crmflow's if someone sets them later.
-            await own_writes.forget(redis, *where, effect)
+            await own_writes.forget(redis, *where, effect, run.change.since)
             raise
 
     applied = await run.ledger.apply_once(

@@ -13,7 +13,7 @@ from workers import keys
 from workers.diff import Change, FieldChange
 from workers.errors import CrmNotFoundError, CrmRejectedError, CrmTransientError
 from workers.ledger import Ledger
-from workers.own_writes import load_state
+from workers.own_writes import entry, load_state
 from workers.rules.model import UpdateRecordParams
 from workers.rules.templates import TemplateError
 from workers.sources import hubspot as hubspot_source
@@ -45,7 +45,7 @@ async def test_zoho_fields_are_rendered_and_put_once(redis: ArqRedis, sandbox: S
     assert (await sandbox.zoho_record(ZOHO_ID)).fields["Moved_By__c"] == "stamp: AC Repair - James"
     assert await sandbox.count(PUT) == 1
     _, own = await load_state(redis, "zoho", "Appointments__s", ZOHO_ID)
-    assert own == {"Moved_By__c": b'"stamp: AC Repair - James"'}
+    assert own == {"Moved_By__c": entry("stamp: AC Repair - James", None)}
 
 
 async def test_hubspot_properties_are_rendered_and_patched_once(redis: ArqRedis, sandbox: Sandbox) -> None:
@@ -62,7 +62,7 @@ async def test_hubspot_properties_are_rendered_and_patched_once(redis: ArqRedis,
     assert location.fields["hs_appointment_location"] == "was SCHEDULED"
     assert await sandbox.count(PATCH) == 1
     _, own = await load_state(redis, "hubspot", "appointments", HUBSPOT_ID)
-    assert own == {"hs_appointment_location": b'"was SCHEDULED"'}
+    assert own == {"hs_appointment_location": entry("was SCHEDULED", None)}
 
 
 async def test_a_record_that_already_holds_the_values_is_not_written(redis: ArqRedis, sandbox: Sandbox) -> None:
