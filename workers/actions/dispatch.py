@@ -76,6 +76,12 @@ def traced(record: Record, trace: ActionTrace) -> Record:
     )
 
 
+def traced_context(context: RuleContext, trace: ActionTrace) -> RuleContext:
+    """`context`, with values from before the change that note in `trace` what is read of them (its record's
+    fields are the traced record's already: `traced`)."""
+    return context.with_previous(_Reading(context.known_previous, trace.previous))
+
+
 @dataclass(frozen=True)
 class Actions:
     """The action implementations and the clients and ledger they use."""
@@ -106,7 +112,7 @@ class Actions:
         seen = record if trace is None else traced(record, trace)
         context = context.for_rule(planned.rule).with_record(seen.fields)
         if trace is not None:
-            context = context.with_previous(_Reading(context.known_previous, trace.previous))
+            context = traced_context(context, trace)
         run = ActionRun(
             ledger, seen, change, spec.params, now, self.checkpoints.reach, context, planned.rule, planned.index
         )
