@@ -17,6 +17,7 @@ POST   /_sandbox/tokens/expire    expire every issued access token now
 POST   /_sandbox/channels/{id}/expire   move a watch channel's expiry to now + {"in_s": N} (default 0: it
                                   has expired, and is gone as Zoho deletes expired channels)
 GET    /_sandbox/history          every Appointments_Rescheduled_History__s row
+GET    /_sandbox/notes            every Zoho note (Notes module), oldest first
 GET    /_sandbox/webhooks         whether each CRM sends its notifications: {"zoho": bool, "hubspot": bool}
 POST   /_sandbox/webhooks         switch them: {"enabled": bool, "crm": "zoho" | "hubspot" (default both)}
 *      /_sandbox/hubspot/...      HubSpot's control endpoints, see sandbox.hubspot.control
@@ -136,6 +137,10 @@ class ControlHandlers:
         rows = self.runtime.store.all_history()
         return json_response({"count": len(rows), "data": rows})
 
+    async def notes(self, request: Request) -> Response:
+        notes = self.runtime.store.all_notes()
+        return json_response({"count": len(notes), "data": notes})
+
 
 def control_routes(runtime: SandboxRuntime) -> list[Route]:
     """The routes mounted at /_sandbox."""
@@ -149,6 +154,7 @@ def control_routes(runtime: SandboxRuntime) -> list[Route]:
         Route("/notifications", handlers.notifications, methods=["GET", "DELETE"]),
         Route("/tokens/expire", handlers.expire_tokens, methods=["POST"]),
         Route("/history", handlers.history, methods=["GET"]),
+        Route("/notes", handlers.notes, methods=["GET"]),
         Route("/channels/{channel_id}/expire", handlers.expire_channel, methods=["POST"]),
         Route("/webhooks", handlers.webhooks, methods=["GET", "POST"]),
     ]

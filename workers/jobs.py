@@ -51,6 +51,7 @@ from workers.eventlog import EventLog, JobKind
 from workers.fetch import CrmClients, fetch_record, previous_values, remembered_fields
 from workers.log_context import log_context
 from workers.metrics import ACTIONS, JOBS, event_time, observe_lag
+from workers.own_writes import drop_own_writes, load_state, save_state
 from workers.queue import claim_coalesced
 from workers.record import Record
 from workers.replay import capture, context_of, rebuild
@@ -58,7 +59,7 @@ from workers.rules.context import RuleContext
 from workers.rules.evaluate import PlannedAction, plan
 from workers.rules.model import RuleSet
 from workers.rules.registry import NEEDS_RECORD
-from workers.snapshots import delete_snapshot, load_snapshot, save_snapshot
+from workers.snapshots import delete_snapshot, load_snapshot
 
 logger = logging.getLogger("crmflow.jobs")
 
@@ -261,7 +262,8 @@ async def handle_change(
         return {"status": "gone"}
     except FINAL_ERRORS as exc:
         return await _dead_letter(deps, event, job_try, exc.code, str(exc), type(exc).__name__)
-    previous = await load_snapshot(deps.redis, *where)
+    # One round trip: the state last seen, and what crmflow itself wrote to the record (workers/own_writes.py).
+    previous, own_writes = await load_state(deps.redis, *where)
     notified_at = datetime.fromtimestamp(notified.notified_at_ms / 1000, UTC)
     mentioned = notified.changed_fields
     lagging = looks_lagging(previous, record, notified_at=notified_at, mentioned=mentioned, watched=watched)
@@ -272,6 +274,8 @@ async def handle_change(
         raise CrmTransientError("the CRM returned the record as it was before the notified change", code="LAGGING_READ")
     since = datetime.fromtimestamp(event.since_ms / 1000, UTC) if event.since_ms is not None else None
     change = diff(previous, record, watched, inferred_previous=previous_values(record, since), inferred_since=since)
+    # Fields crmflow wrote itself (update_record) are not a change any rule may fire on.
+    change, own, consumed = drop_own_writes(change, record.fields, own_writes)
     job_notes.note_change(change)
     if change.stale:
         return {"status": "stale", "modified_time": record.modified_time.isoformat()}
@@ -286,15 +290,18 @@ async def handle_change(
         now=record.modified_time,
         start_field=_start_field(event),
     )
-    planned = plan(deps.rules, context, change.fields)
+    # A change made only of crmflow's own writes fires no rule at all, not even one on every update.
+    only_own_writes = bool(own) and not change.fields
+    planned = [] if only_own_writes else plan(deps.rules, context, change.fields)
     results = [await _run_action(deps, event, job_try, step, record, change, context) for step in planned]
     await deps.checkpoints.reach("before_snapshot")
-    await save_snapshot(deps.redis, *where, snapshot_of(record, watched))
+    await save_state(deps.redis, *where, snapshot_of(record, watched), consumed)
     return {
         "status": "processed",
         "first_seen": change.first_seen,
         "changed": sorted(change.fields),
         "actions": results,
+        **({"own_writes": sorted(own)} if own else {}),
     }
 
 

@@ -20,6 +20,8 @@ operator's sake, though arq builds them.
 | crmflow:pending:<source>:<module>:<id>  | set: the record's ledger keys that may | LEDGER_TTL_S (30 d), from   |
 |                                         | still be pending                       | the last key added          |
 | crmflow:ratelimited:<job id>            | runs spent waiting on rate limits      | RATE_LIMITED_TTL_S (2 d)    |
+| crmflow:own-writes:<source>:<module>:   | hash: field -> JSON value crmflow wrote| OWN_WRITES_TTL_S (1 d) from |
+|   <id>                                  | to the record (workers/own_writes.py)  | the last write              |
 | crmflow:deadletters                     | sorted set: letter ids by last failure | trimmed to the retention    |
 | crmflow:deadletter:<id>                 | one dead letter                        | DEADLETTER_RETENTION (14 d) |
 | crmflow:zoho:token:<account>:<creds>    | JSON: the shared Zoho access token of  | the token's lifetime        |
@@ -138,6 +140,8 @@ SNAPSHOT_TTL_S = 180 * DAY_S
 # Longer than any retry window (max tries x retry cap is well under a day) and than arq's job expiry.
 LEDGER_TTL_S = 30 * DAY_S
 RATE_LIMITED_TTL_S = 2 * DAY_S
+# Far longer than a CRM takes to notify a write (seconds), short enough that a forgotten entry soon goes.
+OWN_WRITES_TTL_S = DAY_S
 
 
 def lock(source: str, module: str, record_id: str) -> str:
@@ -148,6 +152,11 @@ def lock(source: str, module: str, record_id: str) -> str:
 def snapshot(source: str, module: str, record_id: str) -> str:
     """The record's last state seen, what the next change is diffed against."""
     return f"{PREFIX}snapshot:{source}:{module}:{record_id}"
+
+
+def own_writes(source: str, module: str, record_id: str) -> str:
+    """What crmflow wrote to the record's fields (a hash), so that its own change fires no rule again."""
+    return f"{PREFIX}own-writes:{source}:{module}:{record_id}"
 
 
 def ledger(digest: str) -> str:

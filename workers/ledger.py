@@ -128,6 +128,11 @@ class Ledger:
         self._touched = touched
         self._pending_only = redis.register_script(_PENDING_ONLY)
 
+    @property
+    def redis(self) -> Redis:
+        """Where the ledger keeps its entries; an action keeps its other crash-safe notes there too (own_writes)."""
+        return self._redis
+
     def tracing(self, touched: Touched) -> Ledger:
         """This ledger, noting in `touched` every key used and every effect begun but not applied."""
         return Ledger(self._redis, touched=touched)

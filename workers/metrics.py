@@ -100,6 +100,8 @@ CRM_OPERATIONS = frozenset(
     {
         # both
         "get_record",
+        "update_record",
+        "create_note",
         # Zoho
         "list_history",
         "create_history",
@@ -109,11 +111,11 @@ CRM_OPERATIONS = frozenset(
         "update_channels",
         "disable_channels",
         "refresh_token",
+        "list_notes",
         # HubSpot
         "batch_read_records",
         "search_modified",
         "get_association_labels",
-        "create_note",
         "list_note_associations",
         "batch_read_notes",
     }

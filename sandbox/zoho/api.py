@@ -7,9 +7,14 @@ Served paths (any of Zoho's API versions v2..v8):
     GET  /crm/{v}/Appointments__s/{id}                          one record (optional fields=)
     PUT  /crm/{v}/Appointments__s/{id}                          update one (data array of one)
     GET  /crm/{v}/Appointments__s/{id}/Appointments_Rescheduled_History__s    related list
+    GET  /crm/{v}/Appointments__s/{id}/Notes?fields=            the appointment's notes (oldest first)
+    POST /crm/{v}/Appointments__s/{id}/Notes                    add notes to it (<= 100)
     GET  /crm/{v}/Appointments_Rescheduled_History__s?fields=   list
     POST /crm/{v}/Appointments_Rescheduled_History__s           add rows (<= 100)
     GET  /crm/{v}/Appointments_Rescheduled_History__s/{id}      one row
+    GET  /crm/{v}/Notes?fields=                                 every note (oldest first)
+    POST /crm/{v}/Notes                                         add notes, parent in Parent_Id (<= 100)
+    GET  /crm/{v}/Notes/{id}                                    one note
     *    /crm/{v}/actions/watch                                 see sandbox.zoho.watch_api
 Other methods on these paths answer INVALID_REQUEST_METHOD, other modules INVALID_MODULE, anything else
 INVALID_URL_PATTERN; every path first requires a valid `Zoho-oauthtoken`, then the scope the call needs
@@ -18,6 +23,7 @@ INVALID_URL_PATTERN; every path first requires a valid `Zoho-oauthtoken`, then t
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Awaitable, Callable
 
@@ -37,17 +43,25 @@ from sandbox.zoho.errors import (
     invalid_request_method,
     invalid_url_pattern,
 )
-from sandbox.zoho.listing import parse_fields, parse_list_query
+from sandbox.zoho.listing import ListQuery, parse_fields, parse_list_query
+from sandbox.zoho.notes import MAX_NOTES_PER_CALL, Parent
 from sandbox.zoho.payload import parse_json_body, records_array
 from sandbox.zoho.responses import error_response, page_response, write_response
 from sandbox.zoho.scopes import needed_scope
-from sandbox.zoho.store import APPOINTMENT_SORT_FIELDS, APPOINTMENTS, HISTORY, HISTORY_SORT_FIELDS
+from sandbox.zoho.store import (
+    APPOINTMENT_SORT_FIELDS,
+    APPOINTMENTS,
+    HISTORY,
+    HISTORY_SORT_FIELDS,
+    NOTE_SORT_FIELDS,
+    NOTES,
+)
 from sandbox.zoho.writes import WriteOutcome
 
 API_VERSIONS = frozenset({"v2", "v2.1", "v3", "v4", "v5", "v6", "v7", "v8"})
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 MAX_RECORDS_PER_WRITE = 100
-MODULES = (APPOINTMENTS, HISTORY)
+MODULES = (APPOINTMENTS, HISTORY, NOTES)
 
 Handler = Callable[["CrmHandlers", Request], Awaitable[Response]]
 
@@ -73,6 +87,15 @@ def _known_module(module: str) -> str:
     if module not in MODULES:
         raise invalid_module()
     return module
+
+
+def _notes_query(request: Request) -> ListQuery:
+    """A notes list query: `fields` is mandatory (v3 and later) and notes come oldest first unless sorted."""
+    params = request.query_params
+    query = parse_list_query(params, fields_required=True, sortable=NOTE_SORT_FIELDS)
+    if "sort_by" not in params:
+        query = dataclasses.replace(query, sort_by="Created_Time", sort_order=params.get("sort_order", "asc"))
+    return query
 
 
 class CrmHandlers:
@@ -101,6 +124,10 @@ class CrmHandlers:
         if key == (HISTORY, "POST"):
             items = records_array(parse_json_body(await request.body()), MAX_RECORDS_PER_WRITE)
             return self._written(self.runtime.store.add_history(items, self.runtime.now()), 201)
+        if key == (NOTES, "GET"):
+            return page_response(self.runtime.store.list_notes(_notes_query(request)))
+        if key == (NOTES, "POST"):
+            return await self._add_notes(request, None)
         raise invalid_request_method()
 
     @_guarded
@@ -116,17 +143,25 @@ class CrmHandlers:
             return await self._update(request, record_id)
         if (module, request.method) == (HISTORY, "GET"):
             return json_response({"data": [self.runtime.store.get_history(record_id, fields)]})
+        if (module, request.method) == (NOTES, "GET"):
+            return json_response({"data": [self.runtime.store.get_note(record_id, fields)]})
         raise invalid_request_method()
 
     @_guarded
     async def related(self, request: Request) -> Response:
         module = _known_module(request.path_params["module"])
-        if (module, request.path_params["related"]) != (APPOINTMENTS, HISTORY):
+        related = request.path_params["related"]
+        record_id = request.path_params["record_id"]
+        if module != APPOINTMENTS or related not in (HISTORY, NOTES):
             raise invalid_url_pattern()
+        if (related, request.method) == (NOTES, "GET"):
+            return page_response(self.runtime.store.related_notes(record_id, _notes_query(request)))
+        if (related, request.method) == (NOTES, "POST"):
+            return await self._add_notes(request, Parent(APPOINTMENTS, record_id))
         if request.method != "GET":
             raise invalid_request_method()
         query = parse_list_query(request.query_params, fields_required=False, sortable=HISTORY_SORT_FIELDS)
-        return page_response(self.runtime.store.related_history(request.path_params["record_id"], query))
+        return page_response(self.runtime.store.related_history(record_id, query))
 
     @_guarded
     async def watch(self, request: Request) -> Response:
@@ -142,6 +177,10 @@ class CrmHandlers:
         limit = 1 if path_id is not None else MAX_RECORDS_PER_WRITE
         items = records_array(parse_json_body(await request.body()), limit)
         return self._written(self.runtime.store.update_appointments(items, self.runtime.now(), path_id=path_id), 200)
+
+    async def _add_notes(self, request: Request, parent: Parent | None) -> Response:
+        items = records_array(parse_json_body(await request.body()), MAX_NOTES_PER_CALL)
+        return self._written(self.runtime.store.add_notes(items, self.runtime.now(), parent=parent), 201)
 
     def _written(self, outcome: WriteOutcome, success_status: int) -> Response:
         deliveries = self.runtime.deliveries_for(outcome.changes)

@@ -1,20 +1,23 @@
 """Pure rules for one record of PUT /Appointments__s: field checks, reschedule and status rules, derived fields.
 
 Sources: Zoho's v7 update-appointments page (via docs/zoho-crm.md, "Appointments API") and the error examples of
-Zoho's OpenAPI repo (zoho/crm-oas v8.0 appointments). Keys the sandbox does not model as writable (system fields
-such as Created_Time, Reschedule_Count, Rescheduled_To, Appointment_End_Time, or unknown keys) are ignored, as
-Zoho's own sample PUT bodies carry them.
+Zoho's OpenAPI repo (zoho/crm-oas v8.0 appointments). Keys of the module's standard fields that the sandbox does
+not model as writable (system fields such as Created_Time, Reschedule_Count, Rescheduled_To,
+Appointment_End_Time) and meta keys (`$...`) are ignored, as Zoho's own sample PUT bodies carry them. Any other
+key is taken for one of the org's custom fields (crmflow's update_record writes them): a text, number, boolean
+or null value is stored as given, anything else is INVALID_DATA. Which custom fields an org has, and their
+types, is the org's own: the sandbox checks only that the value is a plain JSON value.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sandbox.zoho.errors import RecordError, dependent, mandatory_not_found, not_allowed, record_invalid
-from sandbox.zoho.seed import User
+from sandbox.zoho.seed import User, blank_appointment
 from sandbox.zoho.time import parse_datetime
 
 REASONS = ("By Customer", "By Team")
@@ -24,6 +27,8 @@ CLOSED_STATUSES = ("Completed", "Cancelled")
 RESCHEDULE_INPUTS = ("Rescheduled_From", "Reschedule_Reason", "Reschedule_Note")
 CANCELLATION_INPUTS = ("Cancellation_Reason", "Cancellation_Note")
 MAX_DURATION_MINUTES = 24 * 60
+# Zoho's longest text field (multi-line, "large"): the limit the sandbox applies to a custom field's text.
+MAX_CUSTOM_TEXT = 32000
 
 RESCHEDULE_ONLY = (
     "You can update the Reschedule_Reason and Reschedule_Note keys only when you reschedule the appointment"
@@ -132,6 +137,25 @@ PARSERS: dict[str, Parser] = {
 }
 
 
+# The module's standard fields (and meta keys): a PUT key that is none of these is a custom field.
+STANDARD_FIELDS = frozenset(blank_appointment("0", datetime(2000, 1, 1, tzinfo=UTC))) | {"Contact_Name__s"}
+
+
+def _custom(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if not isinstance(value, str):
+        raise _Invalid()
+    if len(value) > MAX_CUSTOM_TEXT:
+        raise _Invalid(maximum_length=MAX_CUSTOM_TEXT)
+    return value
+
+
+def is_custom_field(name: str) -> bool:
+    """Whether a PUT key names one of the org's custom fields (not a standard field, not `id`, not a `$` key)."""
+    return name not in STANDARD_FIELDS and not name.startswith("$")
+
+
 @dataclass(frozen=True)
 class UpdatePlan:
     """The validated changes for one appointment (internal values: datetimes stay datetimes)."""
@@ -141,11 +165,11 @@ class UpdatePlan:
 
 
 def parse_fields(item: Mapping[str, Any], index: int) -> dict[str, Any] | RecordError:
-    """Check every writable field present in the item; the first bad one is the record's error."""
+    """Check every writable field present in the item, custom ones included; the first bad one is the record's error."""
     parsed: dict[str, Any] = {}
-    for name, parser in PARSERS.items():
-        if name not in item:
-            continue
+    wanted = [(name, parser) for name, parser in PARSERS.items() if name in item]
+    wanted += [(name, _custom) for name in item if is_custom_field(name)]
+    for name, parser in wanted:
         try:
             parsed[name] = parser(item[name])
         except _Missing:

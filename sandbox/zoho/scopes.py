@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from sandbox.zoho.errors import ZohoApiError
-from sandbox.zoho.store import APPOINTMENTS, HISTORY
+from sandbox.zoho.store import APPOINTMENTS, HISTORY, NOTES
 
 MODULE_AREAS = {
     APPOINTMENTS: "ZohoCRM.modules.appointments",
     HISTORY: "ZohoCRM.modules.appointments_rescheduled_history",
+    NOTES: "ZohoCRM.modules.notes",
 }
 NOTIFICATIONS = "ZohoCRM.notifications"
 OPERATIONS = {"GET": "READ", "POST": "CREATE", "PUT": "UPDATE", "PATCH": "UPDATE", "DELETE": "DELETE"}

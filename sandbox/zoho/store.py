@@ -1,4 +1,4 @@
-"""In-memory Zoho CRM state: users, Appointments__s and Appointments_Rescheduled_History__s, with their rules.
+"""In-memory Zoho CRM state: users, Appointments__s, Appointments_Rescheduled_History__s and Notes, with their rules.
 
 Pure: no I/O and no clock reads; every method that needs the time takes `now`. Reads return rendered JSON
 (datetimes as Zoho strings in the configured zone); request-level failures raise ZohoApiError; multi-record
@@ -33,14 +33,20 @@ from sandbox.zoho.history import (
     parse_history_item,
 )
 from sandbox.zoho.listing import ListPage, ListQuery, PageTokens, select_page
+from sandbox.zoho.notes import NoteDraft, Parent, parse_note
 from sandbox.zoho.render import render_record, render_value
 from sandbox.zoho.seed import API_USER, USERS, User, seed_appointments
 from sandbox.zoho.writes import RecordChange, RecordSuccess, WriteOutcome
 
 APPOINTMENTS = "Appointments__s"
 HISTORY = "Appointments_Rescheduled_History__s"
+NOTES = "Notes"
+# The module id GET /settings/modules would give Appointments__s in the sandbox's org (a note's parent module
+# may be named by it instead of the API name).
+APPOINTMENTS_MODULE_ID = "5545974000000002179"
 APPOINTMENT_SORT_FIELDS = ("id", "Created_Time", "Modified_Time")
 HISTORY_SORT_FIELDS = ("id", "Rescheduled_From", "Created_Time", "Modified_Time")
+NOTE_SORT_FIELDS = ("id", "Created_Time", "Modified_Time")
 
 _Result = tuple[RecordSuccess | RecordError, RecordChange | None]
 
@@ -62,6 +68,7 @@ class ZohoStore:
         self._users: dict[str, User] = {}
         self._appointments: dict[str, dict[str, Any]] = {}
         self._history: dict[str, dict[str, Any]] = {}
+        self._notes: dict[str, dict[str, Any]] = {}
         self._page_tokens = PageTokens()
 
     def reset(self, now: datetime) -> None:
@@ -70,6 +77,7 @@ class ZohoStore:
         self._users = {user.id: user for user in USERS}
         self._appointments = {record["id"]: record for record in seed_appointments(now)}
         self._history = {}
+        self._notes = {}
         self._page_tokens.clear()
 
     @property
@@ -115,6 +123,25 @@ class ZohoStore:
 
     def all_history(self) -> list[dict[str, Any]]:
         return [render_record(row, self._tz) for row in self._history.values()]
+
+    def get_note(self, note_id: str, fields: tuple[str, ...] | None = None) -> dict[str, Any]:
+        note = self._notes.get(note_id)
+        if note is None:
+            raise invalid_url_pattern()
+        return render_record(note, self._tz, fields)
+
+    def list_notes(self, query: ListQuery) -> ListPage:
+        return self._page(list(self._notes.values()), query)
+
+    def related_notes(self, appointment_id: str, query: ListQuery) -> ListPage:
+        """The notes of one appointment; INVALID_DATA for an unknown appointment id."""
+        if appointment_id not in self._appointments:
+            raise invalid_id_in_url(1)
+        notes = [note for note in self._notes.values() if note["Parent_Id"]["id"] == appointment_id]
+        return self._page(notes, query)
+
+    def all_notes(self) -> list[dict[str, Any]]:
+        return [render_record(note, self._tz) for note in self._notes.values()]
 
     def _page(self, records: list[dict[str, Any]], query: ListQuery) -> ListPage:
         chunk, info = select_page(records, query)
@@ -243,6 +270,51 @@ class ZohoStore:
         }
         self._history[row_id] = row
         return row
+
+    # ---- notes ------------------------------------------------------------------------------------------
+
+    def add_notes(self, items: list[Any], now: datetime, *, parent: Parent | None = None) -> WriteOutcome:
+        """POST /Notes (or /Appointments__s/{id}/Notes, `parent` from the path): one result per item, in order.
+
+        A note is a record of the Notes module: adding one changes no appointment, so it notifies no
+        Appointments__s channel (as crmflow asks for channels without notify_on_related_action).
+        """
+        if parent is not None and parent.record_id not in self._appointments:
+            raise invalid_id_in_url(1)
+        results: list[RecordSuccess | RecordError] = []
+        for index, item in enumerate(items):
+            draft = parse_note(item, index, parent)
+            if isinstance(draft, RecordError):
+                results.append(draft)
+                continue
+            appointment = self._appointments.get(draft.parent.record_id)
+            if draft.parent.module not in (APPOINTMENTS, APPOINTMENTS_MODULE_ID) or appointment is None:
+                results.append(record_invalid(index, "Parent_Id"))
+                continue
+            note = self._store_note(draft, appointment, now)
+            results.append(RecordSuccess("record added", self._write_details(note)))
+        return WriteOutcome(results)
+
+    def _store_note(self, draft: NoteDraft, appointment: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+        note_id = self._ids.next_id()
+        note: dict[str, Any] = {
+            "Owner": API_USER.full_ref(),
+            "Note_Title": draft.title,
+            "Note_Content": draft.content,
+            "Parent_Id": {
+                "module": {"api_name": APPOINTMENTS, "id": APPOINTMENTS_MODULE_ID},
+                "name": appointment["Appointment_Name"],
+                "id": appointment["id"],
+            },
+            "$se_module": APPOINTMENTS,
+            "Created_Time": now,
+            "Created_By": API_USER.full_ref(),
+            "Modified_Time": now,
+            "Modified_By": API_USER.full_ref(),
+            "id": note_id,
+        }
+        self._notes[note_id] = note
+        return note
 
     def _write_details(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """The `details` of a SUCCESS write result (lookups without email, as Zoho sends them)."""

@@ -39,7 +39,7 @@ def _chunks(items: Sequence[str], size: int) -> list[Sequence[str]]:
 
 
 class HubSpotClient:
-    """HubSpot with a private-app token: read appointments with history, write notes associated with them."""
+    """HubSpot with a private-app token: read and update appointments, write notes associated with them."""
 
     def __init__(self, http: httpx.AsyncClient, *, api_base: str, token: SecretStr, gate: Gate | None = None) -> None:
         self._http = http
@@ -56,6 +56,16 @@ class HubSpotClient:
         return appointment_record(
             await self._call("get_record", "GET", f"{OBJECTS}/{APPOINTMENTS}/{record_id}", params=params)
         )
+
+    async def update_appointment(self, record_id: str, properties: Mapping[str, str]) -> str:
+        """PATCH the appointment's `properties` ("" clears one); its id once HubSpot has applied them.
+
+        An unknown or read-only property, or a value HubSpot refuses, is a 400 (CrmRejectedError); an
+        archived or unknown appointment a 404 (CrmNotFoundError).
+        """
+        body = {"properties": dict(properties)}
+        answer = await self._call("update_record", "PATCH", f"{OBJECTS}/{APPOINTMENTS}/{record_id}", json=body)
+        return str(answer.get("id", record_id)) if isinstance(answer, dict) else record_id
 
     async def get_appointments(self, record_ids: Sequence[str]) -> tuple[list[Record], list[str]]:
         """Batch read (50 ids a request, HubSpot's limit with history); the records and the ids not found."""

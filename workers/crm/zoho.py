@@ -13,11 +13,14 @@ from workers.crm.zoho_auth import ZohoTokens
 from workers.crm.zoho_models import (
     APPOINTMENTS,
     HISTORY,
+    NOTES,
     ModifiedListing,
     appointment_record,
     created_id,
     history_rows,
     modified_listing,
+    note_parent,
+    note_rows,
     raise_for_zoho,
 )
 from workers.crm.zoho_watch_models import (
@@ -30,7 +33,7 @@ from workers.crm.zoho_watch_models import (
     parse_disable,
     parse_write,
 )
-from workers.errors import CrmAuthError, CrmRejectedError, CrmTransientError
+from workers.errors import CrmAuthError, CrmNotFoundError, CrmRejectedError, CrmTransientError
 from workers.record import Record
 
 # A 401 a new access token cannot cure: the grant itself lacks the scope.
@@ -43,10 +46,13 @@ LIST_PER_PAGE = 200  # Zoho's maximum per page
 # other way round on AMBIGUITY_DURING_PROCESSING.
 TOKEN_NEEDS_PAGE = frozenset({"REQUIRED_PARAM_MISSING", "TOKEN_BOUND_DATA_MISMATCH"})
 TOKEN_PAGE = "10"
+NOTE_FIELDS = "Note_Title,Note_Content"  # `fields` is mandatory on GET Notes since v3
+# A note lookup reads at most this many pages of 200 (oldest first): 2,000 notes on one appointment.
+MAX_NOTE_PAGES = 10
 
 
 class ZohoClient:
-    """Zoho CRM v7: fetch appointments, read and write their rescheduled history."""
+    """Zoho CRM v7: fetch and update appointments, read and write their rescheduled history and their notes."""
 
     def __init__(
         self, http: httpx.AsyncClient, *, api_domain: str, tokens: ZohoTokens, gate: Gate | None = None
@@ -62,6 +68,38 @@ class ZohoClient:
         """GET /Appointments__s/{id}."""
         body = await self._call("get_record", "GET", f"/{APPOINTMENTS}/{record_id}")
         return appointment_record(body, record_id)
+
+    async def update_appointment(self, record_id: str, fields: Mapping[str, Any]) -> str:
+        """PUT /Appointments__s/{id} with `{"data": [fields]}`; the record's id once Zoho reports it updated.
+
+        Zoho answers per record: a refusal (INVALID_DATA, DEPENDENT_FIELD_MISSING, NOT_ALLOWED, ...) is
+        CrmRejectedError; an id Zoho no longer knows (a deleted appointment) is CrmNotFoundError.
+        """
+        path = f"/{APPOINTMENTS}/{record_id}"
+        try:
+            body = await self._call("update_record", "PUT", path, json={"data": [dict(fields)]})
+        except CrmRejectedError as exc:
+            if exc.code == "INVALID_DATA" and isinstance(exc.details, dict) and "resource_path_index" in exc.details:
+                raise CrmNotFoundError(exc.message, code=exc.code, details=exc.details, quoted=True) from exc
+            raise
+        return created_id(body)
+
+    async def add_note(self, appointment_id: str, title: str, content: str) -> str:
+        """POST one note to /Notes with the appointment as its parent record; the new note's id."""
+        note = {"Note_Title": title, "Note_Content": content, "Parent_Id": note_parent(appointment_id)}
+        return created_id(await self._call("create_note", "POST", f"/{NOTES}", json={"data": [note]}))
+
+    async def notes_of(self, appointment_id: str) -> list[Mapping[str, Any]]:
+        """GET /Appointments__s/{id}/Notes, page by page (oldest first, at most MAX_NOTE_PAGES pages)."""
+        notes: list[Mapping[str, Any]] = []
+        for page in range(1, MAX_NOTE_PAGES + 1):
+            params = {"fields": NOTE_FIELDS, "per_page": str(LIST_PER_PAGE), "page": str(page)}
+            body = await self._call("list_notes", "GET", f"/{APPOINTMENTS}/{appointment_id}/{NOTES}", params=params)
+            rows, more = note_rows(body)
+            notes.extend(rows)
+            if not more:
+                break
+        return notes
 
     async def list_reschedule_history(self, appointment_id: str) -> list[Mapping[str, Any]]:
         """GET /Appointments__s/{id}/Appointments_Rescheduled_History__s (Zoho keeps the latest 20)."""

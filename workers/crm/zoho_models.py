@@ -1,6 +1,6 @@
 """Zoho CRM API response shapes and their translation into Records and our errors. Pure.
 
-Shapes: docs/zoho-crm.md, "Appointments API", "Rescheduled history module" and "Errors and limits" (records
+Shapes: docs/zoho-crm.md, "Appointments API", "Rescheduled history module", "Notes" and "Errors and limits" (records
 are wrapped in {"data": [...]}; writes answer one {"code","details","message","status"} entry per record;
 request-level errors are unwrapped).
 """
@@ -26,6 +26,7 @@ from workers.record import Modified, Record, parse_datetime
 
 APPOINTMENTS = "Appointments__s"
 HISTORY = "Appointments_Rescheduled_History__s"
+NOTES = "Notes"
 
 
 def _first_error(body: Any) -> Mapping[str, Any]:
@@ -104,13 +105,29 @@ def history_rows(body: Any) -> list[Mapping[str, Any]]:
 
 
 def created_id(body: Any) -> str:
-    """The id of the record a one-record POST created."""
+    """The id of the record a one-record POST created (or a one-record PUT updated)."""
     data = body.get("data") if isinstance(body, dict) else None
     entry = data[0] if isinstance(data, list) and data else None
+    if isinstance(entry, dict) and entry.get("status") == "error":
+        # A success status (200, 201) whose only record failed: Zoho documents none, but it is a refusal all the same.
+        code, message = str(entry.get("code") or "ERROR"), str(entry.get("message") or "the record was refused")
+        raise CrmRejectedError(message, code=code, details=entry.get("details"), quoted=True)
     details = entry.get("details") if isinstance(entry, dict) else None
     if not isinstance(details, dict) or "id" not in details:
         raise CrmTransientError("write answer has no record id", code="BAD_RESPONSE")
     return str(details["id"])
+
+
+def note_rows(body: Any) -> tuple[list[Mapping[str, Any]], bool]:
+    """The notes of a GET .../Notes answer (none for 204) and whether Zoho has more (info.more_records)."""
+    info = body.get("info") if isinstance(body, dict) else None
+    more = isinstance(info, dict) and info.get("more_records") is True
+    return history_rows(body), more
+
+
+def note_parent(appointment_id: str) -> dict[str, Any]:
+    """A note's Parent_Id as v4 and later take it: the parent record and its module."""
+    return {"module": {"api_name": APPOINTMENTS}, "id": appointment_id}
 
 
 def inferred_previous(record: Record, since: datetime | None = None) -> dict[str, Any]:

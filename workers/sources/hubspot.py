@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from workers.actions.add_note import add_hubspot_note
 from workers.actions.base import ActionResult
 from workers.actions.hubspot_note import log_hubspot_reschedule
 from workers.actions.notify import notify
+from workers.actions.update_record import update_record as update_fields
 from workers.crm import hubspot_models
 from workers.crm.hubspot import HubSpotClient
 from workers.crm.limits import HubSpotLimiter, account_of
@@ -72,6 +74,14 @@ async def log_reschedule_history(hubspot: HubSpotClient, run: ActionRun) -> Acti
     return await log_hubspot_reschedule(hubspot, run.ledger, run.record, run.change, params, checkpoint=run.checkpoint)
 
 
+async def update_record(hubspot: HubSpotClient, run: ActionRun) -> ActionResult:
+    return await update_fields(hubspot.update_appointment, run)
+
+
+async def add_note(hubspot: HubSpotClient, run: ActionRun) -> ActionResult:
+    return await add_hubspot_note(hubspot, run)
+
+
 SOURCE: Source[HubSpotClient] = Source(
     name="hubspot",
     modules=(
@@ -82,7 +92,12 @@ SOURCE: Source[HubSpotClient] = Source(
             start_field=hubspot_models.START,
             remembered=frozenset({hubspot_models.START}),
             infer_previous=hubspot_models.inferred_previous,
-            actions={"log_reschedule_history": log_reschedule_history, "notify": notify},
+            actions={
+                "log_reschedule_history": log_reschedule_history,
+                "notify": notify,
+                "update_record": update_record,
+                "add_note": add_note,
+            },
             list_modified=hubspot_modified,
             aliases=APPOINTMENT_ALIASES,
         ),

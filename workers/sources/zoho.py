@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from workers.actions.add_note import add_zoho_note
 from workers.actions.base import ActionResult
 from workers.actions.notify import notify
+from workers.actions.update_record import update_record as update_fields
 from workers.actions.zoho_history import log_zoho_reschedule
 from workers.crm import zoho_models
 from workers.crm.limits import LEASE_MARGIN_S, CallCounter, ZohoLimiter
@@ -133,6 +135,14 @@ async def log_reschedule_history(zoho: ZohoClient, run: ActionRun) -> ActionResu
     )
 
 
+async def update_record(zoho: ZohoClient, run: ActionRun) -> ActionResult:
+    return await update_fields(zoho.update_appointment, run)
+
+
+async def add_note(zoho: ZohoClient, run: ActionRun) -> ActionResult:
+    return await add_zoho_note(zoho, run)
+
+
 SOURCE: Source[ZohoClient] = Source(
     name="zoho",
     modules=(
@@ -143,7 +153,12 @@ SOURCE: Source[ZohoClient] = Source(
             start_field="Appointment_Start_Time",
             remembered=frozenset({"Appointment_Start_Time", "Reschedule_Count"}),
             infer_previous=zoho_models.inferred_previous,
-            actions={"log_reschedule_history": log_reschedule_history, "notify": notify},
+            actions={
+                "log_reschedule_history": log_reschedule_history,
+                "notify": notify,
+                "update_record": update_record,
+                "add_note": add_note,
+            },
             list_modified=zoho_modified,
         ),
     ),

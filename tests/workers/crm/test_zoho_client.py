@@ -191,3 +191,102 @@ async def test_other_token_errors_are_not_retried(redis: ArqRedis) -> None:
         await client(redis, api, []).list_modified(page_token="t")
 
     assert caught.value.code == "EXPIRED_VALUE" and len(calls) == 1
+
+
+async def test_update_appointment_puts_the_fields_of_one_record(redis: ArqRedis) -> None:
+    sent: list[tuple[str, bytes]] = []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        sent.append((f"{request.method} {request.url.path}", request.content))
+        details = {"id": "9", "Modified_Time": "2026-11-21T09:00:01+00:00"}
+        return httpx.Response(200, json={"data": [{"code": "SUCCESS", "details": details, "status": "success"}]})
+
+    assert await client(redis, api, []).update_appointment("9", {"Moved_By": "crmflow"}) == "9"
+    assert sent == [("PUT /crm/v7/Appointments__s/9", b'{"data":[{"Moved_By":"crmflow"}]}')]
+
+
+@pytest.mark.parametrize(
+    ("status", "entry", "error", "code"),
+    [
+        (
+            400,
+            {"code": "DEPENDENT_FIELD_MISSING", "details": {"api_name": "Appointment_Start_Time"}},
+            "rejected",
+            "DEPENDENT_FIELD_MISSING",
+        ),
+        (403, {"code": "NOT_ALLOWED", "details": {}}, "rejected", "NOT_ALLOWED"),
+        (200, {"code": "INVALID_DATA", "details": {"api_name": "Visits"}}, "rejected", "INVALID_DATA"),
+    ],
+)
+async def test_update_appointment_maps_zoho_per_record_refusals(
+    redis: ArqRedis, status: int, entry: dict[str, object], error: str, code: str
+) -> None:
+    from workers.errors import CrmRejectedError
+
+    answer = {"data": [{**entry, "message": "no", "status": "error"}]}
+    zoho = client(redis, lambda r: httpx.Response(status, json=answer), [])
+
+    with pytest.raises(CrmRejectedError) as refused:
+        await zoho.update_appointment("9", {"Reschedule_Note": "x"})
+
+    assert refused.value.code == code and refused.value.quoted
+
+
+async def test_update_of_an_appointment_zoho_no_longer_has_is_not_found(redis: ArqRedis) -> None:
+    from workers.errors import CrmNotFoundError
+
+    gone = {"code": "INVALID_DATA", "details": {"resource_path_index": 1}, "message": "invalid id", "status": "error"}
+
+    with pytest.raises(CrmNotFoundError):
+        await client(redis, lambda r: httpx.Response(400, json=gone), []).update_appointment("9", {"A": "b"})
+
+
+async def test_add_note_names_the_appointment_as_parent(redis: ArqRedis) -> None:
+    bodies: list[bytes] = []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        bodies.append(request.content)
+        return httpx.Response(201, json={"data": [{"code": "SUCCESS", "details": {"id": "77"}, "status": "success"}]})
+
+    log: list[str] = []
+    assert await client(redis, api, log).add_note("9", "Cancelled", "It was due Tuesday") == "77"
+    assert log[0].split()[:2] == ["POST", "/crm/v7/Notes"]
+    assert bodies == [
+        b'{"data":[{"Note_Title":"Cancelled","Note_Content":"It was due Tuesday",'
+        b'"Parent_Id":{"module":{"api_name":"Appointments__s"},"id":"9"}}]}'
+    ]
+
+
+async def test_notes_of_reads_every_page_until_zoho_has_no_more(redis: ArqRedis) -> None:
+    pages: list[dict[str, str]] = []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        pages.append(dict(request.url.params))
+        page = int(request.url.params["page"])
+        note = {"Note_Title": "t", "Note_Content": f"n{page}", "id": str(page)}
+        return httpx.Response(200, json={"data": [note], "info": {"more_records": page < 2}})
+
+    notes = await client(redis, api, []).notes_of("9")
+
+    assert [note["Note_Content"] for note in notes] == ["n1", "n2"]
+    assert pages == [
+        {"fields": "Note_Title,Note_Content", "per_page": "200", "page": "1"},
+        {"fields": "Note_Title,Note_Content", "per_page": "200", "page": "2"},
+    ]
+
+
+async def test_notes_of_an_appointment_without_any_is_empty(redis: ArqRedis) -> None:
+    assert await client(redis, lambda r: httpx.Response(204), []).notes_of("9") == []
+
+
+async def test_notes_of_stops_after_its_page_cap(redis: ArqRedis) -> None:
+    from workers.crm.zoho import MAX_NOTE_PAGES
+
+    calls: list[str] = []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.params["page"])
+        return httpx.Response(200, json={"data": [{"id": "1"}], "info": {"more_records": True}})
+
+    assert len(await client(redis, api, []).notes_of("9")) == MAX_NOTE_PAGES
+    assert len(calls) == MAX_NOTE_PAGES

@@ -1,0 +1,142 @@
+"""Own writes: which changed fields are crmflow's own, which entries are consumed, and their life in Redis."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+from arq.connections import ArqRedis
+
+from workers import keys
+from workers.diff import Change, FieldChange, Snapshot
+from workers.own_writes import drop_own_writes, entry, forget, load_state, matches, remember, save_state
+
+WHERE = ("zoho", "Appointments__s", "9")
+SNAPSHOT = Snapshot(modified_time=datetime(2026, 11, 30, 9, 0, tzinfo=UTC), fields={"Stamp": "old"})
+# The change a write was made for (the snapshot it moved away from), and a later one.
+WRITTEN_FOR = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+LATER = datetime(2026, 11, 30, 8, 5, tzinfo=UTC)
+
+
+def _entries(since: datetime | None = WRITTEN_FOR, **values: object) -> dict[str, bytes]:
+    return {name: entry(value, since) for name, value in values.items()}
+
+
+def _change(since: datetime | None = LATER, **moves: tuple[object, object]) -> Change:
+    return Change(fields={name: FieldChange(old, new) for name, (old, new) in moves.items()}, since=since)
+
+
+@pytest.mark.parametrize(
+    ("written", "seen", "same"),
+    [
+        ("a", "a", True),
+        ("2027-01-12T10:00:00+00:00", "2027-01-12T11:00:00+01:00", True),
+        ("3", 3, True),
+        ("true", True, True),
+        ("", None, True),
+        ("a", "b", False),
+        ("3", 4, False),
+        ("x", {"id": "x"}, False),
+        (None, "", False),
+    ],
+)
+def test_a_written_text_matches_what_the_crm_reads_it_back_as(written: object, seen: object, same: bool) -> None:
+    assert matches(written, seen) is same
+
+
+def test_a_change_made_only_of_own_writes_is_empty_and_its_entry_consumed() -> None:
+    change = _change(Stamp=("old", "moved by crmflow"))
+    entries = _entries(Stamp="moved by crmflow")
+
+    kept, dropped, consumed = drop_own_writes(change, {"Stamp": "moved by crmflow"}, entries)
+
+    assert (kept.fields, dropped, consumed) == ({}, {"Stamp"}, entries)
+
+
+def test_a_person_writing_another_value_still_changes_the_field_and_supersedes_the_entry() -> None:
+    change = _change(Stamp=("moved by crmflow", "moved by Ann"), Status=("Scheduled", "Cancelled"))
+    entries = _entries(Stamp="moved by crmflow")
+
+    kept, dropped, consumed = drop_own_writes(change, {"Stamp": "moved by Ann", "Status": "Cancelled"}, entries)
+
+    assert set(kept.fields) == {"Stamp", "Status"} and dropped == set()
+    assert consumed == entries
+
+
+def test_other_changes_stay_and_an_entry_the_record_does_not_show_yet_is_kept() -> None:
+    change = _change(Status=("Scheduled", "Cancelled"))
+    entries = _entries(Stamp="moved by crmflow", Hidden="x")
+
+    kept, dropped, consumed = drop_own_writes(change, {"Status": "Cancelled", "Stamp": "old"}, entries)
+
+    assert set(kept.fields) == {"Status"} and dropped == set() and consumed == {}
+
+
+def test_the_change_a_write_was_for_seen_again_keeps_the_field() -> None:
+    # Its job was killed before it saved the new state: this job is that change again, under the same keys.
+    change = _change(since=WRITTEN_FOR, Stamp=("old", "moved by crmflow"))
+    entries = _entries(Stamp="moved by crmflow")
+
+    kept, dropped, consumed = drop_own_writes(change, {"Stamp": "moved by crmflow"}, entries)
+
+    assert (set(kept.fields), dropped, consumed) == ({"Stamp"}, set(), entries)
+
+
+def test_a_write_for_a_first_seen_record_is_dropped_even_before_any_state_was_saved() -> None:
+    change = _change(since=None, Stamp=("old", "moved by crmflow"))
+    entries = _entries(since=None, Stamp="moved by crmflow")
+
+    assert drop_own_writes(change, {"Stamp": "moved by crmflow"}, entries)[1] == {"Stamp"}
+
+
+def test_an_entry_keeps_the_value_and_the_change_it_was_written_for() -> None:
+    assert orjson.loads(entry("x", datetime(2026, 11, 30, 9, 0, tzinfo=UTC))) == {
+        "value": "x",
+        "since": "2026-11-30T09:00:00+00:00",
+    }
+
+
+def test_no_entries_leave_the_change_as_it_is() -> None:
+    change = _change(Status=("Scheduled", "Cancelled"))
+
+    assert drop_own_writes(change, {}, {}) == (change, set(), {})
+
+
+async def test_remembered_values_are_read_with_the_snapshot_and_live_a_day(redis: ArqRedis) -> None:
+    await remember(redis, *WHERE, {"Stamp": "moved", "Visits": "3"}, WRITTEN_FOR)
+
+    snapshot, entries = await load_state(redis, *WHERE)
+
+    assert snapshot is None
+    assert entries == _entries(Stamp="moved", Visits="3")
+    ttl = await redis.ttl(keys.own_writes(*WHERE))
+    assert keys.OWN_WRITES_TTL_S - 5 < ttl <= keys.OWN_WRITES_TTL_S
+
+
+async def test_saving_the_state_deletes_only_consumed_entries_that_still_hold_their_value(redis: ArqRedis) -> None:
+    await remember(redis, *WHERE, {"Stamp": "first", "Other": "kept"}, WRITTEN_FOR)
+    _, entries = await load_state(redis, *WHERE)
+    await remember(redis, *WHERE, {"Other": "written again meanwhile"}, WRITTEN_FOR)
+
+    await save_state(redis, *WHERE, SNAPSHOT, {"Stamp": entries["Stamp"], "Other": entries["Other"]})
+
+    snapshot, left = await load_state(redis, *WHERE)
+    assert snapshot == SNAPSHOT
+    assert left == _entries(Other="written again meanwhile")
+
+
+async def test_saving_with_nothing_consumed_only_saves_the_snapshot(redis: ArqRedis) -> None:
+    await remember(redis, *WHERE, {"Stamp": "first"}, WRITTEN_FOR)
+
+    await save_state(redis, *WHERE, SNAPSHOT, {})
+
+    assert await load_state(redis, *WHERE) == (SNAPSHOT, _entries(Stamp="first"))
+
+
+async def test_a_refused_write_is_forgotten_unless_the_entry_names_another_value(redis: ArqRedis) -> None:
+    await remember(redis, *WHERE, {"Stamp": "refused", "Other": "newer"}, WRITTEN_FOR)
+
+    await forget(redis, *WHERE, {"Stamp": "refused", "Other": "older"}, WRITTEN_FOR)
+
+    assert (await load_state(redis, *WHERE))[1] == _entries(Other="newer")
