@@ -1,9 +1,14 @@
-"""Rule checks: source, module and fields against the sources' catalogues, actions against the registry. Pure."""
+"""Rule checks: source, module and fields against the sources' catalogues, actions against the registry. Pure.
+
+A module's known fields are its built-in catalogue and, when the caller has it, the CRM's own field list for
+that module (custom fields included; workers/field_lists.py): `extra_fields`, passed down from the loader.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -13,6 +18,12 @@ from workers.rules.model import ActionSpec, Rule
 from workers.rules.problems import Loc, Problem, did_you_mean, validation_problems
 from workers.rules.registry import ACTION_TYPES
 from workers.rules.schema import RuleDoc
+from workers.sources.base import SourceModule
+
+# (source, module) -> the fields the CRM's own field list reports for that module, custom fields included.
+ExtraFields = Mapping[tuple[str, str], frozenset[str]]
+# Offline: no field list, the built-in catalogues alone.
+NO_EXTRA_FIELDS: ExtraFields = MappingProxyType({})
 
 
 @dataclass(frozen=True)
@@ -44,9 +55,11 @@ def parts_of(doc: RuleDoc, loc: Loc) -> RuleParts:
     return RuleParts(loc, doc.source, doc.module, tuple(fields), actions)
 
 
-def check_rule(doc: RuleDoc, loc: Loc) -> tuple[Rule | None, list[Problem]]:
+def check_rule(
+    doc: RuleDoc, loc: Loc, *, extra_fields: ExtraFields = NO_EXTRA_FIELDS
+) -> tuple[Rule | None, list[Problem]]:
     """The validated rule, or None and the problems found; `loc` is the rule's place in the document."""
-    actions, problems = check_parts(parts_of(doc, loc))
+    actions, problems = check_parts(parts_of(doc, loc), extra_fields=extra_fields)
     if problems:
         return None, problems
     rule = Rule(
@@ -62,9 +75,11 @@ def check_rule(doc: RuleDoc, loc: Loc) -> tuple[Rule | None, list[Problem]]:
     return rule, []
 
 
-def check_parts(parts: RuleParts) -> tuple[list[ActionSpec], list[Problem]]:
+def check_parts(
+    parts: RuleParts, *, extra_fields: ExtraFields = NO_EXTRA_FIELDS
+) -> tuple[list[ActionSpec], list[Problem]]:
     """The actions validated, and every problem of the parts: catalogue problems first, then each action's."""
-    problems = catalogue_problems(parts)
+    problems = catalogue_problems(parts, extra_fields=extra_fields)
     loc = parts.loc
     known_target = (
         parts.source is not None
@@ -80,7 +95,12 @@ def check_parts(parts: RuleParts) -> tuple[list[ActionSpec], list[Problem]]:
     return actions, problems
 
 
-def catalogue_problems(parts: RuleParts) -> list[Problem]:
+def field_catalogue(source: str, module: SourceModule[Any], extra_fields: ExtraFields) -> frozenset[str]:
+    """The fields rules may name on a module: its built-in catalogue and what the CRM's field list adds."""
+    return module.catalogue | extra_fields.get((source, module.name), frozenset())
+
+
+def catalogue_problems(parts: RuleParts, *, extra_fields: ExtraFields = NO_EXTRA_FIELDS) -> list[Problem]:
     """Unknown source, module (for that source) or fields (for that module); what is missing is not checked."""
     loc = parts.loc
     if parts.source is None:
@@ -96,7 +116,7 @@ def catalogue_problems(parts: RuleParts) -> list[Problem]:
         known = ", ".join(sorted(m.name for m in source.modules))
         message = f"unknown module {parts.module!r} for {parts.source} (known modules: {known})"
         return [Problem((*loc, "module"), message)]
-    fields = module.catalogue
+    fields = field_catalogue(parts.source, module, extra_fields)
     target = f"{parts.source}/{parts.module}"
     return [
         Problem(where, f"unknown field {name!r} for {target}{did_you_mean(name, fields)}")
