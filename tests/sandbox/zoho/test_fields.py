@@ -17,7 +17,7 @@ async def test_the_field_list_has_every_field_the_records_have(sb: Harness) -> N
     fields = answer.json()["fields"]
     names = [field["api_name"] for field in fields]
     assert set(names) == BUILT_IN_FIELDS
-    assert BUILT_IN_FIELDS == {n for n in blank_appointment("1", START) if not n.startswith("$") and n != "id"}
+    assert {n for n in blank_appointment("1", START) if not n.startswith("$") and n != "id"} == BUILT_IN_FIELDS
     start = next(field for field in fields if field["api_name"] == "Appointment_Start_Time")
     assert {key: start[key] for key in ("data_type", "json_type", "custom_field", "type", "visible")} == {
         "data_type": "datetime",
