@@ -107,6 +107,7 @@ CRM_OPERATIONS = frozenset(
         "update_channels",
         "disable_channels",
         "refresh_token",
+        "get_fields",
         # HubSpot
         "batch_read_records",
         "search_modified",
@@ -114,6 +115,7 @@ CRM_OPERATIONS = frozenset(
         "create_note",
         "list_note_associations",
         "batch_read_notes",
+        "get_properties",
     }
 )
 # Statuses of a request that got no HTTP answer.

@@ -16,6 +16,7 @@ from workers.crm.zoho_models import (
     ModifiedListing,
     appointment_record,
     created_id,
+    field_names,
     history_rows,
     modified_listing,
     raise_for_zoho,
@@ -62,6 +63,11 @@ class ZohoClient:
         """GET /Appointments__s/{id}."""
         body = await self._call("get_record", "GET", f"/{APPOINTMENTS}/{record_id}")
         return appointment_record(body, record_id)
+
+    async def field_names(self, module: str) -> frozenset[str]:
+        """GET /settings/fields?module=...: the API names of the module's fields, custom ones included (scope
+        ZohoCRM.settings.fields.READ)."""
+        return field_names(await self._call("get_fields", "GET", "/settings/fields", params={"module": module}))
 
     async def list_reschedule_history(self, appointment_id: str) -> list[Mapping[str, Any]]:
         """GET /Appointments__s/{id}/Appointments_Rescheduled_History__s (Zoho keeps the latest 20)."""
