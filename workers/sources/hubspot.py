@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 # Appointment (object type 0-421) property names (docs/hubspot.md, "Appointments, notes and associations
 # API"). hs_appointment_name, _start, _end and _status appear in HubSpot's own examples; the others are
 # HubSpot's standard object properties or were seen only in third-party code (UNCONFIRMED). A portal's
-# custom properties must be added here before rules can name them.
+# custom properties come from HubSpot's own property list (workers/field_lists.py), not from here.
 APPOINTMENT_PROPERTIES: frozenset[str] = frozenset(
     {
         "hs_appointment_name",
@@ -71,6 +71,11 @@ async def log_reschedule_history(hubspot: HubSpotClient, run: ActionRun) -> Acti
     return await log_hubspot_reschedule(hubspot, run.ledger, run.record, run.change, params, checkpoint=run.checkpoint)
 
 
+async def read_field_names(hubspot: HubSpotClient, module: str) -> frozenset[str]:
+    """The CRM's own list of the module's fields, custom ones included."""
+    return await hubspot.property_names(module)
+
+
 SOURCE: Source[HubSpotClient] = Source(
     name="hubspot",
     modules=(
@@ -82,6 +87,7 @@ SOURCE: Source[HubSpotClient] = Source(
             infer_previous=hubspot_models.inferred_previous,
             actions={"log_reschedule_history": log_reschedule_history},
             list_modified=hubspot_modified,
+            field_names=read_field_names,
             aliases=APPOINTMENT_ALIASES,
         ),
     ),

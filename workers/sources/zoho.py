@@ -132,6 +132,11 @@ async def log_reschedule_history(zoho: ZohoClient, run: ActionRun) -> ActionResu
     )
 
 
+async def read_field_names(zoho: ZohoClient, module: str) -> frozenset[str]:
+    """The CRM's own list of the module's fields, custom ones included."""
+    return await zoho.field_names(module)
+
+
 SOURCE: Source[ZohoClient] = Source(
     name="zoho",
     modules=(
@@ -143,6 +148,7 @@ SOURCE: Source[ZohoClient] = Source(
             infer_previous=zoho_models.inferred_previous,
             actions={"log_reschedule_history": log_reschedule_history},
             list_modified=zoho_modified,
+            field_names=read_field_names,
         ),
     ),
     connect=connect,
