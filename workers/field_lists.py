@@ -8,11 +8,12 @@ starting together do not each ask the CRM once one has the list, then the CRM th
 answer is cached in turn. `refresh` asks the CRM even when a copy is cached.
 
 Reading is bounded by `wait_s`, for all the lists together. A call the shared limiter kept back (LIMITER_FULL,
-LIMITER_PAUSED: workers/crm/limits.py), or one that failed in a way that may pass (a timeout, no connection, a
-5xx, a 429), is tried again after the wait it names (else RETRY_S) while time is left; a refusal (credentials,
-scope, an unknown module) is final at once. A list that cannot be had is `Unavailable`, its reason in crmflow's
-words (an error's code, never the CRM's message): the worker falls back to the built-in catalogue, `rules check
---online` stops.
+LIMITER_PAUSED: workers/crm/limits.py) or the CRM refused for its rate limit (429) is tried again after the wait
+it names (else RETRY_S) while time is left, so that a limiter momentarily full as workers start together does
+not cost them the list. Any other failure is final at once: a refusal (credentials, scope, an unknown module), and
+a CRM down or in error (timeout, no connection, 5xx), so that a worker starting while its CRM is away does not
+wait for it. A list that cannot be had is `Unavailable`, its reason in crmflow's words (an error's code, never
+the CRM's message): the worker falls back to the built-in catalogue, `rules check --online` stops.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from workers import keys, sources
-from workers.errors import CrmAuthError, CrmError, CrmNotSentError, CrmTransientError
+from workers.errors import CrmAuthError, CrmError, CrmNotSentError, CrmRateLimitedError, CrmTransientError
 from workers.rules.check import ExtraFields
 
 if TYPE_CHECKING:
@@ -120,10 +121,12 @@ def refusal(source: str, error: CrmError) -> str:
 
 
 def gave_up(source: str, error: CrmTransientError, wait_s: float) -> str:
-    """Why a read that kept failing in a way that may pass was given up."""
+    """Why a read that failed in a way that may pass was given up (past the bound, or not waited for)."""
     if isinstance(error, CrmNotSentError):
         return f"the shared {source} limiter had no room for the call within {wait_s:g} s ({error.code})"
-    return f"{source} could not be reached within {wait_s:g} s ({error.code})"
+    if isinstance(error, CrmRateLimitedError):
+        return f"{source} kept refusing for its rate limit for {wait_s:g} s ({error.code})"
+    return f"{source} could not be reached or failed ({error.code})"
 
 
 # ---- Redis and the CRMs ------------------------------------------------------------------------------------
@@ -218,11 +221,13 @@ class _Read:
                     return await self.reader(self.client, self.module)
             except TimeoutError:
                 return self._unavailable("unreachable", f"{self.source} did not answer within {self.wait_s:g} s")
-            except CrmTransientError as exc:
+            except CrmRateLimitedError as exc:
                 pause_s = exc.retry_after_s or RETRY_S
                 if pause_s >= self.deadline - time.monotonic():
                     return self._unavailable("unreachable", gave_up(self.source, exc, self.wait_s))
                 await self.sleep(pause_s)
+            except CrmTransientError as exc:
+                return self._unavailable("unreachable", gave_up(self.source, exc, self.wait_s))
             except CrmError as exc:
                 return self._unavailable("refused", refusal(self.source, exc))
 

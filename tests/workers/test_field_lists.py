@@ -16,7 +16,7 @@ from sandbox.config import SandboxConfig
 from workers import keys
 from workers.config import WorkerConfig
 from workers.crm.hubspot import HubSpotClient
-from workers.errors import CrmAuthError, CrmNotSentError, CrmTransientError
+from workers.errors import CrmAuthError, CrmNotSentError, CrmRateLimitedError, CrmTransientError
 from workers.field_lists import (
     FieldLists,
     cached,
@@ -92,15 +92,27 @@ async def test_refresh_reads_the_crm_again_and_replaces_the_cached_copy(redis: A
     assert await redis.ttl(keys.field_list(*ZOHO)) > 60
 
 
-async def test_a_full_limiter_or_a_failure_that_may_pass_is_tried_again_within_the_bound(redis: ArqRedis) -> None:
+async def test_a_full_limiter_or_a_429_is_tried_again_within_the_bound(redis: ArqRedis) -> None:
     waits: list[float] = []
     full = CrmNotSentError("full", code="LIMITER_FULL", retry_after_s=0.5)
-    zoho = FakeZoho(full, CrmTransientError("down", code="HTTP_503"), frozenset({"A"}))
+    zoho = FakeZoho(full, CrmRateLimitedError("429", code="TOO_MANY_REQUESTS"), frozenset({"A"}))
 
     read = await read_field_lists(redis, {"zoho": zoho}, [ZOHO], now=NOW, sleep=no_sleep(waits))
 
     assert read.lists[0].fields == {"A"}
     assert waits == [0.5, 1.0]
+
+
+async def test_a_crm_down_or_in_error_is_not_waited_for(redis: ArqRedis) -> None:
+    waits: list[float] = []
+    zoho = FakeZoho(CrmTransientError("down", code="CONNECTION"))
+
+    read = await read_field_lists(redis, {"zoho": zoho}, [ZOHO], now=NOW, sleep=no_sleep(waits))
+
+    assert [str(u) for u in read.unavailable] == [
+        "zoho/Appointments__s: zoho could not be reached or failed (CONNECTION)"
+    ]
+    assert waits == []
 
 
 async def test_past_the_bound_the_list_is_unavailable_and_says_why(redis: ArqRedis) -> None:
