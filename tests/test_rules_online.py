@@ -204,3 +204,19 @@ def test_a_worker_whose_rules_need_no_custom_field_reads_no_field_list(
         stop(worker)
     assert "field list" not in log.read_text()
     assert not store.keys(keys.field_list("*", "*"))
+
+
+def test_doctor_checks_custom_field_rules_online_with_the_crms_lists(
+    tmp_path: Path, redis_url: str, store: redis.Redis, sandbox: Sandbox
+) -> None:
+    path = rules_file(tmp_path)
+    env = stack_env(redis_url, sandbox(*CUSTOM), RULES_PATH=str(path))
+
+    offline = crmflow(tmp_path, env, "doctor")
+    online = crmflow(tmp_path, env, "doctor", "--online")
+
+    assert offline.returncode == 1
+    assert "unknown field 'Visit_Priority' for zoho/Appointments__s" in offline.stdout
+    assert "for custom fields, `--online`" in offline.stdout
+    assert f"ok    rules: RULES_PATH: 2 rules from {path}" in online.stdout, online.stdout
+    assert "WARN  zoho scope ZohoCRM.settings.fields.READ" not in online.stdout
