@@ -18,12 +18,22 @@ from workers.rules.model import ActionSpec, Rule
 from workers.rules.problems import Loc, Problem, did_you_mean, validation_problems
 from workers.rules.registry import ACTION_TYPES
 from workers.rules.schema import RuleDoc
-from workers.sources.base import SourceModule
 
 # (source, module) -> the fields the CRM's own field list reports for that module, custom fields included.
 ExtraFields = Mapping[tuple[str, str], frozenset[str]]
 # Offline: no field list, the built-in catalogues alone.
 NO_EXTRA_FIELDS: ExtraFields = MappingProxyType({})
+
+
+def field_catalogue(source: str, module: str, extra_fields: ExtraFields = NO_EXTRA_FIELDS) -> frozenset[str] | None:
+    """The fields rules may name for `module` of `source` (None: no such source or module): the module's built-in
+    catalogue and what the CRM's own field list adds (`extra_fields`).
+
+    The one place rules checks learn a module's fields."""
+    found = sources.module_of(source, module)
+    if found is None:
+        return None
+    return found.catalogue | extra_fields.get((source, module), frozenset())
 
 
 @dataclass(frozen=True)
@@ -95,11 +105,6 @@ def check_parts(
     return actions, problems
 
 
-def field_catalogue(source: str, module: SourceModule[Any], extra_fields: ExtraFields) -> frozenset[str]:
-    """The fields rules may name on a module: its built-in catalogue and what the CRM's field list adds."""
-    return module.catalogue | extra_fields.get((source, module.name), frozenset())
-
-
 def catalogue_problems(parts: RuleParts, *, extra_fields: ExtraFields = NO_EXTRA_FIELDS) -> list[Problem]:
     """Unknown source, module (for that source) or fields (for that module); what is missing is not checked."""
     loc = parts.loc
@@ -111,12 +116,11 @@ def catalogue_problems(parts: RuleParts, *, extra_fields: ExtraFields = NO_EXTRA
         return [Problem((*loc, "source"), f"unknown source {parts.source!r} (known sources: {known})")]
     if parts.module is None:
         return []
-    module = source.module(parts.module)
-    if module is None:
+    fields = field_catalogue(parts.source, parts.module, extra_fields)
+    if fields is None:
         known = ", ".join(sorted(m.name for m in source.modules))
         message = f"unknown module {parts.module!r} for {parts.source} (known modules: {known})"
         return [Problem((*loc, "module"), message)]
-    fields = field_catalogue(parts.source, module, extra_fields)
     target = f"{parts.source}/{parts.module}"
     return [
         Problem(where, f"unknown field {name!r} for {target}{did_you_mean(name, fields)}")

@@ -1,4 +1,4 @@
-"""Known fields: the built-in catalogue, and with the CRM's field list (extra_fields) its custom fields too."""
+"""Known fields (check.field_catalogue): the built-in catalogue, and with a CRM field list its custom fields."""
 
 from __future__ import annotations
 
@@ -36,10 +36,13 @@ def problems(text: str, extra: dict[tuple[str, str], frozenset[str]] | None = No
 def test_the_catalogue_is_the_built_in_one_offline_and_grows_by_the_crms_list() -> None:
     zoho = sources.module_of("zoho", "Appointments__s")
     assert zoho is not None
-    assert field_catalogue("zoho", zoho, NO_EXTRA_FIELDS) == zoho.catalogue
-    assert field_catalogue("zoho", zoho, EXTRA) == zoho.catalogue | {"Visit_Priority__c"}
-    # Another module's list adds nothing here.
-    assert field_catalogue("zoho", zoho, {("hubspot", "appointments"): frozenset({"x"})}) == zoho.catalogue
+    assert field_catalogue("zoho", "Appointments__s") == zoho.catalogue
+    assert field_catalogue("zoho", "Appointments__s", EXTRA) == zoho.catalogue | {"Visit_Priority__c"}
+    # Another module's list adds nothing here; an unknown module has no catalogue.
+    assert field_catalogue("zoho", "Appointments__s", {("hubspot", "appointments"): frozenset({"x"})}) == (
+        zoho.catalogue
+    )
+    assert field_catalogue("zoho", "Leads", EXTRA) is None
 
 
 def test_a_custom_field_is_unknown_offline() -> None:
