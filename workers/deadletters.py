@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
@@ -129,6 +129,13 @@ class ActionReplay(BaseModel):
     change: Change
     record: ReplayRecord
     now: datetime
+    # The change's operation, and the values from before it that the action's templates read
+    # (RuleContext.known_previous); letters of older workers have neither: an update, previous values unknown.
+    operation: Literal["insert", "update", "delete"] = "update"
+    previous: Kept[Any] = Kept[Any]()
+    # When the change was made (RuleContext.now, which reschedule.notice_hours counts from); None: the record's
+    # modified time.
+    changed_at: datetime | None = None
 
 
 class DeadLetter(BaseModel):

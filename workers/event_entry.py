@@ -12,9 +12,6 @@ from workers.event_fields import values_kept
 from workers.eventlog import EntryAction, EntryField, EntryTimings, EventEntry, JobKind, Outcome
 from workers.job_notes import JobNotes
 
-# Results of a job that had nothing to do in the CRM: the record was deleted or gone, or the read was stale.
-_NOTHING_TO_DO = frozenset({"deleted", "gone", "stale"})
-
 
 def changed_fields(source: str, module: str, change: Change | None) -> tuple[EntryField, ...]:
     """The change's fields, with old and new values only where workers/event_fields.py allows them."""
@@ -42,10 +39,12 @@ def _action(result: Mapping[str, Any]) -> EntryAction:
 
 
 def outcome_of(result: Mapping[str, Any], actions: tuple[EntryAction, ...], dead_letters: list[str]) -> Outcome:
-    """dead_lettered when the job kept any letter; processed when an action ran; else nothing_to_do."""
+    """dead_lettered when the job kept any letter; processed when an action ran (not skipped); else nothing_to_do
+    (the record was gone, the read was stale, no rule fired)."""
     if result.get("status") == "dead_lettered" or dead_letters or any(a.status == "dead_lettered" for a in actions):
         return "dead_lettered"
-    if actions and result.get("status") not in _NOTHING_TO_DO:
+    if any(a.status != "skipped" for a in actions):
+        # A delete's job can run actions too (rules with when.operation: delete).
         return "processed"
     return "nothing_to_do"
 

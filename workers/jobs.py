@@ -36,7 +36,7 @@ from workers.deadletters import (
     DeadLetters,
     dead_letter_id,
 )
-from workers.diff import Change, diff, lags_listing, looks_lagging, snapshot_of
+from workers.diff import Change, FieldChange, diff, lags_listing, looks_lagging, snapshot_of
 from workers.errors import (
     ActionNotApplicableError,
     CrmAuthError,
@@ -53,9 +53,11 @@ from workers.log_context import log_context
 from workers.metrics import ACTIONS, JOBS, event_time, observe_lag
 from workers.queue import claim_coalesced
 from workers.record import Record
-from workers.replay import capture, rebuild
-from workers.rules.evaluate import PlannedAction, evaluate
+from workers.replay import capture, context_of, rebuild
+from workers.rules.context import RuleContext
+from workers.rules.evaluate import PlannedAction, plan
 from workers.rules.model import RuleSet
+from workers.rules.registry import NEEDS_RECORD
 from workers.snapshots import delete_snapshot, load_snapshot, save_snapshot
 
 logger = logging.getLogger("crmflow.jobs")
@@ -250,8 +252,7 @@ async def handle_change(
     notified = notified or event
     where = (event.source, event.module, event.record_id)
     if event.operation == "delete":
-        await delete_snapshot(deps.redis, *where)
-        return {"status": "deleted"}
+        return await _handle_delete(event, deps, job_try=job_try)
     watched = deps.rules.watched_fields(event.source, event.module) | remembered_fields(event.source, event.module)
     try:
         record = await fetch_record(event, deps.crm, watched)
@@ -274,10 +275,19 @@ async def handle_change(
     job_notes.note_change(change)
     if change.stale:
         return {"status": "stale", "modified_time": record.modified_time.isoformat()}
-    planned = evaluate(
-        deps.rules, source=event.source, module=event.module, changed=change.fields, record=record.fields
+    known_previous = previous.fields if previous is not None else previous_values(record, since)
+    context = RuleContext.build(
+        source=event.source,
+        module=event.module,
+        operation=event.operation,
+        record=record.fields,
+        previous=known_previous,
+        change=change,
+        now=record.modified_time,
+        start_field=_start_field(event),
     )
-    results = [await _run_action(deps, event, job_try, step, record, change) for step in planned]
+    planned = plan(deps.rules, context, change.fields)
+    results = [await _run_action(deps, event, job_try, step, record, change, context) for step in planned]
     await deps.checkpoints.reach("before_snapshot")
     await save_snapshot(deps.redis, *where, snapshot_of(record, watched))
     return {
@@ -286,6 +296,54 @@ async def handle_change(
         "changed": sorted(change.fields),
         "actions": results,
     }
+
+
+async def _handle_delete(event: ChangeEvent, deps: WorkerDeps, *, job_try: int) -> dict[str, Any]:
+    """A deleted record: run the rules that fire on deletes (when.operation), then forget its snapshot.
+
+    The rules see no record and, as `previous`, the last snapshot's fields; each of them changed from its
+    value to nothing. Actions that act on the record (NEEDS_RECORD) are skipped: it is gone. The change is
+    dated when the delete was notified. Without a snapshot no rule runs: crmflow knows nothing of the record
+    (never seen), or has handled its delete already (a second notification of it must do nothing).
+    """
+    where = (event.source, event.module, event.record_id)
+    results: list[dict[str, Any]] = []
+    previous = None
+    if deps.rules.fires_on(event.source, event.module, "delete"):
+        previous = await load_snapshot(deps.redis, *where)
+    if previous is not None:
+        deleted_at = datetime.fromtimestamp(event.notified_at_ms / 1000, UTC)
+        known = dict(previous.fields)
+        change = Change(
+            fields={name: FieldChange(old=value, new=None) for name, value in known.items() if value is not None},
+            since=previous.modified_time,
+        )
+        job_notes.note_change(change)
+        record = Record(event.source, event.module, event.record_id, modified_time=deleted_at, fields={})
+        context = RuleContext.build(
+            source=event.source,
+            module=event.module,
+            operation="delete",
+            record={},
+            previous=known,
+            change=change,
+            now=deleted_at,
+            start_field=_start_field(event),
+        )
+        planned = plan(deps.rules, context, change.fields)
+        for step in planned:
+            if step.action.type in NEEDS_RECORD:
+                results.append({"rule": step.rule, "action": step.action.type, "status": "skipped"})
+                continue
+            results.append(await _run_action(deps, event, job_try, step, record, change, context))
+        await deps.checkpoints.reach("before_snapshot")
+    await delete_snapshot(deps.redis, *where)
+    return {"status": "deleted", "actions": results} if results else {"status": "deleted"}
+
+
+def _start_field(event: ChangeEvent) -> str | None:
+    module = sources.module_of(event.source, event.module)
+    return module.start_field if module is not None else None
 
 
 def _change_context(record: Record, change: Change) -> dict[str, Any]:
@@ -309,12 +367,13 @@ async def _run_action(
     step: PlannedAction,
     record: Record,
     change: Change,
+    context: RuleContext,
     *,
     again: _Again | None = None,
 ) -> dict[str, Any]:
     names = {"rule": step.rule, "action": step.action.type}
     with log_context(**names):
-        return await _run_one_action(deps, event, job_try, step, record, change, names, again)
+        return await _run_one_action(deps, event, job_try, step, record, change, context, names, again)
 
 
 async def _run_one_action(
@@ -324,16 +383,17 @@ async def _run_one_action(
     step: PlannedAction,
     record: Record,
     change: Change,
+    context: RuleContext,
     names: dict[str, str],
     again: _Again | None,
 ) -> dict[str, Any]:
     now = deps.clock() if again is None else again.replay.now
     trace = ActionTrace() if again is None else again.trace
     try:
-        result = await deps.actions.run(step, record, change, now=now, trace=trace)
+        result = await deps.actions.run(step, record, change, now=now, context=context, trace=trace)
     except FINAL_ERRORS as exc:
         ACTIONS.labels(step.rule, step.action.type, "dead_lettered").inc()
-        replay = capture(step, record, change, now, trace) if again is None else again.replay
+        replay = capture(step, record, change, now, trace, context) if again is None else again.replay
         await _action_dead_letter(deps, event, job_try, exc.code, str(exc), type(exc).__name__, replay, trace)
         return {**names, "status": "dead_lettered", "error": exc.code}
     except BaseException:
@@ -348,7 +408,7 @@ async def _run_one_action(
     # One letter per stretch of a hidden span that no history row covers (actions/zoho_history.py).
     for missed in result.missed.get("uncovered", []):
         message = "an earlier reschedule happened between two fetches; Zoho keeps no time or user for it"
-        context = _change_context(record, change) | {"missed": missed, "hidden_span": result.missed["hidden_span"]}
+        about = _change_context(record, change) | {"missed": missed, "hidden_span": result.missed["hidden_span"]}
         # Keyed by the stretch, so every job that notices it (a retry, a late duplicate) updates one dead letter.
         anchor = f"missed:{record.id}:{missed['Rescheduled_From']}:{missed['Rescheduled_To']}"
         await _dead_letter(
@@ -358,7 +418,7 @@ async def _run_one_action(
             MISSED_RESCHEDULE,
             message,
             "MissedReschedule",
-            context=context,
+            context=about,
             anchor=anchor,
             **names,
         )
@@ -558,9 +618,11 @@ async def _replay(
             step, record, change = rebuild(replay)
         except ActionNotApplicableError as exc:
             return await give_up(runs, exc.code, str(exc), type(exc).__name__)
+        context = context_of(replay, record)
 
         async def work(job_try: int) -> dict[str, Any]:
-            outcome = await _run_action(deps, event, job_try, step, record, change, again=_Again(replay, trace))
+            again = _Again(replay, trace)
+            outcome = await _run_action(deps, event, job_try, step, record, change, context, again=again)
             return {"status": "replayed", "actions": [outcome]}
 
         return await _guarded(deps, event, job_id, runs, ctx.get("enqueue_time"), work, give_up)

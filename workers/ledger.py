@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
@@ -71,6 +72,34 @@ def effect_key(*parts: str) -> str:
     """A stable key for one effect, e.g. (source, module, record id, action, which change it was)."""
     digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:40]
     return keys.ledger(digest)
+
+
+def change_key(
+    source: str,
+    module: str,
+    record_id: str,
+    rule: str,
+    index: int,
+    *,
+    since: datetime | None,
+    operation: str,
+    modified_time: datetime,
+) -> str:
+    """The ledger key of the effect of one change of one record under one rule's action (its index in the rule).
+
+    The change is known by the state it moved away from: `since`, the previous snapshot's modified time (the
+    diff's Change.since). A retry of the same job after a crash before the snapshot was saved diffs against
+    that same snapshot, so it gets the same key even if the record changed again in between; a later change
+    moves away from a newer snapshot and gets a key of its own. Where no earlier state is known (a record seen
+    for the first time), the change is known by `operation` and the record's `modified_time`.
+    """
+    change = f"since:{_instant(since)}" if since is not None else f"{operation}:{_instant(modified_time)}"
+    return effect_key(source, module, record_id, "rule", rule, str(index), change)
+
+
+def _instant(moment: datetime) -> str:
+    """The same text for the same instant, whatever its offset."""
+    return moment.astimezone(UTC).isoformat()
 
 
 @dataclass

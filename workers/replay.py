@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from arq.connections import ArqRedis
 from pydantic import ValidationError
 
+from workers import sources
 from workers.actions.dispatch import ActionTrace, Reads
 from workers.contract import REPLAY_ACTION, ChangeEvent, action_job_id
 from workers.deadletters import (
@@ -32,6 +33,7 @@ from workers.diff import Change
 from workers.errors import ActionNotApplicableError
 from workers.queue import Job, enqueue_events, enqueue_jobs
 from workers.record import Record
+from workers.rules.context import RuleContext
 from workers.rules.evaluate import PlannedAction
 from workers.rules.model import ActionSpec
 from workers.rules.registry import ACTION_PARAMS
@@ -115,8 +117,16 @@ def _kept(values: Mapping[str, V], reads: Reads) -> Kept[V]:
     )
 
 
-def capture(step: PlannedAction, record: Record, change: Change, now: datetime, trace: ActionTrace) -> ActionReplay:
-    """What running `step` again takes: the action as its rule had it, and of `record` only what `trace` saw read.
+def capture(
+    step: PlannedAction,
+    record: Record,
+    change: Change,
+    now: datetime,
+    trace: ActionTrace,
+    context: RuleContext | None = None,
+) -> ActionReplay:
+    """What running `step` again takes: the action as its rule had it, and of `record` (and of the values from
+    before the change, in `context`) only what `trace` saw read.
 
     Nothing else of the record is kept (it is personal data), nor anything of the worker (no credentials).
     """
@@ -129,8 +139,22 @@ def capture(step: PlannedAction, record: Record, change: Change, now: datetime, 
         history=_kept(record.history, trace.history),
     )
     params = step.action.params.model_dump(mode="json")
+    about = {}
+    if context is not None:
+        about = {
+            "operation": context.operation,
+            "previous": _kept(context.known_previous, trace.previous),
+            "changed_at": context.now,
+        }
     return ActionReplay(
-        rule=step.rule, index=step.index, type=step.action.type, params=params, change=change, record=kept, now=now
+        rule=step.rule,
+        index=step.index,
+        type=step.action.type,
+        params=params,
+        change=change,
+        record=kept,
+        now=now,
+        **about,
     )
 
 
@@ -165,7 +189,7 @@ class _Replayed(Mapping[str, V]):
 
 
 def rebuild(replay: ActionReplay) -> tuple[PlannedAction, Record, Change]:
-    """The action, record and change `replay` keeps, as the action first got them.
+    """The action, record and change `replay` keeps, as the action first got them (its context: `context_of`).
 
     ActionNotApplicableError when this worker no longer knows the action type or its kept parameters.
     """
@@ -187,3 +211,25 @@ def rebuild(replay: ActionReplay) -> tuple[PlannedAction, Record, Change]:
         history=_Replayed(kept.history, "history of"),
     )
     return step, record, replay.change
+
+
+def context_of(replay: ActionReplay, record: Record) -> RuleContext:
+    """The rule context the action first ran in, on the `record` rebuilt from `replay` (see `rebuild`).
+
+    A letter of a worker that kept no previous values answers only for the changed fields' old values.
+    """
+    kept = replay.previous
+    if not kept.values and not kept.absent and not kept.complete:
+        kept = Kept[Any](values={name: moved.old for name, moved in replay.change.fields.items()})
+    module = sources.module_of(record.source, record.module)
+    return RuleContext.build(
+        source=record.source,
+        module=record.module,
+        operation=replay.operation,
+        record=record.fields,
+        previous=_Replayed(kept, "previous value of"),
+        change=replay.change,
+        now=replay.changed_at or record.modified_time,
+        start_field=module.start_field if module is not None else None,
+        rule=replay.rule,
+    )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from arq.connections import ArqRedis
 
 from workers.errors import CrmNotSentError, CrmTransientError
-from workers.ledger import Ledger, effect_key
+from workers.ledger import Ledger, change_key, effect_key
 
 
 class FakeCrm:
@@ -129,3 +130,58 @@ async def test_a_write_the_shared_limiter_never_sent_leaves_nothing_pending(redi
 
     # Nothing was sent, so the retry writes at once instead of looking in the CRM first.
     assert (retried.outcome, crm.looks, crm.writes) == ("created", 0, 1)
+
+
+# --- change_key: one change of one record under one rule's action -------------------------------------------
+
+SINCE = datetime(2027, 1, 11, 9, 0, tzinfo=UTC)
+MODIFIED = datetime(2027, 1, 11, 9, 30, tzinfo=UTC)
+
+
+def key(**overrides: Any) -> str:
+    values: dict[str, Any] = {
+        "source": "zoho",
+        "module": "Appointments__s",
+        "record_id": "1",
+        "rule": "late-moves",
+        "index": 0,
+        "since": SINCE,
+        "operation": "update",
+        "modified_time": MODIFIED,
+    } | overrides
+    return change_key(
+        values.pop("source"),
+        values.pop("module"),
+        values.pop("record_id"),
+        values.pop("rule"),
+        values.pop("index"),
+        **values,
+    )
+
+
+def test_a_change_is_known_by_the_state_it_moved_away_from() -> None:
+    # A retry after a crash before the snapshot was saved diffs against the same snapshot: the same key, even
+    # if the record changed again meanwhile (a newer modified time), and whatever the offset the time came with.
+    assert key() == key(modified_time=MODIFIED + timedelta(minutes=5))
+    assert key() == key(operation="insert")
+    assert key() == key(since=SINCE.astimezone(timezone(timedelta(hours=2))))
+    assert key().startswith("crmflow:ledger:")
+    # The next change moves away from a newer snapshot.
+    assert key() != key(since=MODIFIED)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [{"source": "hubspot"}, {"module": "Other"}, {"record_id": "2"}, {"rule": "other"}, {"index": 1}],
+)
+def test_each_record_rule_and_action_has_its_own_key(other: dict[str, Any]) -> None:
+    assert key() != key(**other)
+
+
+def test_without_a_known_earlier_state_the_change_is_its_operation_and_modified_time() -> None:
+    first_seen = key(since=None)
+
+    assert first_seen == key(since=None, modified_time=MODIFIED.astimezone(timezone(timedelta(hours=-5))))
+    assert first_seen != key(since=None, modified_time=MODIFIED + timedelta(seconds=1))
+    assert first_seen != key(since=None, operation="delete")
+    assert first_seen != key()

@@ -14,15 +14,17 @@ from arq.connections import ArqRedis
 from arq.jobs import Job
 
 from tests.test_dlq import letter, queued_jobs, refused
-from workers.actions.dispatch import ActionTrace, traced
+from workers.actions.dispatch import ActionTrace, traced, traced_context
 from workers.contract import QUEUE_NAME, REPLAY_ACTION, ChangeEvent, action_job_id, loads
 from workers.deadletters import MALFORMED_JOB, MISSED_RESCHEDULE, ActionReplay, DeadLetter, DeadLetters
 from workers.diff import Change, FieldChange
 from workers.errors import ActionNotApplicableError
 from workers.record import HistoryEntry, Record
-from workers.replay import Outcome, capture, rebuild, replay_event, replay_letter, unreplayable
+from workers.replay import Outcome, capture, context_of, rebuild, replay_event, replay_letter, unreplayable
+from workers.rules.context import RuleContext
 from workers.rules.evaluate import PlannedAction
-from workers.rules.model import ActionSpec, LogRescheduleHistoryParams
+from workers.rules.model import ActionSpec, LogRescheduleHistoryParams, NotifyParams
+from workers.rules.templates import render
 
 STAMP_MS = 1_764_000_000_000
 AT = datetime(2026, 3, 2, 9, 15, 30, tzinfo=UTC)
@@ -204,3 +206,51 @@ def test_an_action_that_read_every_field_keeps_every_field() -> None:
 def test_an_action_this_worker_cannot_rebuild_is_not_applicable(update: dict[str, Any], message: str) -> None:
     with pytest.raises(ActionNotApplicableError, match=message):
         rebuild(kept_action().model_copy(update=update))
+
+
+# --- Templates: what a letter keeps of the rule context ---------------------------------------------------
+
+NOTIFY = PlannedAction(
+    rule="tell",
+    index=1,
+    action=ActionSpec(
+        type="notify",
+        params=NotifyParams(
+            url="https://hooks.example.com/x",
+            text="{{ record.hs_appointment_name }} was {{ previous.hs_appointment_status }} ({{ rule.name }})",
+        ),
+    ),
+)
+
+
+def test_a_letter_keeps_what_the_templates_read_of_the_context_and_gives_it_back() -> None:
+    context = RuleContext.build(
+        source="hubspot",
+        module="appointments",
+        operation="update",
+        record=RECORD.fields,
+        previous={"hs_appointment_status": "SCHEDULED", "hs_appointment_location": "12 Elm Street"},
+        change=CHANGE,
+        now=AT,
+        start_field="hs_appointment_start",
+    )
+    trace = ActionTrace()
+    seen = traced(RECORD, trace)
+    first = traced_context(context.for_rule("tell").with_record(seen.fields), trace)
+    params = NOTIFY.action.params
+    assert isinstance(params, NotifyParams) and params.text is not None
+    text = render(params.text, first.variables())
+
+    kept = ActionReplay.model_validate_json(capture(NOTIFY, RECORD, CHANGE, AT, trace, first).model_dump_json())
+
+    assert text == "AC Repair - James was SCHEDULED (tell)"
+    assert kept.record.fields.values == {"hs_appointment_name": "AC Repair - James"}
+    assert kept.previous.values == {"hs_appointment_status": "SCHEDULED"}  # not the location: never read
+    assert (kept.operation, kept.changed_at) == ("update", AT)
+    step, record, change = rebuild(kept)
+    again = context_of(kept, record)
+    assert (step, change) == (NOTIFY, CHANGE)
+    assert render(params.text, again.variables()) == text
+    assert again.reschedule == context.reschedule
+    with pytest.raises(ActionNotApplicableError, match="previous value of 'hs_appointment_location'"):
+        render("{{ previous.hs_appointment_location }}", again.variables())

@@ -21,6 +21,7 @@ from workers.errors import ActionNotApplicableError
 from workers.fetch import CrmClients
 from workers.ledger import Ledger, Touched
 from workers.record import Record
+from workers.rules.context import RuleContext
 from workers.rules.evaluate import PlannedAction
 from workers.sources.base import ActionRun
 
@@ -42,6 +43,8 @@ class ActionTrace:
     fields: Reads = field(default_factory=Reads)
     history: Reads = field(default_factory=Reads)
     ledger: Touched = field(default_factory=Touched)
+    # The values from before the change (RuleContext.known_previous) its templates read.
+    previous: Reads = field(default_factory=Reads)
 
 
 class _Reading(Mapping[str, V]):
@@ -73,6 +76,12 @@ def traced(record: Record, trace: ActionTrace) -> Record:
     )
 
 
+def traced_context(context: RuleContext, trace: ActionTrace) -> RuleContext:
+    """`context`, with values from before the change that note in `trace` what is read of them (its record's
+    fields are the traced record's already: `traced`)."""
+    return context.with_previous(_Reading(context.known_previous, trace.previous))
+
+
 @dataclass(frozen=True)
 class Actions:
     """The action implementations and the clients and ledger they use."""
@@ -88,9 +97,11 @@ class Actions:
         change: Change,
         *,
         now: datetime,
+        context: RuleContext,
         trace: ActionTrace | None = None,
     ) -> ActionResult:
-        """Run the action; with a `trace`, note what it reads of `record` and what it does with the ledger."""
+        """Run the action; with a `trace`, note what it reads of `record` (its templates' reads too) and what it
+        does with the ledger. `context` is the change as the rule saw it."""
         spec = planned.action
         module = sources.module_of(record.source, record.module)
         implementation = module.actions.get(spec.type) if module is not None else None
@@ -99,5 +110,10 @@ class Actions:
         client = self.crm.require(record.source)
         ledger = self.ledger if trace is None else self.ledger.tracing(trace.ledger)
         seen = record if trace is None else traced(record, trace)
-        run = ActionRun(ledger, seen, change, spec.params, now, self.checkpoints.reach)
+        context = context.for_rule(planned.rule).with_record(seen.fields)
+        if trace is not None:
+            context = traced_context(context, trace)
+        run = ActionRun(
+            ledger, seen, change, spec.params, now, self.checkpoints.reach, context, planned.rule, planned.index
+        )
         return await implementation(client, run)

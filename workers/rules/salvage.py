@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from workers.rules.check import NO_EXTRA_FIELDS, ActionParts, ExtraFields, RuleParts, check_parts
-from workers.rules.model import OPERATORS, Condition, FieldName, FieldPath, Named, operator_problem
+from workers.rules.check import NO_EXTRA_FIELDS, ActionParts, ExtraFields, RuleParts, check_parts, condition_field
+from workers.rules.model import OPERATORS, Condition, FieldName, FieldPath, Named, Trigger, operator_problem
 from workers.rules.problems import Loc, Problem
 
 _NAMED: TypeAdapter[str] = TypeAdapter(Named)
@@ -34,13 +34,19 @@ def salvage_problems(raw: Any, loc: Loc, *, extra_fields: ExtraFields = NO_EXTRA
         if (problem := _operator_problem(condition, (*loc, "conditions", index))) is not None
     ]
     fields = _changed(raw.get("when"), (*loc, "when", "changed"))
-    fields += [
-        ((*loc, "conditions", index, "field"), path.split(".", 1)[0])
-        for index, condition in enumerate(conditions)
-        if isinstance(condition, Mapping) and (path := _valid(_FIELD_PATH, condition.get("field"))) is not None
-    ]
+    for index, condition in enumerate(conditions):
+        if not isinstance(condition, Mapping):
+            continue
+        for key in ("field", "previous"):
+            path = _valid(_FIELD_PATH, condition.get(key))
+            if path is not None:
+                where = (*loc, "conditions", index)
+                fields.append(
+                    condition_field(where, path, None) if key == "field" else condition_field(where, None, path)
+                )
     actions = tuple(_action(action, (*loc, "actions", i)) for i, action in enumerate(_list(raw.get("actions"))))
-    parts = RuleParts(loc, _valid(_NAMED, raw.get("source")), _valid(_NAMED, raw.get("module")), tuple(fields), actions)
+    source, module = _valid(_NAMED, raw.get("source")), _valid(_NAMED, raw.get("module"))
+    parts = RuleParts(loc, source, module, tuple(fields), actions, _operations(raw.get("when")))
     return operators + check_parts(parts, extra_fields=extra_fields)[1]
 
 
@@ -65,6 +71,14 @@ def _changed(when: Any, loc: Loc) -> list[tuple[Loc, str]]:
     changed = when.get("changed")
     names = [changed] if isinstance(changed, str) else _list(changed)
     return [((*loc, i), name) for i, name in enumerate(names) if _valid(_FIELD_NAME, name) is not None]
+
+
+def _operations(when: Any) -> frozenset[str] | None:
+    """The operations a rule fires on, when its trigger is well formed; else None."""
+    try:
+        return Trigger.model_validate(when).operations()
+    except ValidationError:
+        return None
 
 
 def _operator_problem(condition: Any, loc: Loc) -> Problem | None:

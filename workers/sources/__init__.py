@@ -53,6 +53,11 @@ def supported(source: str, module: str) -> bool:
     return module_of(source, module) is not None
 
 
+def all_modules() -> frozenset[tuple[str, str]]:
+    """Every (source, module) pair crmflow serves."""
+    return frozenset((source.name, module.name) for source in _REGISTRY.values() for module in source.modules)
+
+
 def action_targets(action_type: str) -> frozenset[tuple[str, str]]:
     """The (source, module) pairs that implement `action_type`."""
     return frozenset(

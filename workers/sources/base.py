@@ -20,8 +20,9 @@ from pydantic import BaseModel
 
 from workers.actions.base import ActionResult, Checkpoint
 from workers.diff import Change
-from workers.ledger import Ledger
+from workers.ledger import Ledger, change_key
 from workers.record import ModifiedPage, Record
+from workers.rules.context import RuleContext
 
 if TYPE_CHECKING:
     import httpx
@@ -34,7 +35,13 @@ Client = TypeVar("Client")
 
 @dataclass(frozen=True)
 class ActionRun:
-    """One planned action's inputs, as every implementation receives them (besides its CRM's client)."""
+    """One planned action's inputs, as every implementation receives them (besides its CRM's client).
+
+    `context` is what the rule saw (workers/rules/context.py): templates render with
+    `render(text, run.context.variables())` (workers/rules/templates.py). `rule` and `index` name the action (its
+    rule, its place in the rule's actions) for ledger keys: `run.change_key()`. After a delete `record` has no
+    fields and its modified time is when the delete was notified.
+    """
 
     ledger: Ledger
     record: Record
@@ -42,6 +49,23 @@ class ActionRun:
     params: BaseModel
     now: datetime
     checkpoint: Checkpoint
+    context: RuleContext
+    rule: str
+    index: int
+
+    def change_key(self) -> str:
+        """The ledger key of this action's effect for this change of this record (workers/ledger.py change_key)."""
+        record = self.record
+        return change_key(
+            record.source,
+            record.module,
+            record.id,
+            self.rule,
+            self.index,
+            since=self.change.since,
+            operation=self.context.operation,
+            modified_time=record.modified_time,
+        )
 
 
 # An action implementation for one module: (client, run) -> what it did.
@@ -65,6 +89,8 @@ class SourceModule(Generic[Client]):
     catalogue: frozenset[str]
     # GET one record by id; the second argument is the set of fields the rules read.
     fetch: Callable[[Client, str, frozenset[str]], Awaitable[Record]]
+    # The field holding the appointment's start: a change of it is a reschedule (rules' `reschedule.*`).
+    start_field: str | None = None
     # Fields every snapshot keeps, whatever the rules watch, because actions reason about their old values.
     remembered: frozenset[str] = frozenset()
     # What a record seen for the first time says about its own previous state ({}: nothing). `since`: the

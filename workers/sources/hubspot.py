@@ -83,6 +83,7 @@ SOURCE: Source[HubSpotClient] = Source(
             name=hubspot_models.APPOINTMENTS,
             catalogue=APPOINTMENT_PROPERTIES,
             fetch=fetch_appointment,
+            start_field=hubspot_models.START,
             remembered=frozenset({hubspot_models.START}),
             infer_previous=hubspot_models.inferred_previous,
             actions={"log_reschedule_history": log_reschedule_history},

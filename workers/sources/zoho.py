@@ -144,6 +144,7 @@ SOURCE: Source[ZohoClient] = Source(
             name=zoho_models.APPOINTMENTS,
             catalogue=APPOINTMENT_FIELDS,
             fetch=fetch_appointment,
+            start_field="Appointment_Start_Time",
             remembered=frozenset({"Appointment_Start_Time", "Reschedule_Count"}),
             infer_previous=zoho_models.inferred_previous,
             actions={"log_reschedule_history": log_reschedule_history},

@@ -84,3 +84,28 @@ def test_load_rules_passes_the_lists_to_every_file(tmp_path: Path) -> None:
     assert [rule.name for rule in load_rules(tmp_path, extra_fields=EXTRA).rules] == ["zoho-custom"]
     with pytest.raises(RuleFileError):
         load_rules(tmp_path)
+
+
+TEMPLATES = """\
+version: 1
+rules:
+  - name: zoho-custom-actions
+    source: zoho
+    module: Appointments__s
+    when: {changed: [Appointment_Start_Time]}
+    actions:
+      - type: notify
+        with:
+          url: https://hooks.example.com/x
+          text: "{{ record.Visit_Priority__c }} moved"
+      - type: update_record
+        with:
+          fields: {Visit_Priority__c: "{{ previous.Visit_Priority__c }}"}
+"""
+
+
+def test_templates_and_update_record_fields_know_the_crms_custom_fields_too() -> None:
+    [rule] = parse_rules(TEMPLATES, origin="r.yaml", extra_fields=EXTRA).rules
+    assert [action.type for action in rule.actions] == ["notify", "update_record"]
+    offline = problems(TEMPLATES)
+    assert len(offline) == 3 and all("Visit_Priority__c" in line for line in offline)

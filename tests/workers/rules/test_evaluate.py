@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from workers.diff import Change, FieldChange
 from workers.rules.conditions import MISSING, holds, resolve
-from workers.rules.evaluate import PlannedAction, evaluate
+from workers.rules.context import Operation, RuleContext
+from workers.rules.evaluate import PlannedAction, evaluate, plan
 from workers.rules.load import parse_rules
 from workers.rules.model import Condition, LogRescheduleHistoryParams, RuleSet
 
@@ -189,3 +192,179 @@ def test_resolve_follows_dotted_paths_through_mappings_only() -> None:
     assert resolve(RECORD, "Null.id") is MISSING
     assert resolve(RECORD, "Status.len") is MISSING
     assert resolve(RECORD, "Nope") is MISSING
+
+
+# --- when.operation, previous: and the change's context -------------------------------------------------
+
+OPERATIONS = """\
+version: 1
+rules:
+  - name: created
+    source: hubspot
+    module: appointments
+    when: {operation: insert}
+    actions:
+      - type: notify
+        with: {url: "https://hooks.example.com/created"}
+  - name: deleted
+    source: hubspot
+    module: appointments
+    when: {operation: [delete]}
+    actions:
+      - type: notify
+        with: {url: "https://hooks.example.com/deleted"}
+  - name: status-changed-on-update
+    source: hubspot
+    module: appointments
+    when: {operation: [update], changed: hs_appointment_status}
+    actions:
+      - type: notify
+        with: {url: "https://hooks.example.com/status"}
+  - name: status-changed-any-time
+    source: hubspot
+    module: appointments
+    when: {operation: [insert, update, delete], changed: [hs_appointment_status]}
+    actions:
+      - type: notify
+        with: {url: "https://hooks.example.com/any"}
+  - name: status-changed-without-operation
+    source: hubspot
+    module: appointments
+    when: {changed: [hs_appointment_status]}
+    actions:
+      - type: notify
+        with: {url: "https://hooks.example.com/classic"}
+  - name: cancelled-from-scheduled
+    source: hubspot
+    module: appointments
+    when: {changed: [hs_appointment_status]}
+    conditions:
+      - {field: hs_appointment_status, equals: CANCELED}
+      - {previous: hs_appointment_status, equals: SCHEDULED}
+    actions:
+      - type: add_note
+        with: {title: Cancelled, content: "was {{ previous.hs_appointment_status }}"}
+"""
+T = datetime(2027, 1, 11, 10, 0, tzinfo=UTC)
+STATUS = "hs_appointment_status"
+
+
+@pytest.fixture(scope="module")
+def operations() -> RuleSet:
+    return parse_rules(OPERATIONS, origin="operations.yaml")
+
+
+def fired(
+    ruleset: RuleSet, operation: Operation, change: Change, record: dict[str, Any], known: dict[str, Any]
+) -> list[str]:
+    context = RuleContext.build(
+        source="hubspot",
+        module="appointments",
+        operation=operation,
+        record=record,
+        previous=known,
+        change=change,
+        now=T,
+        start_field="hs_appointment_start",
+    )
+    return [step.rule for step in plan(ruleset, context, change.fields)]
+
+
+STATUS_MOVED = Change(fields={STATUS: FieldChange("SCHEDULED", "CANCELED")}, since=T)
+
+
+@pytest.mark.parametrize(
+    ("operation", "change", "record", "known", "expected"),
+    [
+        ("insert", Change(first_seen=True), {STATUS: "SCHEDULED"}, {}, ["created"]),
+        ("update", Change(since=T), {STATUS: "SCHEDULED"}, {STATUS: "SCHEDULED"}, []),
+        (
+            "update",
+            STATUS_MOVED,
+            {STATUS: "CANCELED"},
+            {STATUS: "SCHEDULED"},
+            [
+                "status-changed-on-update",
+                "status-changed-any-time",
+                "status-changed-without-operation",
+                "cancelled-from-scheduled",
+            ],
+        ),
+        (
+            "update",
+            Change(fields={STATUS: FieldChange("NO_SHOW", "CANCELED")}, since=T),
+            {STATUS: "CANCELED"},
+            {STATUS: "NO_SHOW"},
+            ["status-changed-on-update", "status-changed-any-time", "status-changed-without-operation"],
+        ),
+        (
+            "insert",
+            Change(fields={STATUS: FieldChange("SCHEDULED", "CANCELED")}, first_seen=True),
+            {STATUS: "CANCELED"},
+            {STATUS: "SCHEDULED"},
+            ["created", "status-changed-any-time", "status-changed-without-operation", "cancelled-from-scheduled"],
+        ),
+        # A delete: no record, every known field changed to nothing. Rules fire on it only if they name it.
+        (
+            "delete",
+            Change(fields={STATUS: FieldChange("SCHEDULED", None)}, since=T),
+            {},
+            {STATUS: "SCHEDULED"},
+            ["deleted", "status-changed-any-time"],
+        ),
+        ("delete", Change(first_seen=True), {}, {}, ["deleted"]),
+    ],
+)
+def test_when_operation(
+    operations: RuleSet,
+    operation: Operation,
+    change: Change,
+    record: dict[str, Any],
+    known: dict[str, Any],
+    expected: list[str],
+) -> None:
+    assert fired(operations, operation, change, record, known) == expected
+
+
+def test_a_rule_without_operation_fires_on_inserts_and_updates_only(operations: RuleSet) -> None:
+    classic = next(rule for rule in operations.rules if rule.name == "status-changed-without-operation")
+
+    assert classic.when.operations() == {"insert", "update"}
+    assert operations.fires_on("hubspot", "appointments", "delete")
+    assert not parse_rules(RULES, origin="rules.yaml").fires_on("zoho", "Appointments__s", "delete")
+
+
+def test_without_a_context_a_change_is_an_update(operations: RuleSet) -> None:
+    actions = evaluate(operations, source="hubspot", module="appointments", changed=[STATUS], record={STATUS: "X"})
+
+    assert [a.rule for a in actions] == [
+        "status-changed-on-update",
+        "status-changed-any-time",
+        "status-changed-without-operation",
+    ]
+
+
+def test_watched_fields_include_previous_conditions_and_template_fields() -> None:
+    rules = parse_rules(
+        """\
+version: 1
+rules:
+  - name: stamp
+    source: zoho
+    module: Appointments__s
+    when: {operation: update}
+    conditions:
+      - {previous: Status, equals: Overdue}
+      - {field: reschedule.notice_hours, less_than: 24}
+    actions:
+      - type: update_record
+        with:
+          fields:
+            Additional_Information: "{{ record.Appointment_Name }} / {{ previous['Location'] }} / {{ change.Duration }}"
+      - type: notify
+        with: {url: "https://hooks.example.com/x", text: "{{ rule.name }} {{ reschedule.old_start }}"}
+""",
+        origin="stamp.yaml",
+    )
+
+    assert rules.watched_fields("zoho", "Appointments__s") == {"Status", "Appointment_Name", "Location", "Duration"}

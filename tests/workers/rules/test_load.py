@@ -49,8 +49,24 @@ def test_default_file_loads() -> None:
     assert (action.params.reason, action.params.note) == (None, None)
 
 
+def test_default_file_behaves_as_before_issue_12() -> None:
+    # No rule of it names an operation: they fire on inserts and updates, never on a delete, and watch the
+    # fields they watched before (nothing from templates or previous:, which it does not use).
+    ruleset = load_rules(REPO / "rules" / "default.yaml")
+
+    assert [rule.when.operation for rule in ruleset.rules] == [(), ()]
+    assert [rule.when.operations() for rule in ruleset.rules] == [{"insert", "update"}] * 2
+    assert not ruleset.fires_on("zoho", "Appointments__s", "delete")
+    assert not ruleset.fires_on("hubspot", "appointments", "delete")
+    assert ruleset.watched_fields("zoho", "Appointments__s") == {"Appointment_Start_Time", "Status"}
+    assert ruleset.watched_fields("hubspot", "appointments") == {"hs_appointment_start"}
+
+
 def test_default_file_is_the_only_rule_file() -> None:
-    assert sorted(p.name for p in (REPO / "rules").iterdir()) == ["default.yaml"]
+    # rules/examples/ is a directory of examples: RULES_PATH=rules loads the files of rules/ only.
+    assert sorted(p.name for p in (REPO / "rules").iterdir() if p.is_file()) == ["default.yaml"]
+    assert sorted(p.name for p in (REPO / "rules").iterdir() if p.is_dir()) == ["examples"]
+    assert load_rules(REPO / "rules") == load_rules(REPO / "rules" / "default.yaml")
 
 
 def test_a_directory_loads_every_yaml_file_in_name_order(tmp_path: Path) -> None:

@@ -87,7 +87,8 @@ def test_the_valid_rule_is_valid() -> None:
         (
             "type: log_reschedule_history",
             "type: send_email",
-            "actions[0].type: unknown action type 'send_email' (known types: log_reschedule_history)",
+            "actions[0].type: unknown action type 'send_email' "
+            "(known types: add_note, log_reschedule_history, notify, update_record)",
         ),
         (
             "type: log_reschedule_history",
@@ -132,13 +133,14 @@ def test_the_valid_rule_is_valid() -> None:
         (
             "        not_in: [Cancelled]",
             "        not_in: [Cancelled]\n        equals: Scheduled",
-            "conditions[0]: needs exactly one operator with a value, out of: equals, not_equals, in, not_in, is_set "
-            "(found equals, not_in)",
+            "conditions[0]: needs exactly one operator with a value, out of: equals, not_equals, in, not_in, is_set, "
+            "less_than, greater_than (found equals, not_in)",
         ),
         (
             "        not_in: [Cancelled]",
             "        equals:",
-            "conditions[0]: needs exactly one operator with a value, out of: equals, not_equals, in, not_in, is_set",
+            "conditions[0]: needs exactly one operator with a value, out of: equals, not_equals, in, not_in, is_set, "
+            "less_than, greater_than",
         ),
         (
             "[Cancelled]",
@@ -249,7 +251,9 @@ rules:
       - {type: send_email, with: {to: x}}
 """
 
-OPERATOR = "needs exactly one operator with a value, out of: equals, not_equals, in, not_in, is_set"
+OPERATOR = (
+    "needs exactly one operator with a value, out of: equals, not_equals, in, not_in, is_set, less_than, greater_than"
+)
 
 
 def test_an_unknown_key_hides_none_of_the_rules_other_problems() -> None:
@@ -278,7 +282,8 @@ def test_every_problem_of_every_rule_is_listed_in_document_order() -> None:
         f"{RULE}: conditions[1].field: 'Owner..id' is not a field API name or a dotted path such as 'Owner.id'",
         f"{RULE}: conditions[1]: {OPERATOR} (found equals, is_set)",
         f"{RULE}: conditions[2]: unknown key 'not-in' (did you mean 'not_in'?)",
-        f"{RULE}: conditions[3]: unknown key 'foo' (allowed: field, equals, not_equals, in, not_in, is_set)",
+        f"{RULE}: conditions[3]: unknown key 'foo' "
+        "(allowed: field, previous, equals, not_equals, in, not_in, is_set, less_than, greater_than)",
         f"{RULE}: conditions[3]: {OPERATOR} (found equals, in)",
         f"{RULE}: actions[0].type: unknown action type 'log_reschedule_histroy' "
         "(did you mean 'log_reschedule_history'?)",
@@ -292,7 +297,8 @@ def test_every_problem_of_every_rule_is_listed_in_document_order() -> None:
         f"{second}: actions[0].with.reason: must be 'By Customer' or 'By Team', not 'Never'",
         f"{third}: source: is required",
         f"{third}: conditions[0].equals: must be a string, number or boolean, not list",
-        f"{third}: actions[0].type: unknown action type 'send_email' (known types: log_reschedule_history)",
+        f"{third}: actions[0].type: unknown action type 'send_email' "
+        "(known types: add_note, log_reschedule_history, notify, update_record)",
     ]
 
 
