@@ -12,7 +12,7 @@ import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 import uvicorn
@@ -25,6 +25,11 @@ from crmflow.doctor.offline import Role
 from crmflow.logs import LogSettings
 from crmflow.logs import configure as configure_logs
 from crmflow.settings import SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from workers.config import WorkerConfig
+    from workers.field_lists import FieldLists
+    from workers.rules.model import RuleSet
 
 logger = logging.getLogger("crmflow")
 
@@ -148,8 +153,9 @@ def worker() -> None:
     _startup_check("worker")
     try:
         rules = load_rules(config.rules_path)
-    except RuleFileError as exc:
-        _fail(f"invalid rules in {config.rules_path}", str(exc))
+    except RuleFileError:
+        # Not with the built-in fields alone: with the CRMs' own field lists, then (custom fields).
+        rules = _rules_with_field_lists(config)
     # Notify actions sign with the secrets their rules name: one missing would dead-letter every delivery.
     secrets = secret_problems(secret_envs(rules), notify_secrets_environ())
     if secrets:
@@ -202,16 +208,88 @@ def rules() -> None:
 
 @rules.command("check")
 @click.argument("path", type=click.Path(path_type=Path))
-def rules_check(path: Path) -> None:
-    """Validate a rule file (or a directory of them); exit 1 with one line per problem."""
+@click.option(
+    "--online",
+    is_flag=True,
+    help="Check fields against the CRMs' own field lists too (custom fields): from Redis, else from the CRM, "
+    "with the worker's settings.",
+)
+@click.option("--refresh", is_flag=True, help="With --online: read the field lists from the CRMs, not from Redis.")
+def rules_check(path: Path, online: bool, refresh: bool) -> None:
+    """Validate a rule file (or a directory of them); exit 1 with one line per problem.
+
+    Offline, rules may name the built-in fields of each module; --online adds the fields each CRM reports (exit 2
+    when a field list the rules need cannot be read: the CRM not configured, unreachable or refusing)."""
+    from workers.rules.check import NO_EXTRA_FIELDS
     from workers.rules.load import RuleFileError, load_rules
 
+    if refresh and not online:
+        _fail("--refresh goes with --online", "it reads the CRMs' field lists afresh")
+    extra_fields, read = NO_EXTRA_FIELDS, ""
+    if online:
+        lists = _rules_field_lists(path, refresh=refresh)
+        extra_fields = lists.extra_fields()
+        described = [
+            f"{fl.source}/{fl.module} {len(fl.fields)} fields, {'cached' if fl.cached else 'from the CRM'}"
+            for fl in lists.lists
+        ]
+        read = f" (field lists: {'; '.join(described) or 'none needed'})"
     try:
-        ruleset = load_rules(path)
+        ruleset = load_rules(path, extra_fields=extra_fields)
     except RuleFileError as exc:
         _fail(f"{path}: invalid rules", str(exc), code=1)
     count = len(ruleset.rules)
-    click.echo(f"{path}: ok, {count} rule{'' if count == 1 else 's'}")
+    click.echo(f"{path}: ok, {count} rule{'' if count == 1 else 's'}{read}")
+
+
+def _rules_field_lists(path: Path, *, refresh: bool) -> FieldLists:
+    """The field lists of every (source, module) the rules name, or stop: the CRMs' settings are the worker's."""
+    import asyncio
+
+    from workers.config import WorkerConfig
+    from workers.field_lists import configured_field_lists
+    from workers.rules.load import rule_targets
+
+    try:
+        config = load_settings(WorkerConfig)
+    except SettingsError as exc:
+        _fail("cannot check online: invalid configuration (the worker's settings)", str(exc))
+    lists = asyncio.run(configured_field_lists(config, rule_targets(path), now=datetime.now(UTC), refresh=refresh))
+    if lists.unavailable:
+        _fail("cannot check online: a CRM field list could not be read", "\n".join(map(str, lists.unavailable)))
+    return lists
+
+
+def _rules_with_field_lists(config: WorkerConfig) -> RuleSet:
+    """The rules checked against the CRMs' field lists (read within a bound, at worker start-up), or stop.
+
+    A list that cannot be had leaves its module's built-in fields alone, with a warning; the worker then stops
+    only when a rule names a field outside them, and says which list could not be read and why."""
+    import asyncio
+
+    from workers.field_lists import configured_field_lists
+    from workers.rules.load import RuleFileError, load_rules, rule_targets
+
+    lists = asyncio.run(configured_field_lists(config, rule_targets(config.rules_path), now=datetime.now(UTC)))
+    for fl in lists.lists:
+        origin = "cached" if fl.cached else "read from the CRM"
+        logger.info("worker: field list of %s/%s: %d fields (%s)", fl.source, fl.module, len(fl.fields), origin)
+    for missing in lists.unavailable:
+        logger.warning(
+            "worker: the CRM field list of %s/%s could not be read (%s); rules may name only its built-in fields",
+            missing.source,
+            missing.module,
+            missing.reason,
+        )
+    try:
+        return load_rules(config.rules_path, extra_fields=lists.extra_fields())
+    except RuleFileError as exc:
+        unread = [
+            f"(the CRM field list of {u.source}/{u.module} could not be read, so only its built-in fields are "
+            f"known: {u.reason})"
+            for u in lists.unavailable
+        ]
+        _fail(f"invalid rules in {config.rules_path}", "\n".join([str(exc), *unread]))
 
 
 @main.command()

@@ -1,7 +1,8 @@
 """create_app: the CRM sandbox as one Starlette app: Zoho (accounts server, CRM API), HubSpot API, control API.
 
-One host serves both CRMs: HubSpot's paths (/crm/objects/..., /crm/v3/objects/..., /crm/associations/...) are
-routed before Zoho's /crm/{version}/..., so a HubSpot client uses the sandbox's base URL as its API base.
+One host serves both CRMs: HubSpot's paths (/crm/objects/..., /crm/v3/objects/..., /crm/associations/...,
+/crm/properties/...) are routed before Zoho's /crm/{version}/..., so a HubSpot client uses the sandbox's base URL as
+its API base.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from sandbox.config import SandboxConfig
 from sandbox.control_api import control_routes
 from sandbox.hubspot.api import associations_app, objects_app
 from sandbox.hubspot.control import hubspot_control_routes
-from sandbox.hubspot.paths import ASSOCIATIONS_MOUNT, OBJECTS_MOUNT, V3_OBJECTS_MOUNT
+from sandbox.hubspot.paths import ASSOCIATIONS_MOUNT, OBJECTS_MOUNT, PROPERTIES_MOUNT, V3_OBJECTS_MOUNT
+from sandbox.hubspot.properties import properties_app
 from sandbox.runtime import SandboxRuntime, utc_now
 from sandbox.traffic import TrafficMiddleware
 from sandbox.zoho.api import crm_app
@@ -58,6 +60,7 @@ def create_app(
             Mount(OBJECTS_MOUNT, app=objects_app(runtime.hubspot)),
             Mount(V3_OBJECTS_MOUNT, app=objects_app(runtime.hubspot, v3=True)),
             Mount(ASSOCIATIONS_MOUNT, app=associations_app(runtime.hubspot)),
+            Mount(PROPERTIES_MOUNT, app=properties_app(runtime.hubspot, runtime.custom_fields)),
             Mount("/crm", app=crm_app(runtime)),
             Mount(
                 "/_sandbox",

@@ -86,6 +86,15 @@ def _fail(title: str, message: str, code: int = 2) -> NoReturn:
     help="Scopes the HubSpot token was granted (space- or comma-separated); other HubSpot calls answer 403 "
     "MISSING_SCOPES. Default: every scope.",
 )
+@click.option(
+    "--custom-field",
+    "custom_fields",
+    multiple=True,
+    envvar="SANDBOX_CUSTOM_FIELDS",
+    metavar="SOURCE:MODULE:NAME[:TYPE]",
+    help="A custom field the CRM's field list reports (repeatable), e.g. zoho:Appointments__s:Visit_Priority or "
+    "hubspot:appointments:visit_priority:enumeration; SANDBOX_CUSTOM_FIELDS takes them space-separated.",
+)
 def sandbox(
     host: str,
     port: int,
@@ -104,6 +113,7 @@ def sandbox(
     hubspot_access_token: str,
     hubspot_client_secret: str,
     hubspot_scopes: str | None,
+    custom_fields: tuple[str, ...],
 ) -> None:
     """Run the local Zoho CRM and HubSpot emulator that tests and the demo use."""
     from sandbox.app import create_app
@@ -128,6 +138,7 @@ def sandbox(
             zoho_max_concurrency=zoho_max_concurrency,
             hubspot_rate_limit_max=hubspot_requests_per_10s,
             hubspot_search_per_s=hubspot_search_per_s,
+            custom_fields=custom_fields,
         )
     except ValueError as exc:
         _fail("invalid sandbox configuration", str(exc))

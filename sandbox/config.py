@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import timezone
 from typing import Literal
 
+from sandbox.custom_fields import parse_specs
 from sandbox.zoho.time import parse_offset
 
 
@@ -39,6 +40,10 @@ class SandboxConfig:
         is passed "with param page=10"; true models the latter (a token without page=10 is refused).
     webhooks_enabled: whether Zoho callbacks and HubSpot webhook batches are sent at all (switched at run
         time with POST /_sandbox/webhooks; off models a receiver outage the CRM gave up on).
+    custom_fields: custom fields the CRMs' field lists report besides the built-in ones, each
+        `source:module:name[:type]` (e.g. `zoho:Appointments__s:Visit_Priority`, `hubspot:appointments:
+        visit_priority:enumeration`; sandbox.custom_fields); POST /_sandbox/fields/{source}/{module} adds more
+        until the next reset.
 
     HubSpot (served on the same host; see sandbox.hubspot.api):
     hubspot_access_token: the private-app token the HubSpot API paths accept as `Authorization: Bearer ...`.
@@ -79,6 +84,7 @@ class SandboxConfig:
     zoho_token_with_page: bool = False
     webhooks_enabled: bool = True
     zoho_max_concurrency: int | None = None
+    custom_fields: tuple[str, ...] = ()
     hubspot_access_token: str = "sandbox-hubspot-token"
     hubspot_client_secret: str = "sandbox-hubspot-client-secret"
     hubspot_scopes: frozenset[str] | None = None
@@ -104,6 +110,7 @@ class SandboxConfig:
             raise ValueError("client_id, client_secret and refresh_token must not be empty")
         if not self.channel_id.isdigit():
             raise ValueError("channel_id: Zoho channel ids are numeric (long)")
+        parse_specs(self.custom_fields)
         self._check_hubspot()
 
     def _check_hubspot(self) -> None:

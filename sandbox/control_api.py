@@ -20,6 +20,11 @@ GET    /_sandbox/history          every Appointments_Rescheduled_History__s row
 GET    /_sandbox/notes            every Zoho note (Notes module), oldest first
 GET    /_sandbox/webhooks         whether each CRM sends its notifications: {"zoho": bool, "hubspot": bool}
 POST   /_sandbox/webhooks         switch them: {"enabled": bool, "crm": "zoho" | "hubspot" (default both)}
+GET    /_sandbox/fields           the custom fields of each CRM's field list: {source: {module: [field]}}
+POST   /_sandbox/fields/{source}/{module}   add custom fields to that module's field list (until the next
+                                  reset): one {"name", "type", "label"} object or a list of them, type and label
+                                  optional (sandbox.custom_fields); answers the module's custom fields
+DELETE /_sandbox/fields/{source}/{module}   remove that module's custom fields
 *      /_sandbox/hubspot/...      HubSpot's control endpoints, see sandbox.hubspot.control
 """
 
@@ -35,6 +40,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sandbox.custom_fields import CustomField, custom_field
 from sandbox.faults import FaultRule
 from sandbox.responses import json_response
 from sandbox.runtime import SandboxRuntime
@@ -133,6 +139,25 @@ class ControlHandlers:
             return json_response(self.runtime.set_webhooks(enabled, crm))
         return json_response(self.runtime.webhooks_state())
 
+    async def fields(self, request: Request) -> Response:
+        return json_response(self.runtime.custom_fields.snapshot())
+
+    async def module_fields(self, request: Request) -> Response:
+        source, module = request.path_params["source"], request.path_params["module"]
+        if request.method == "DELETE":
+            self.runtime.custom_fields.clear(source, module)
+        else:
+            raw = await _json(request)
+            try:
+                added: list[CustomField] = [
+                    custom_field(source, module, item) for item in (raw if isinstance(raw, list) else [raw])
+                ]
+            except ValueError as exc:
+                return json_response({"error": str(exc)}, 400)
+            self.runtime.custom_fields.add(source, module, added)
+        shown = self.runtime.custom_fields.snapshot().get(source, {}).get(module, [])
+        return json_response({"source": source, "module": module, "custom_fields": shown})
+
     async def history(self, request: Request) -> Response:
         rows = self.runtime.store.all_history()
         return json_response({"count": len(rows), "data": rows})
@@ -157,4 +182,6 @@ def control_routes(runtime: SandboxRuntime) -> list[Route]:
         Route("/notes", handlers.notes, methods=["GET"]),
         Route("/channels/{channel_id}/expire", handlers.expire_channel, methods=["POST"]),
         Route("/webhooks", handlers.webhooks, methods=["GET", "POST"]),
+        Route("/fields", handlers.fields, methods=["GET"]),
+        Route("/fields/{source}/{module}", handlers.module_fields, methods=["POST", "DELETE"]),
     ]

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from sandbox.config import SandboxConfig
+from sandbox.custom_fields import CustomFields, parse_specs
 from sandbox.faults import FaultPlan
 from sandbox.hubspot.runtime import HubSpotRuntime
 from sandbox.request_log import RequestLog
@@ -49,6 +50,8 @@ class SandboxRuntime:
         self.requests = RequestLog()
         self.notifier = Notifier(self.http_client, self.clock)
         self.hubspot = HubSpotRuntime(config, clock=self.clock, http=self.http_client)
+        # Both CRMs' custom fields, as their field lists report them.
+        self.custom_fields = CustomFields(parse_specs(config.custom_fields))
         # Off: Zoho sends no callbacks at all (see set_webhooks).
         self.zoho_webhooks_enabled = config.webhooks_enabled
         self.reset()
@@ -80,7 +83,8 @@ class SandboxRuntime:
             self._own_http = None
 
     def reset(self) -> None:
-        """Seed data, no tokens, no faults (generator re-seeded), empty logs, only the config's channel.
+        """Seed data, no tokens, no faults (generator re-seeded), empty logs, only the config's channel and
+        custom fields.
 
         The HubSpot portal goes back to its seed too, with fresh limits and no pending webhook deliveries.
         """
@@ -93,6 +97,7 @@ class SandboxRuntime:
         self.channels.reset(self._default_channel(now))
         self.zoho_webhooks_enabled = self.config.webhooks_enabled
         self.hubspot.reset()
+        self.custom_fields.reset()
 
     def set_webhooks(self, enabled: bool, crm: str | None = None) -> dict[str, bool]:
         """Switch Zoho's callbacks and/or HubSpot's webhook batches on or off; the state of both afterwards.

@@ -61,6 +61,9 @@ operator's sake, though arq builds them.
 |                                         | the module ended)                      |                             |
 | crmflow:sweep:<source>:<module>:        | JSON: the cursor whose window is too   | kept; goes once the cursor  |
 |   too-large                             | large to list, the error sweeps skip on| moves or goes               |
+| crmflow:fields:<source>:<module>        | JSON: the CRM's own field list of the  | FIELD_LIST_TTL_S (1 day)    |
+|                                         | module, custom fields included         | from when it was read       |
+|                                         | (workers/field_lists.py)               |                             |
 | crmflow:heartbeat:<worker id>           | JSON: a live worker process's facts    | HEARTBEAT_TTL_S (5 s) from  |
 |                                         | (workers/heartbeat.py)                 | its last beat; deleted on a |
 |                                         |                                        | clean stop                  |
@@ -285,6 +288,14 @@ def sweep_cursor(source: str, module: str) -> str:
 
 
 SWEEP_CURSOR_PATTERN = sweep_cursor("*", "*")
+
+
+FIELD_LIST_TTL_S = DAY_S
+
+
+def field_list(source: str, module: str) -> str:
+    """JSON: the field list the CRM reported for one of its modules, and when it was read."""
+    return f"{PREFIX}fields:{source}:{module}"
 
 
 def sweep_too_large(source: str, module: str) -> str:

@@ -112,12 +112,14 @@ CRM_OPERATIONS = frozenset(
         "disable_channels",
         "refresh_token",
         "list_notes",
+        "get_fields",
         # HubSpot
         "batch_read_records",
         "search_modified",
         "get_association_labels",
         "list_note_associations",
         "batch_read_notes",
+        "get_properties",
     }
 )
 # Statuses of a request that got no HTTP answer.

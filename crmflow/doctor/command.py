@@ -10,7 +10,7 @@ import asyncio
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 import click
@@ -23,6 +23,10 @@ from crmflow.doctor.findings import Finding, failed, line, render_json, render_t
 from crmflow.doctor.offline import DEFAULTS, Role, offline_findings, role_findings
 from crmflow.doctor.online import online_findings
 from crmflow.settings import SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from workers.config import WorkerConfig
+    from workers.rules.check import ExtraFields
 
 logger = logging.getLogger("crmflow.doctor")
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
@@ -69,13 +73,27 @@ def _load(cls: type[SettingsT]) -> SettingsT | list[str]:
         return str(exc).splitlines()
 
 
-def _rules(path: str) -> int | list[str]:
+def _rules(path: str, extra_fields: ExtraFields | None = None) -> int | list[str]:
+    """How many rules load (with the CRMs' field lists, when given), or every problem."""
+    from workers.rules.check import NO_EXTRA_FIELDS
     from workers.rules.load import RuleFileError, load_rules
 
     try:
-        return len(load_rules(path).rules)
+        return len(load_rules(path, extra_fields=extra_fields or NO_EXTRA_FIELDS).rules)
     except RuleFileError as exc:
         return exc.problems
+
+
+def _rules_online(path: str, worker: WorkerConfig) -> int | list[str]:
+    """The rules checked against the CRMs' own field lists too (custom fields), as a worker starting does."""
+    from workers.field_lists import configured_field_lists
+    from workers.rules.load import rule_targets
+
+    lists = asyncio.run(configured_field_lists(worker, rule_targets(path), now=datetime.now(UTC)))
+    outcome = _rules(path, lists.extra_fields())
+    if isinstance(outcome, int):
+        return outcome
+    return outcome + [f"the CRM field list of {u} could not be read" for u in lists.unavailable]
 
 
 def _where(redis_url: str) -> str:
@@ -125,12 +143,15 @@ def doctor(online: bool, as_json: bool) -> None:
     rules_path = (
         worker.rules_path if isinstance(worker, WorkerConfig) else env.get("RULES_PATH", DEFAULTS["RULES_PATH"])
     )
+    rules = _rules(rules_path)
+    if online and isinstance(rules, list) and isinstance(worker, WorkerConfig):
+        rules = _rules_online(rules_path, worker)  # the rules may name custom fields
     findings = offline_findings(
         env,
         receiver_errors=receiver if isinstance(receiver, list) else None,
         worker_errors=worker if isinstance(worker, list) else None,
         rules_path=rules_path,
-        rules=_rules(rules_path),
+        rules=rules,
     )
     if online:
         findings += asyncio.run(_online(env, worker))

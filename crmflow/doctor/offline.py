@@ -271,7 +271,10 @@ def rules_findings(path: str, outcome: int | Sequence[str]) -> list[Finding]:
     """The rule file(s) at RULES_PATH: how many rules loaded, or one failure per problem."""
     if isinstance(outcome, int):
         return [ok("rules", f"{outcome} rule{'' if outcome == 1 else 's'} from {path}", setting="RULES_PATH")]
-    fix = f"correct the rules (`crmflow rules check {path}`), or point RULES_PATH at the right file"
+    fix = (
+        f"correct the rules (`crmflow rules check {path}`; for custom fields, `--online`), or point RULES_PATH at "
+        "the right file"
+    )
     return [fail("rules", problem, setting="RULES_PATH", fix=fix) for problem in outcome]
 
 

@@ -36,8 +36,8 @@ from workers.errors import CrmAuthError, CrmRateLimitedError, CrmTransientError
 CLIENT = "ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET"
 SCOPES_FIX = (
     "generate a new refresh token (access_type=offline) with the scopes ZohoCRM.modules.appointments.READ, "
-    "ZohoCRM.modules.appointments_rescheduled_history.ALL and ZohoCRM.notifications.ALL and put it in "
-    "ZOHO_REFRESH_TOKEN (docs/operations.md#connecting-zoho)"
+    "ZohoCRM.modules.appointments_rescheduled_history.ALL, ZohoCRM.notifications.ALL and (for rules naming custom "
+    "fields) ZohoCRM.settings.fields.READ and put it in ZOHO_REFRESH_TOKEN (docs/operations.md#connecting-zoho)"
 )
 
 
@@ -51,6 +51,8 @@ class ScopeProbe:
     path: str
     params: dict[str, str] | None = None
     body: Any = None
+    # Needed only by some rules (None: by every deployment); a token without it is then a warning, saying this.
+    only_for: str | None = None
 
 
 HISTORY = "/crm/v7/Appointments_Rescheduled_History__s"
@@ -81,6 +83,14 @@ PROBES = (
     ScopeProbe(WATCH_PROBE, "list watch channels", "GET", WATCH),
     ScopeProbe("ZohoCRM.notifications.CREATE", "enable watch channels", "POST", WATCH, body={"watch": []}),
     ScopeProbe("ZohoCRM.notifications.UPDATE", "renew watch channels", "PATCH", WATCH, body={"watch": []}),
+    ScopeProbe(
+        "ZohoCRM.settings.fields.READ",
+        "read the field list of Appointments__s",
+        "GET",
+        "/crm/v7/settings/fields",
+        {"module": "Appointments__s"},
+        only_for="rules that name custom fields (`crmflow rules check --online`, worker start-up)",
+    ),
 )
 
 
@@ -195,24 +205,30 @@ def _covering(scope: str) -> set[str]:
     names = {scope, f"{area}.ALL"} | ({f"{area}.WRITE"} if operation != "READ" else set())
     if area.startswith("ZohoCRM.modules."):
         names.add("ZohoCRM.modules.ALL")
+    if area.startswith("ZohoCRM.settings."):
+        names.add("ZohoCRM.settings.ALL")
     return {name.lower() for name in names}
 
 
 def granted_scope_findings(scope_field: str | None) -> list[Finding]:
-    """The needed scopes the token answer's `scope` key leaves out (nothing when it has no such key)."""
+    """The needed scopes the token answer's `scope` key leaves out (nothing when it has no such key); one only some
+    rules need is left to its probe."""
     if scope_field is None:
         return []
     granted = {part.lower() for part in scope_field.replace(",", " ").split()}
     return [
-        fail(
-            f"zoho scope {probe.scope}",
-            f"is not among the scopes Zoho's token answer lists; crmflow needs it to {probe.what}",
-            setting="ZOHO_REFRESH_TOKEN",
-            fix=SCOPES_FIX,
-        )
+        _lacking(probe, f"is not among the scopes Zoho's token answer lists; crmflow needs it to {probe.what}")
         for probe in PROBES
-        if granted.isdisjoint(_covering(probe.scope))
+        if probe.only_for is None and granted.isdisjoint(_covering(probe.scope))
     ]
+
+
+def _lacking(probe: ScopeProbe, message: str) -> Finding:
+    """A needed scope the token lacks: a failure, or a warning for one only some rules need."""
+    check = f"zoho scope {probe.scope}"
+    if probe.only_for is not None:
+        return warn(check, f"{message}, for {probe.only_for}", setting="ZOHO_REFRESH_TOKEN", fix=SCOPES_FIX)
+    return fail(check, message, setting="ZOHO_REFRESH_TOKEN", fix=SCOPES_FIX)
 
 
 def probe_finding(probe: ScopeProbe, status: int, body: Any) -> tuple[Finding, bool]:
@@ -222,7 +238,7 @@ def probe_finding(probe: ScopeProbe, status: int, body: Any) -> tuple[Finding, b
     code = str(body.get("code", "")) if isinstance(body, dict) else ""
     if status == 401 and code == "OAUTH_SCOPE_MISMATCH":
         message = f"the refresh token lacks it (401 OAUTH_SCOPE_MISMATCH); crmflow needs it to {probe.what}"
-        return fail(check, message, setting="ZOHO_REFRESH_TOKEN", fix=SCOPES_FIX), True
+        return _lacking(probe, message), True
     if status == 401:
         message = (
             f"Zoho's API refused an access token just issued by ZOHO_ACCOUNTS_URL ({code or 'HTTP 401'}): the two "

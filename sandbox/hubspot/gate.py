@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sandbox.hubspot.errors import not_authenticated, rate_limit_body, secondly_limit_body
 from sandbox.hubspot.http import error_answer, hubspot_response
 from sandbox.hubspot.runtime import HubSpotRuntime
-from sandbox.hubspot.scopes import missing_scopes, missing_scopes_error, needed_scopes
+from sandbox.hubspot.scopes import call_missing_scopes, missing_scopes_error
 
 
 def _with_headers(send: Send, headers: dict[str, str]) -> Send:
@@ -51,7 +51,7 @@ class HubSpotGate:
             await error_answer(not_authenticated())(scope, receive, send)
             return
         path = str(scope.get("path", ""))
-        missing = missing_scopes(needed_scopes(str(scope.get("method")), path), self.hubspot.config.hubspot_scopes)
+        missing = call_missing_scopes(str(scope.get("method")), path, self.hubspot.config.hubspot_scopes)
         if scope.get("method") == "POST" and path.rstrip("/").endswith("/search"):
             await self._search(scope, receive, send, missing)
             return

@@ -8,6 +8,10 @@ an appointment: notes write, appointments read). Which scopes HubSpot asks for a
 sandbox's reading. The 403 body follows HubSpot's error schema (`category` MISSING_SCOPES, `errors[]` with a
 `context`); the `requiredGranularScopes` context key is seen in HubSpot's answers but UNCONFIRMED by the
 sources here, so clients should key on the status and category.
+
+Reading an object type's properties (GET /crm/properties/2026-03/{type}) takes any one of many scopes in
+HubSpot's properties spec; the sandbox accepts the type's schema read scope (crm.schemas.appointments.read) or
+its object read or write scope, and names all three when none is granted.
 """
 
 from __future__ import annotations
@@ -22,8 +26,11 @@ MISSING_SCOPES_MESSAGE = (
     "Read more about required scopes here: https://developers.hubspot.com/scopes."
 )
 AREAS = {APPOINTMENTS.name: "crm.objects.appointments", "notes": "crm.objects.contacts"}
-ALL_SCOPES = frozenset(f"{area}.{access}" for area in AREAS.values() for access in ("read", "write"))
+ALL_SCOPES = frozenset(f"{area}.{access}" for area in AREAS.values() for access in ("read", "write")) | frozenset(
+    f"crm.schemas.{name}.read" for name in AREAS
+)
 READ_SUFFIXES = ("/batch/read", "/search")
+PROPERTIES_PREFIX = "/crm/properties/"
 
 
 def parse_scopes(text: str) -> frozenset[str]:
@@ -38,6 +45,24 @@ def needed_scopes(method: str, path: str) -> tuple[str, ...]:
     reads = method == "GET" or (method == "POST" and path.endswith(READ_SUFFIXES))
     needed = [f"{AREAS[t.name]}.{'read' if reads or index else 'write'}" for index, t in enumerate(types)]
     return tuple(dict.fromkeys(needed))
+
+
+def property_read_scopes(name: str) -> tuple[str, ...]:
+    """The scopes any one of which lets a call read the properties of the object type called `name`."""
+    return (f"crm.schemas.{name}.read", f"{AREAS[name]}.read", f"{AREAS[name]}.write")
+
+
+def call_missing_scopes(method: str, path: str, granted: frozenset[str] | None) -> list[str]:
+    """What a call to `path` lacks of the granted scopes (None: every scope is granted); [] when nothing."""
+    if granted is None:
+        return []
+    if method == "GET" and path.startswith(PROPERTIES_PREFIX):
+        for object_type in (t for t in map(resolve_object_type, path.split("/")) if t is not None):
+            accepted = property_read_scopes(object_type.name)
+            if granted.isdisjoint(accepted):
+                return list(accepted)
+        return []
+    return missing_scopes(needed_scopes(method, path), granted)
 
 
 def missing_scopes(needed: Iterable[str], granted: frozenset[str] | None) -> list[str]:

@@ -15,6 +15,8 @@ Served paths (any of Zoho's API versions v2..v8):
     GET  /crm/{v}/Notes?fields=                                 every note (oldest first)
     POST /crm/{v}/Notes                                         add notes, parent in Parent_Id (<= 100)
     GET  /crm/{v}/Notes/{id}                                    one note
+    GET  /crm/{v}/settings/fields?module=Appointments__s         field metadata, custom fields included
+                                                                (sandbox.zoho.fields)
     *    /crm/{v}/actions/watch                                 see sandbox.zoho.watch_api
 Other methods on these paths answer INVALID_REQUEST_METHOD, other modules INVALID_MODULE, anything else
 INVALID_URL_PATTERN; every path first requires a valid `Zoho-oauthtoken`, then the scope the call needs
@@ -43,6 +45,7 @@ from sandbox.zoho.errors import (
     invalid_request_method,
     invalid_url_pattern,
 )
+from sandbox.zoho.fields import field_list
 from sandbox.zoho.listing import ListQuery, parse_fields, parse_list_query
 from sandbox.zoho.notes import MAX_NOTES_PER_CALL, Parent
 from sandbox.zoho.payload import parse_json_body, records_array
@@ -164,6 +167,13 @@ class CrmHandlers:
         return page_response(self.runtime.store.related_history(record_id, query))
 
     @_guarded
+    async def fields(self, request: Request) -> Response:
+        if request.method != "GET":
+            raise invalid_request_method()
+        module = request.query_params.get("module")
+        return json_response(field_list(module, self.runtime.custom_fields.of("zoho", module or "")))
+
+    @_guarded
     async def watch(self, request: Request) -> Response:
         return await watch_api.watch(self.runtime, request)
 
@@ -193,6 +203,7 @@ def crm_app(runtime: SandboxRuntime) -> Router:
     handlers = CrmHandlers(runtime)
     routes = [
         Route("/{version}/actions/watch", handlers.watch, methods=ALL_METHODS),
+        Route("/{version}/settings/fields", handlers.fields, methods=ALL_METHODS),
         Route("/{version}/{module}", handlers.module, methods=ALL_METHODS),
         Route("/{version}/{module}/{record_id}", handlers.record, methods=ALL_METHODS),
         Route("/{version}/{module}/{record_id}/{related}", handlers.related, methods=ALL_METHODS),

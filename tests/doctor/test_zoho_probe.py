@@ -50,7 +50,7 @@ async def test_matching_settings_pass_every_scope_and_read_the_channels() -> Non
     found, watch = await _probe(SandboxConfig(notify_url="https://crmflow.example.com/webhooks/zoho"))
 
     assert {f.status for f in found} == {"ok"}
-    assert len(found) == 7  # the grant and six scopes
+    assert len(found) == 8  # the grant and seven scopes
     assert isinstance(watch, dict) and watch["watch"][0]["channel_id"] == DEFAULT.channel_id
 
 
@@ -269,3 +269,13 @@ async def test_with_redis_refusals_and_strangers_are_named_as_without(redis: Arq
     assert (revoked.status, revoked.setting) == ("fail", "ZOHO_REFRESH_TOKEN")
     assert (stranger.status, stranger.setting) == ("fail", "ZOHO_ACCOUNTS_URL") and "HTTP 404" in stranger.message
     assert (down.status, down.message) == ("warn", "could not be checked: Zoho's accounts server answered HTTP 503")
+
+
+async def test_a_token_that_may_not_read_field_lists_is_a_warning_for_custom_field_rules_only() -> None:
+    scopes = frozenset({"ZohoCRM.modules.ALL", "ZohoCRM.notifications.ALL"})
+    found, _ = await _probe(SandboxConfig(zoho_scopes=scopes))
+
+    fields = next(f for f in found if f.check == "zoho scope ZohoCRM.settings.fields.READ")
+    assert (fields.status, fields.setting) == ("warn", "ZOHO_REFRESH_TOKEN")
+    assert "rules that name custom fields" in fields.message
+    assert {f.status for f in found if f is not fields} == {"ok"}

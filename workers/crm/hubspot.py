@@ -19,6 +19,7 @@ from workers.crm.hubspot_models import (
     batch_records,
     modified_window_search,
     note_ids,
+    property_names,
     raise_for_hubspot,
     search_page,
 )
@@ -26,6 +27,7 @@ from workers.crm.responses import Call, Gate, send
 from workers.record import Record
 
 OBJECTS = "/crm/objects/2026-03"
+PROPERTY_DEFINITIONS = "/crm/properties/2026-03"
 PROPERTIES = ("hs_appointment_name", START, END, "hs_appointment_status", "hubspot_owner_id", "hs_lastmodifieddate")
 HISTORY = (START, END)
 BATCH_LIMIT = 100  # "Object API batch endpoints are limited to 100 inputs per request."
@@ -66,6 +68,10 @@ class HubSpotClient:
         body = {"properties": dict(properties)}
         answer = await self._call("update_record", "PATCH", f"{OBJECTS}/{APPOINTMENTS}/{record_id}", json=body)
         return str(answer.get("id", record_id)) if isinstance(answer, dict) else record_id
+
+    async def property_names(self, object_type: str) -> frozenset[str]:
+        """GET /crm/properties/2026-03/{objectType}: the names of the type's properties, custom ones included."""
+        return property_names(await self._call("get_properties", "GET", f"{PROPERTY_DEFINITIONS}/{object_type}"))
 
     async def get_appointments(self, record_ids: Sequence[str]) -> tuple[list[Record], list[str]]:
         """Batch read (50 ids a request, HubSpot's limit with history); the records and the ids not found."""

@@ -81,6 +81,14 @@ def raise_for_hubspot(response: httpx.Response) -> Any:
     raise CrmRejectedError(message, code=category, details=details, quoted=True)
 
 
+def property_names(body: Any) -> frozenset[str]:
+    """The names in a GET /crm/properties/2026-03/{type} answer (`{"results": [{"name": ...}, ...]}`)."""
+    results = body.get("results") if isinstance(body, dict) else None
+    if not isinstance(results, list):
+        raise CrmTransientError("property list without a `results` list", code="BAD_RESPONSE")
+    return frozenset(item["name"] for item in results if isinstance(item, dict) and isinstance(item.get("name"), str))
+
+
 def _quiet_body(response: httpx.Response) -> Any:
     try:
         return orjson.loads(response.content) if response.content else {}

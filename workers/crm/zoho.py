@@ -17,6 +17,7 @@ from workers.crm.zoho_models import (
     ModifiedListing,
     appointment_record,
     created_id,
+    field_names,
     history_rows,
     modified_listing,
     note_parent,
@@ -100,6 +101,11 @@ class ZohoClient:
             if not more:
                 break
         return notes
+
+    async def field_names(self, module: str) -> frozenset[str]:
+        """GET /settings/fields?module=...: the API names of the module's fields, custom ones included (scope
+        ZohoCRM.settings.fields.READ)."""
+        return field_names(await self._call("get_fields", "GET", "/settings/fields", params={"module": module}))
 
     async def list_reschedule_history(self, appointment_id: str) -> list[Mapping[str, Any]]:
         """GET /Appointments__s/{id}/Appointments_Rescheduled_History__s (Zoho keeps the latest 20)."""

@@ -98,6 +98,18 @@ def appointment_record(body: Any, record_id: str) -> Record:
     return Record(source="zoho", module=APPOINTMENTS, id=record_id, modified_time=modified, fields=fields)
 
 
+def field_names(body: Any) -> frozenset[str]:
+    """The API names in a GET /settings/fields answer (`{"fields": [{"api_name": ...}, ...]}`; none for 204)."""
+    if body == {}:
+        return frozenset()
+    fields = body.get("fields") if isinstance(body, dict) else None
+    if not isinstance(fields, list):
+        raise CrmTransientError("field metadata without a `fields` list", code="BAD_RESPONSE")
+    return frozenset(
+        field["api_name"] for field in fields if isinstance(field, dict) and isinstance(field.get("api_name"), str)
+    )
+
+
 def history_rows(body: Any) -> list[Mapping[str, Any]]:
     """The rows of a GET rescheduled-history answer (none for 204)."""
     data = body.get("data") if isinstance(body, dict) else None

@@ -1,10 +1,15 @@
 """Rule checks: source, module and fields against the sources' catalogues, actions against the registry, and
-templates compiled with their names checked. Pure."""
+templates compiled with their names checked. Pure.
+
+A module's known fields are its built-in catalogue and, when the caller has it, the CRM's own field list for
+that module (custom fields included; workers/field_lists.py): `extra_fields`, passed down from the loader.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -24,14 +29,21 @@ from workers.rules.registry import ACTION_TYPES, NEEDS_RECORD
 from workers.rules.schema import RuleDoc
 from workers.rules.templates import template_problems
 
+# (source, module) -> the fields the CRM's own field list reports for that module, custom fields included.
+ExtraFields = Mapping[tuple[str, str], frozenset[str]]
+# Offline: no field list, the built-in catalogues alone.
+NO_EXTRA_FIELDS: ExtraFields = MappingProxyType({})
 
-def field_catalogue(source: str, module: str) -> frozenset[str] | None:
-    """The fields rules may name for `module` of `source` (None: no such source or module).
 
-    The one place rules checks learn a module's fields, so that where catalogues come from can change here alone.
-    """
+def field_catalogue(source: str, module: str, extra_fields: ExtraFields = NO_EXTRA_FIELDS) -> frozenset[str] | None:
+    """The fields rules may name for `module` of `source` (None: no such source or module): the module's built-in
+    catalogue and what the CRM's own field list adds (`extra_fields`).
+
+    The one place rules checks learn a module's fields."""
     found = sources.module_of(source, module)
-    return found.catalogue if found is not None else None
+    if found is None:
+        return None
+    return found.catalogue | extra_fields.get((source, module), frozenset())
 
 
 @dataclass(frozen=True)
@@ -74,9 +86,11 @@ def condition_field(loc: Loc, field: str | None, previous: str | None) -> tuple[
     return (*loc, "previous"), previous if is_reschedule_path(previous) else previous.split(".", 1)[0]
 
 
-def check_rule(doc: RuleDoc, loc: Loc) -> tuple[Rule | None, list[Problem]]:
+def check_rule(
+    doc: RuleDoc, loc: Loc, *, extra_fields: ExtraFields = NO_EXTRA_FIELDS
+) -> tuple[Rule | None, list[Problem]]:
     """The validated rule, or None and the problems found; `loc` is the rule's place in the document."""
-    actions, problems = check_parts(parts_of(doc, loc))
+    actions, problems = check_parts(parts_of(doc, loc), extra_fields=extra_fields)
     if problems:
         return None, problems
     rule = Rule(
@@ -92,9 +106,11 @@ def check_rule(doc: RuleDoc, loc: Loc) -> tuple[Rule | None, list[Problem]]:
     return rule, []
 
 
-def check_parts(parts: RuleParts) -> tuple[list[ActionSpec], list[Problem]]:
+def check_parts(
+    parts: RuleParts, *, extra_fields: ExtraFields = NO_EXTRA_FIELDS
+) -> tuple[list[ActionSpec], list[Problem]]:
     """The actions validated, and every problem of the parts: catalogue problems first, then each action's."""
-    problems = catalogue_problems(parts)
+    problems = catalogue_problems(parts, extra_fields=extra_fields)
     loc = parts.loc
     known_target = (
         parts.source is not None
@@ -103,7 +119,7 @@ def check_parts(parts: RuleParts) -> tuple[list[ActionSpec], list[Problem]]:
     )
     actions: list[ActionSpec] = []
     for action in parts.actions:
-        spec, action_problems = check_action(action, parts, check_target=known_target)
+        spec, action_problems = check_action(action, parts, check_target=known_target, extra_fields=extra_fields)
         problems += action_problems
         if spec is not None:
             actions.append(spec)
@@ -125,7 +141,7 @@ def _delete_only_problems(parts: RuleParts) -> list[Problem]:
     ]
 
 
-def catalogue_problems(parts: RuleParts) -> list[Problem]:
+def catalogue_problems(parts: RuleParts, *, extra_fields: ExtraFields = NO_EXTRA_FIELDS) -> list[Problem]:
     """Unknown source, module (for that source) or fields (for that module); what is missing is not checked."""
     loc = parts.loc
     if parts.source is None:
@@ -136,7 +152,7 @@ def catalogue_problems(parts: RuleParts) -> list[Problem]:
         return [Problem((*loc, "source"), f"unknown source {parts.source!r} (known sources: {known})")]
     if parts.module is None:
         return []
-    fields = field_catalogue(parts.source, parts.module)
+    fields = field_catalogue(parts.source, parts.module, extra_fields)
     if fields is None:
         known = ", ".join(sorted(m.name for m in source.modules))
         message = f"unknown module {parts.module!r} for {parts.source} (known modules: {known})"
@@ -163,7 +179,7 @@ def _reschedule_problems(where: Loc, path: str) -> list[Problem]:
 
 
 def check_action(
-    action: ActionParts, parts: RuleParts, *, check_target: bool
+    action: ActionParts, parts: RuleParts, *, check_target: bool, extra_fields: ExtraFields = NO_EXTRA_FIELDS
 ) -> tuple[ActionSpec | None, list[Problem]]:
     """The action with its parameters validated by its type's model, or None and the problems found."""
     loc = action.loc
@@ -189,18 +205,20 @@ def check_action(
     if problems or params is None:
         return None, problems
     if check_target and parts.source is not None and parts.module is not None:
-        problems += params_problems(params, (*loc, "with"), parts.source, parts.module)
+        problems += params_problems(params, (*loc, "with"), parts.source, parts.module, extra_fields)
     if problems:
         return None, problems
     return ActionSpec(type=action.type, params=params), []
 
 
-def params_problems(params: BaseModel, loc: Loc, source: str, module: str) -> list[Problem]:
+def params_problems(
+    params: BaseModel, loc: Loc, source: str, module: str, extra_fields: ExtraFields = NO_EXTRA_FIELDS
+) -> list[Problem]:
     """Problems of valid parameters against the module: each template's, and update_record's unknown fields.
 
     `loc` is the place of `with:`; each problem names the key (with.text, with.fields.Name, ...).
     """
-    fields = field_catalogue(source, module)
+    fields = field_catalogue(source, module, extra_fields)
     if fields is None:
         return []
     problems: list[Problem] = []

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from workers.rules.check import check_rule
+from workers.rules.check import NO_EXTRA_FIELDS, ExtraFields, check_rule
 from workers.rules.model import Condition, Rule, Trigger
 from workers.rules.problems import Loc, Problem, in_document_order, key_order, render, validation_problems
 from workers.rules.registry import ACTION_PARAMS
@@ -36,8 +36,9 @@ class ParsedFile:
     problems: tuple[str, ...]
 
 
-def parse_file(text: str, origin: str) -> ParsedFile:
-    """Parse and check one rule file's text; `origin` names it in problems."""
+def parse_file(text: str, origin: str, *, extra_fields: ExtraFields = NO_EXTRA_FIELDS) -> ParsedFile:
+    """Parse and check one rule file's text; `origin` names it in problems, `extra_fields` adds the CRMs' own
+    field lists to the built-in catalogues (workers/rules/check.py)."""
     try:
         data = parse_yaml(text)
     except yaml.YAMLError as exc:
@@ -54,7 +55,7 @@ def parse_file(text: str, origin: str) -> ParsedFile:
     names = {i: raw["name"] for i, raw in enumerate(raw_rules) if _has_name(raw)}
     rules: list[Rule] = []
     for index, raw in enumerate(raw_rules):
-        rule, rule_problems = _rule(raw, ("rules", index))
+        rule, rule_problems = _rule(raw, ("rules", index), extra_fields)
         problems += rule_problems
         if rule is not None:
             rules.append(rule)
@@ -77,15 +78,15 @@ def duplicate_names(files: Sequence[ParsedFile]) -> list[str]:
     return problems
 
 
-def _rule(raw: Any, loc: Loc) -> tuple[Rule | None, list[Problem]]:
+def _rule(raw: Any, loc: Loc, extra_fields: ExtraFields) -> tuple[Rule | None, list[Problem]]:
     """The checked rule, or None and every problem it has (of the schema, the catalogues and the actions)."""
     doc, problems = _validate(RuleDoc, raw, loc)
     if doc is not None:
-        rule, problems = check_rule(doc, loc)
+        rule, problems = check_rule(doc, loc, extra_fields=extra_fields)
         if rule is not None:
             return rule, []
     else:
-        problems += salvage_problems(raw, loc)
+        problems += salvage_problems(raw, loc, extra_fields=extra_fields)
     return None, in_document_order(problems, _KEY_ORDER)
 
 

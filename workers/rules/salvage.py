@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from workers.rules.check import ActionParts, RuleParts, check_parts, condition_field
+from workers.rules.check import NO_EXTRA_FIELDS, ActionParts, ExtraFields, RuleParts, check_parts, condition_field
 from workers.rules.model import OPERATORS, Condition, FieldName, FieldPath, Named, Trigger, operator_problem
 from workers.rules.problems import Loc, Problem
 
@@ -23,7 +23,7 @@ _FIELD_PATH: TypeAdapter[str] = TypeAdapter(FieldPath)
 _CONDITION_KEYS = frozenset(info.alias or name for name, info in Condition.model_fields.items())
 
 
-def salvage_problems(raw: Any, loc: Loc) -> list[Problem]:
+def salvage_problems(raw: Any, loc: Loc, *, extra_fields: ExtraFields = NO_EXTRA_FIELDS) -> list[Problem]:
     """The problems of a rule that failed the schema, besides the schema's own (which the caller has)."""
     if not isinstance(raw, Mapping):
         return []
@@ -47,7 +47,7 @@ def salvage_problems(raw: Any, loc: Loc) -> list[Problem]:
     actions = tuple(_action(action, (*loc, "actions", i)) for i, action in enumerate(_list(raw.get("actions"))))
     source, module = _valid(_NAMED, raw.get("source")), _valid(_NAMED, raw.get("module"))
     parts = RuleParts(loc, source, module, tuple(fields), actions, _operations(raw.get("when")))
-    return operators + check_parts(parts)[1]
+    return operators + check_parts(parts, extra_fields=extra_fields)[1]
 
 
 def _valid(adapter: TypeAdapter[str], value: Any) -> str | None:

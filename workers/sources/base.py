@@ -3,7 +3,8 @@
 A `Source` names the CRM, says how to build its client from the worker's settings, and lists its
 `SourceModule`s. A module says how one of its records is fetched, which fields every snapshot keeps, how
 a first-seen record's previous values are inferred, which fields rules may name (the catalogue), which
-actions it implements and how a sweep lists its recently modified records. Everything else (the
+actions it implements, how a sweep lists its recently modified records and how the CRM's own list of the
+module's fields is read (custom fields included). Everything else (the
 receiver's filter, rules checks, fetch, dispatch, sweeps) is derived from these declarations by the
 registry in workers/sources/__init__.py.
 """
@@ -106,6 +107,9 @@ class SourceModule(Generic[Client]):
     aliases: frozenset[str] = frozenset()
     # How a reconciliation sweep lists the module's modified records; None: the module is not swept.
     list_modified: ListModified[Client] | None = None
+    # Reads the CRM's own list of the module's fields, custom ones included: (client, module name) -> their API
+    # names (workers/field_lists.py). None: the CRM has none, and rules may name only the catalogue.
+    field_names: Callable[[Client, str], Awaitable[frozenset[str]]] | None = None
 
 
 @dataclass(frozen=True)

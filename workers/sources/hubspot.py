@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 # Appointment (object type 0-421) property names (docs/hubspot.md, "Appointments, notes and associations
 # API"). hs_appointment_name, _start, _end and _status appear in HubSpot's own examples; the others are
 # HubSpot's standard object properties or were seen only in third-party code (UNCONFIRMED). A portal's
-# custom properties must be added here before rules can name them.
+# custom properties come from HubSpot's own property list (workers/field_lists.py), not from here.
 APPOINTMENT_PROPERTIES: frozenset[str] = frozenset(
     {
         "hs_appointment_name",
@@ -82,6 +82,11 @@ async def add_note(hubspot: HubSpotClient, run: ActionRun) -> ActionResult:
     return await add_hubspot_note(hubspot, run)
 
 
+async def read_field_names(hubspot: HubSpotClient, module: str) -> frozenset[str]:
+    """The CRM's own list of the module's fields, custom ones included."""
+    return await hubspot.property_names(module)
+
+
 SOURCE: Source[HubSpotClient] = Source(
     name="hubspot",
     modules=(
@@ -99,6 +104,7 @@ SOURCE: Source[HubSpotClient] = Source(
                 "add_note": add_note,
             },
             list_modified=hubspot_modified,
+            field_names=read_field_names,
             aliases=APPOINTMENT_ALIASES,
         ),
     ),

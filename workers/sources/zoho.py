@@ -143,6 +143,11 @@ async def add_note(zoho: ZohoClient, run: ActionRun) -> ActionResult:
     return await add_zoho_note(zoho, run)
 
 
+async def read_field_names(zoho: ZohoClient, module: str) -> frozenset[str]:
+    """The CRM's own list of the module's fields, custom ones included."""
+    return await zoho.field_names(module)
+
+
 SOURCE: Source[ZohoClient] = Source(
     name="zoho",
     modules=(
@@ -160,6 +165,7 @@ SOURCE: Source[ZohoClient] = Source(
                 "add_note": add_note,
             },
             list_modified=zoho_modified,
+            field_names=read_field_names,
         ),
     ),
     connect=connect,
