@@ -21,7 +21,7 @@ entry a failed action leaves behind is named by its dead letter, and removed whe
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -31,7 +31,9 @@ from redis.asyncio import Redis
 
 from workers import keys
 from workers.actions.base import Checkpoint
+from workers.diff import FieldChange
 from workers.errors import CrmAuthError, CrmNotFoundError, CrmNotSentError, CrmRejectedError
+from workers.record import parse_datetime
 
 LEDGER_TTL_S = keys.LEDGER_TTL_S
 # The CRM's definite no to a write (refused, not authorised, no such record): proof that nothing was written.
@@ -84,17 +86,36 @@ def change_key(
     since: datetime | None,
     operation: str,
     modified_time: datetime,
+    changed: Mapping[str, FieldChange] | None = None,
 ) -> str:
     """The ledger key of the effect of one change of one record under one rule's action (its index in the rule).
 
     The change is known by the state it moved away from: `since`, the previous snapshot's modified time (the
     diff's Change.since). A retry of the same job after a crash before the snapshot was saved diffs against
     that same snapshot, so it gets the same key even if the record changed again in between; a later change
-    moves away from a newer snapshot and gets a key of its own. Where no earlier state is known (a record seen
-    for the first time), the change is known by `operation` and the record's `modified_time`.
+    moves away from a newer snapshot and gets a key of its own.
+
+    Where no earlier state is known (a record seen for the first time), the change is known by `operation` and
+    what changed (`changed`: each field's old and new value): a retry after a crash past crmflow's own write to
+    the record (update_record moves its modified time) still finds the same key, and an insert is one change
+    however often it is notified. Only a first-seen update with nothing known to have changed (a rule on
+    `when.operation` alone) falls back to the record's `modified_time`.
     """
-    change = f"since:{_instant(since)}" if since is not None else f"{operation}:{_instant(modified_time)}"
+    if since is not None:
+        change = f"since:{_instant(since)}"
+    elif changed or operation == "insert":
+        moved = {name: [_comparable(value.old), _comparable(value.new)] for name, value in (changed or {}).items()}
+        digest = hashlib.sha256(orjson.dumps(moved, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+        change = f"{operation}:fields:{digest}"
+    else:
+        change = f"{operation}:{_instant(modified_time)}"
     return effect_key(source, module, record_id, "rule", rule, str(index), change)
+
+
+def _comparable(value: Any) -> Any:
+    """A date-time as its instant (the same whatever its offset, as the diff compares them); anything else as is."""
+    moment = parse_datetime(value)
+    return _instant(moment) if moment is not None else value
 
 
 def _instant(moment: datetime) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from arq.connections import ArqRedis
 
+from workers.diff import FieldChange
 from workers.errors import CrmNotSentError, CrmTransientError
 from workers.ledger import Ledger, change_key, effect_key
 
@@ -185,3 +186,26 @@ def test_without_a_known_earlier_state_the_change_is_its_operation_and_modified_
     assert first_seen != key(since=None, modified_time=MODIFIED + timedelta(seconds=1))
     assert first_seen != key(since=None, operation="delete")
     assert first_seen != key()
+
+
+def test_a_first_seen_change_is_its_operation_and_what_changed() -> None:
+    # update_record moves the record's modified time: a retry after a crash past that write must find the key of
+    # the change it was acting on, so a first-seen change with known old values is keyed by them.
+    moved = {"Appointment_Start_Time": FieldChange(old="2027-01-12T09:00:00+00:00", new="2027-01-13T09:00:00+00:00")}
+    first = key(since=None, changed=moved)
+
+    assert first == key(since=None, changed=moved, modified_time=MODIFIED + timedelta(minutes=1))
+    # The same instants written with another offset are the same change, as the diff sees them.
+    shifted = {"Appointment_Start_Time": FieldChange(old="2027-01-12T11:00:00+02:00", new="2027-01-13T09:00:00Z")}
+    assert first == key(since=None, changed=shifted)
+    other = {"Appointment_Start_Time": FieldChange(old="2027-01-12T09:00:00+00:00", new="2027-01-14T09:00:00+00:00")}
+    assert first != key(since=None, changed=other)
+    assert first != key(since=None, changed=moved, operation="insert")
+    # Once a snapshot is known, the state moved away from decides, as before.
+    assert key(changed=moved) == key()
+
+
+def test_an_insert_is_one_change_however_often_it_is_notified() -> None:
+    assert key(since=None, operation="insert") == key(
+        since=None, operation="insert", modified_time=MODIFIED + timedelta(hours=1)
+    )

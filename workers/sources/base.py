@@ -68,6 +68,7 @@ class ActionRun:
             since=self.change.since,
             operation=self.context.operation,
             modified_time=record.modified_time,
+            changed=self.change.fields,
         )
 
 
