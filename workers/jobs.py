@@ -274,8 +274,17 @@ async def handle_change(
         raise CrmTransientError("the CRM returned the record as it was before the notified change", code="LAGGING_READ")
     since = datetime.fromtimestamp(event.since_ms / 1000, UTC) if event.since_ms is not None else None
     change = diff(previous, record, watched, inferred_previous=previous_values(record, since), inferred_since=since)
-    # Fields crmflow wrote itself (update_record) are not a change any rule may fire on.
-    change, own, consumed = drop_own_writes(change, record.fields, own_writes)
+    # Fields crmflow wrote itself (update_record) are not a change any rule may fire on; a retry of the change they
+    # were written for sees it as its first try did (workers/own_writes.py).
+    module = sources.module_of(event.source, event.module)
+    recognised = drop_own_writes(
+        change,
+        record.fields,
+        own_writes,
+        before=previous.fields if previous is not None else None,
+        system_fields=module.system_fields if module is not None else (),
+    )
+    change, own = recognised.change, recognised.dropped
     job_notes.note_change(change)
     if change.stale:
         return {"status": "stale", "modified_time": record.modified_time.isoformat()}
@@ -284,18 +293,17 @@ async def handle_change(
         source=event.source,
         module=event.module,
         operation=event.operation,
-        record=record.fields,
+        record=recognised.record_as_seen(record.fields),
         previous=known_previous,
         change=change,
         now=record.modified_time,
         start_field=_start_field(event),
     )
     # A change made only of crmflow's own writes fires no rule at all, not even one on every update.
-    only_own_writes = bool(own) and not change.fields
-    planned = [] if only_own_writes else plan(deps.rules, context, change.fields)
+    planned = [] if recognised.only_own_writes else plan(deps.rules, context, change.fields)
     results = [await _run_action(deps, event, job_try, step, record, change, context) for step in planned]
     await deps.checkpoints.reach("before_snapshot")
-    await save_state(deps.redis, *where, snapshot_of(record, watched), consumed)
+    await save_state(deps.redis, *where, snapshot_of(record, watched), recognised.consumed)
     return {
         "status": "processed",
         "first_seen": change.first_seen,

@@ -12,12 +12,19 @@ other, and without this a rule whose `when.changed` names such a field would fir
    that timed out is kept, since it may have happened.
 2. Each job reads the entry together with the record's snapshot, in one round trip (`load_state`). After
    the diff, a changed field whose new value is one crmflow wrote is dropped from the change
-   (`drop_own_writes`): a change made only of crmflow's own writes fires no rule at all. A person who sets
-   the field to any other value still fires the rules, and that value supersedes crmflow's. One exception:
-   while the snapshot is still the one the write's change moved away from, the change that caused the
-   write was never finished (its job was killed before saving the new state), so this job is that change
-   again and keeps the field: its rules fire again under the same ledger keys, so what was done is not
-   done twice and what was not (the rule's other actions, other rules) is done now.
+   (`drop_own_writes`), and so are the fields the CRM itself changes on any write (the module's
+   `system_fields`: Zoho's Modified_Time, HubSpot's hs_lastmodifieddate, ...): a change made only of
+   crmflow's own writes fires no rule at all, not even one on `when.operation` alone. A person who sets
+   the field to any other value, or changes any other watched field, still fires the rules, and that value
+   supersedes crmflow's. One exception: while the snapshot is still the one the write's change moved away
+   from, the change that caused the write was never finished (its job failed or was killed before saving
+   the new state), so this job is that change again. The entry also keeps the field's value before the
+   write (`was`), so the change is rebuilt as the first try saw it: the field's new value is `was` (the
+   field is left out when `was` is its old value), and the rules see `was` as the record's value
+   (`Recognised.restored`). The same rules fire under the same ledger keys, so what was done is not done
+   twice, what was not (the rule's later actions) is done now, and no other rule fires on crmflow's write.
+   If the field holds neither `was` nor the value written, a person changed it since: the diff's view (a
+   change by that person) stands, and update_record's retry leaves their value alone (superseded).
 3. An entry has done its work once a snapshot holds the value it names (the record as fetched holds it),
    or once someone changed the field to another value; it is then deleted in the same transaction that
    saves that snapshot (`save_state`), and only if it still names the value read, so that an action of the
@@ -36,7 +43,8 @@ the number, boolean or empty value the CRM may read it back as ("3" and 3, "true
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,11 +52,11 @@ import orjson
 from redis.asyncio import Redis
 
 from workers import keys
-from workers.diff import Change, Snapshot, same_value
+from workers.diff import Change, FieldChange, Snapshot, same_value
 from workers.snapshots import decode_snapshot, encode_snapshot
 
-# Entries as stored: field -> the JSON of {"value": written, "since": the change's since} (raw, so that a delete
-# can compare exactly).
+# Entries as stored: field -> the JSON of {"value": written, "since": the change's since, "was": the field's value
+# before the write} (raw, so that a delete can compare exactly). Entries written before `was` existed lack it.
 Entries = Mapping[str, bytes]
 
 # For each (field, value) pair in ARGV: delete the hash's field if it still holds exactly that value.
@@ -84,65 +92,143 @@ def _instant(since: datetime | None) -> str | None:
     return since.astimezone(UTC).isoformat() if since is not None else None
 
 
-def entry(value: Any, since: datetime | None) -> bytes:
-    """How one field's entry is stored: the value written, and the change it was written for. Pure."""
-    return orjson.dumps({"value": value, "since": _instant(since)})
+_UNKNOWN = object()
 
 
-def _decode(raw: bytes) -> tuple[Any, str | None]:
+def entry(value: Any, since: datetime | None, was: Any = _UNKNOWN) -> bytes:
+    """How one field's entry is stored: the value written, the change it was written for and the field's value
+    before the write. Pure."""
+    stored = {"value": value, "since": _instant(since)}
+    if was is not _UNKNOWN:
+        stored["was"] = was
+    return orjson.dumps(stored)
+
+
+@dataclass(frozen=True)
+class _Written:
+    value: Any
+    since: str | None
+    was: Any = _UNKNOWN
+
+
+def _decode(raw: bytes) -> _Written:
     found = orjson.loads(raw)
     if isinstance(found, dict) and "value" in found:
-        return found["value"], found.get("since")
-    return found, None
+        return _Written(found["value"], found.get("since"), found.get("was", _UNKNOWN))
+    return _Written(found, None)
 
 
-def drop_own_writes(change: Change, current: Mapping[str, Any], entries: Entries) -> tuple[Change, set[str], Entries]:
-    """The change without the fields whose new value crmflow wrote; their names; the entries consumed. Pure.
+@dataclass(frozen=True)
+class Recognised:
+    """What drop_own_writes made of a diff: the change rules may fire on, and what crmflow's writes were in it."""
 
-    `current` is the record's fields as fetched. A field written for the very change being diffed again (the
-    same `since`: its job never saved the new state) is kept, so that the change's rules run again under
-    the same ledger keys. An entry is consumed when the record holds its
-    value (the write reached the CRM) or when the field changed to another value (someone overwrote it).
+    change: Change
+    # Fields whose new value crmflow wrote for an earlier, finished change: no rule may fire on them.
+    dropped: set[str]
+    # This job is again a change crmflow wrote for (a retry): the fields written, with their values before the
+    # write, which the change and the rules see in their place, as on the first try.
+    restored: Mapping[str, Any]
+    # Entries that have done their work, deleted when the new state is saved (save_state).
+    consumed: Entries
+
+    @property
+    def only_own_writes(self) -> bool:
+        """A change made only of crmflow's own writes (and what the CRM changes on any write): no rule fires."""
+        return bool(self.dropped) and not self.restored and not self.change.fields
+
+    def record_as_seen(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """The record's fields as the rules saw them on the change's first try (restored fields as they were)."""
+        return {**fields, **self.restored}
+
+
+def drop_own_writes(
+    change: Change,
+    current: Mapping[str, Any],
+    entries: Entries,
+    *,
+    before: Mapping[str, Any] | None = None,
+    system_fields: Collection[str] = (),
+) -> Recognised:
+    """The change without crmflow's own writes, or, on a retry of the change they were written for, as it was. Pure.
+
+    `current` is the record's fields as fetched; `before` the snapshot's (the state the change moved away
+    from); `system_fields` those the CRM changes on any write (dropped too once a write of crmflow's is
+    recognised). A field written for the very change being diffed again (the same `since`: its job never saved
+    the new state) is rebuilt as that change's first try saw it, when the entry knows the value before the write
+    and the record holds either it or the value written (entries without `was` keep the field as the diff sees
+    it). An entry is consumed when the record holds its value (the write reached the CRM) or when the field
+    changed to another value (someone overwrote it).
     """
     if not entries:
-        return change, set(), {}
+        return Recognised(change, set(), {}, {})
     written = {name: _decode(raw) for name, raw in entries.items()}
-    # Written for this very change (its job was killed before saving the state): never for a first-seen record,
-    # whose change is known by its modified time, which crmflow's write moved.
-    again = {name for name, (_, since) in written.items() if since is not None and since == _instant(change.since)}
+    # Written for this very change (its job ended before saving the state): never for a first-seen record, whose
+    # state before is unknown.
+    again = {name for name, w in written.items() if w.since is not None and w.since == _instant(change.since)}
     dropped = {
         name
         for name, moved in change.fields.items()
-        if name in written and name not in again and matches(written[name][0], moved.new)
+        if name in written and name not in again and matches(written[name].value, moved.new)
     }
-    kept = {name: moved for name, moved in change.fields.items() if name not in dropped}
-    held = {name for name, (value, _) in written.items() if name in current and matches(value, current[name])}
-    overwritten = set(change.fields) - dropped
+    restored = {
+        name: written[name].was
+        for name in again
+        if written[name].was is not _UNKNOWN
+        and name in current
+        and (matches(written[name].value, current[name]) or same_value(written[name].was, current[name]))
+    }
+    fields = {name: moved for name, moved in change.fields.items() if name not in dropped and name not in restored}
+    known = before or {}
+    for name, was in restored.items():
+        if name in known and not same_value(known[name], was):
+            fields[name] = FieldChange(old=known[name], new=was)
+    if dropped and not restored:
+        fields = {name: moved for name, moved in fields.items() if name not in system_fields}
+    held = {name for name, w in written.items() if name in current and matches(w.value, current[name])}
+    overwritten = set(change.fields) - dropped - set(restored)
     consumed = {name: raw for name, raw in entries.items() if name in held or name in overwritten}
-    return dataclasses.replace(change, fields=kept), dropped, consumed
+    kept = dataclasses.replace(change, fields=dict(sorted(fields.items())))
+    return Recognised(kept, dropped, restored, consumed)
+
+
+def _entry_of(name: str, value: Any, since: datetime | None, was: Mapping[str, Any] | None) -> bytes:
+    return entry(value, since) if was is None else entry(value, since, was.get(name))
 
 
 async def remember(
-    redis: Redis, source: str, module: str, record_id: str, fields: Mapping[str, Any], since: datetime | None
+    redis: Redis,
+    source: str,
+    module: str,
+    record_id: str,
+    fields: Mapping[str, Any],
+    since: datetime | None,
+    was: Mapping[str, Any] | None = None,
 ) -> None:
     """Record, before writing them, the values crmflow is about to write to the record's fields for the change
-    that moved away from `since` (Change.since)."""
+    that moved away from `since` (Change.since), with each field's value before the write (`was`: the record
+    as fetched; a field missing there counts as empty; None: not known, the entry is kept without it)."""
     if not fields:
         return
     key = keys.own_writes(source, module, record_id)
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.hset(key, mapping={name: entry(value, since) for name, value in fields.items()})
+        pipe.hset(key, mapping={name: _entry_of(name, value, since, was) for name, value in fields.items()})
         pipe.expire(key, keys.OWN_WRITES_TTL_S)
         await pipe.execute()
 
 
 async def forget(
-    redis: Redis, source: str, module: str, record_id: str, fields: Mapping[str, Any], since: datetime | None
+    redis: Redis,
+    source: str,
+    module: str,
+    record_id: str,
+    fields: Mapping[str, Any],
+    since: datetime | None,
+    was: Mapping[str, Any] | None = None,
 ) -> None:
     """Drop what `remember` recorded for a write the CRM refused (entries naming another value stay)."""
     if not fields:
         return
-    pairs = [part for name, value in fields.items() for part in (name, entry(value, since))]
+    pairs = [part for name, value in fields.items() for part in (name, _entry_of(name, value, since, was))]
     await redis.register_script(_DELETE_IF_SAME)(keys=[keys.own_writes(source, module, record_id)], args=pairs)
 
 

@@ -49,45 +49,129 @@ def test_a_change_made_only_of_own_writes_is_empty_and_its_entry_consumed() -> N
     change = _change(Stamp=("old", "moved by crmflow"))
     entries = _entries(Stamp="moved by crmflow")
 
-    kept, dropped, consumed = drop_own_writes(change, {"Stamp": "moved by crmflow"}, entries)
+    found = drop_own_writes(change, {"Stamp": "moved by crmflow"}, entries)
 
-    assert (kept.fields, dropped, consumed) == ({}, {"Stamp"}, entries)
+    assert (found.change.fields, found.dropped, found.consumed) == ({}, {"Stamp"}, entries)
+    assert found.only_own_writes
 
 
 def test_a_person_writing_another_value_still_changes_the_field_and_supersedes_the_entry() -> None:
     change = _change(Stamp=("moved by crmflow", "moved by Ann"), Status=("Scheduled", "Cancelled"))
     entries = _entries(Stamp="moved by crmflow")
 
-    kept, dropped, consumed = drop_own_writes(change, {"Stamp": "moved by Ann", "Status": "Cancelled"}, entries)
+    found = drop_own_writes(change, {"Stamp": "moved by Ann", "Status": "Cancelled"}, entries)
 
-    assert set(kept.fields) == {"Stamp", "Status"} and dropped == set()
-    assert consumed == entries
+    assert set(found.change.fields) == {"Stamp", "Status"} and found.dropped == set()
+    assert found.consumed == entries
 
 
 def test_other_changes_stay_and_an_entry_the_record_does_not_show_yet_is_kept() -> None:
     change = _change(Status=("Scheduled", "Cancelled"))
     entries = _entries(Stamp="moved by crmflow", Hidden="x")
 
-    kept, dropped, consumed = drop_own_writes(change, {"Status": "Cancelled", "Stamp": "old"}, entries)
+    found = drop_own_writes(change, {"Status": "Cancelled", "Stamp": "old"}, entries)
 
-    assert set(kept.fields) == {"Status"} and dropped == set() and consumed == {}
+    assert set(found.change.fields) == {"Status"} and found.dropped == set() and found.consumed == {}
 
 
-def test_the_change_a_write_was_for_seen_again_keeps_the_field() -> None:
-    # Its job was killed before it saved the new state: this job is that change again, under the same keys.
+def test_the_change_a_write_was_for_seen_again_keeps_the_field_when_its_entry_lacks_the_value_before() -> None:
+    # Its job was killed before it saved the new state: this job is that change again, under the same keys. An
+    # entry written before entries kept the value before the write: the field stays as the diff sees it.
     change = _change(since=WRITTEN_FOR, Stamp=("old", "moved by crmflow"))
     entries = _entries(Stamp="moved by crmflow")
 
-    kept, dropped, consumed = drop_own_writes(change, {"Stamp": "moved by crmflow"}, entries)
+    found = drop_own_writes(change, {"Stamp": "moved by crmflow"}, entries)
 
-    assert (set(kept.fields), dropped, consumed) == ({"Stamp"}, set(), entries)
+    assert (set(found.change.fields), found.dropped, found.consumed) == ({"Stamp"}, set(), entries)
+
+
+def _again(**values: tuple[object, object]) -> dict[str, bytes]:
+    """Entries written for the change that moved away from WRITTEN_FOR: field -> (value written, value before)."""
+    return {name: entry(value, WRITTEN_FOR, was) for name, (value, was) in values.items()}
+
+
+def test_a_retry_of_the_change_a_write_was_for_sees_the_change_as_its_first_try_did() -> None:
+    # Ann typed a note and renamed the appointment; crmflow's rule rewrote the note; the job ended before saving.
+    change = _change(since=WRITTEN_FOR, Stamp=("old", "checked by crmflow"), Name=("a", "b"))
+    entries = _again(Stamp=("checked by crmflow", "typed by Ann"))
+    current = {"Stamp": "checked by crmflow", "Name": "b", "Modified_Time": "later"}
+
+    found = drop_own_writes(change, current, entries, before={"Stamp": "old", "Name": "a"})
+
+    assert found.change.fields == {"Name": FieldChange("a", "b"), "Stamp": FieldChange("old", "typed by Ann")}
+    assert (found.dropped, found.restored, found.consumed) == (set(), {"Stamp": "typed by Ann"}, entries)
+    assert found.record_as_seen(current) == {"Stamp": "typed by Ann", "Name": "b", "Modified_Time": "later"}
+    assert not found.only_own_writes
+
+
+def test_a_retry_leaves_out_a_written_field_that_had_not_changed_before_the_write() -> None:
+    # A rule on `when.operation` alone stamped the field: its first try saw no change of it, nor does its retry,
+    # and its rules still run (the change is not one made only of own writes: it is the person's change again).
+    change = _change(since=WRITTEN_FOR, Stamp=("old", "stamped"), Modified_Time=("t0", "t2"))
+    entries = _again(Stamp=("stamped", "old"))
+
+    found = drop_own_writes(
+        change, {"Stamp": "stamped"}, entries, before={"Stamp": "old"}, system_fields={"Modified_Time"}
+    )
+
+    assert found.change.fields == {"Modified_Time": FieldChange("t0", "t2")}
+    assert found.restored == {"Stamp": "old"} and not found.only_own_writes
+
+
+def test_a_retry_before_the_write_reached_the_crm_sees_the_diff_and_keeps_the_entry() -> None:
+    change = _change(since=WRITTEN_FOR, Stamp=("old", "typed by Ann"))
+    entries = _again(Stamp=("checked by crmflow", "typed by Ann"))
+
+    found = drop_own_writes(change, {"Stamp": "typed by Ann"}, entries, before={"Stamp": "old"})
+
+    assert found.change.fields == change.fields
+    assert (found.restored, found.consumed) == ({"Stamp": "typed by Ann"}, {})
+
+
+def test_a_retry_that_finds_a_newer_value_by_a_person_sees_their_change() -> None:
+    change = _change(since=WRITTEN_FOR, Stamp=("old", "typed by Bob"))
+    entries = _again(Stamp=("checked by crmflow", "typed by Ann"))
+
+    found = drop_own_writes(change, {"Stamp": "typed by Bob"}, entries, before={"Stamp": "old"})
+
+    assert found.change.fields == change.fields
+    assert (found.dropped, found.restored, found.consumed) == (set(), {}, entries)
+
+
+def test_what_the_crm_changes_on_any_write_goes_with_crmflows_own_write() -> None:
+    change = _change(Stamp=("old", "stamped"), Modified_Time=("t0", "t1"), Modified_By=("Ann", "crmflow"))
+    system = {"Modified_Time", "Modified_By"}
+
+    found = drop_own_writes(change, {"Stamp": "stamped"}, _entries(Stamp="stamped"), system_fields=system)
+
+    assert (found.change.fields, found.dropped) == ({}, {"Stamp"}) and found.only_own_writes
+
+
+def test_a_persons_change_beside_crmflows_write_still_fires() -> None:
+    change = _change(Stamp=("old", "stamped"), Modified_Time=("t0", "t1"), Status=("Scheduled", "Cancelled"))
+
+    found = drop_own_writes(change, {"Stamp": "stamped"}, _entries(Stamp="stamped"), system_fields={"Modified_Time"})
+
+    assert found.change.fields == {"Status": FieldChange("Scheduled", "Cancelled")} and not found.only_own_writes
+
+
+def test_what_the_crm_changes_on_any_write_stays_when_crmflow_wrote_nothing() -> None:
+    change = _change(Modified_Time=("t0", "t1"))
+
+    found = drop_own_writes(change, {}, _entries(Stamp="not shown yet"), system_fields={"Modified_Time"})
+
+    assert found.change.fields == change.fields and not found.only_own_writes
+
+
+def test_an_entry_keeps_the_value_before_the_write() -> None:
+    assert orjson.loads(entry("x", None, "before")) == {"value": "x", "since": None, "was": "before"}
 
 
 def test_a_write_for_a_first_seen_record_is_dropped_even_before_any_state_was_saved() -> None:
     change = _change(since=None, Stamp=("old", "moved by crmflow"))
     entries = _entries(since=None, Stamp="moved by crmflow")
 
-    assert drop_own_writes(change, {"Stamp": "moved by crmflow"}, entries)[1] == {"Stamp"}
+    assert drop_own_writes(change, {"Stamp": "moved by crmflow"}, entries).dropped == {"Stamp"}
 
 
 def test_an_entry_keeps_the_value_and_the_change_it_was_written_for() -> None:
@@ -100,7 +184,9 @@ def test_an_entry_keeps_the_value_and_the_change_it_was_written_for() -> None:
 def test_no_entries_leave_the_change_as_it_is() -> None:
     change = _change(Status=("Scheduled", "Cancelled"))
 
-    assert drop_own_writes(change, {}, {}) == (change, set(), {})
+    found = drop_own_writes(change, {}, {})
+
+    assert (found.change, found.dropped, found.restored, found.consumed) == (change, set(), {}, {})
 
 
 async def test_remembered_values_are_read_with_the_snapshot_and_live_a_day(redis: ArqRedis) -> None:
@@ -140,3 +226,14 @@ async def test_a_refused_write_is_forgotten_unless_the_entry_names_another_value
     await forget(redis, *WHERE, {"Stamp": "refused", "Other": "older"}, WRITTEN_FOR)
 
     assert (await load_state(redis, *WHERE))[1] == _entries(Other="newer")
+
+
+async def test_the_value_before_the_write_is_remembered_and_forgotten_with_the_write(redis: ArqRedis) -> None:
+    before = {"Stamp": "typed by Ann"}
+    await remember(redis, *WHERE, {"Stamp": "checked", "Empty": "x"}, WRITTEN_FOR, before)
+
+    _, entries = await load_state(redis, *WHERE)
+    assert entries == {"Stamp": entry("checked", WRITTEN_FOR, "typed by Ann"), "Empty": entry("x", WRITTEN_FOR, None)}
+
+    await forget(redis, *WHERE, {"Stamp": "checked", "Empty": "x"}, WRITTEN_FOR, before)
+    assert (await load_state(redis, *WHERE))[1] == {}

@@ -339,11 +339,16 @@ class Rule(RuleBase):
     actions: Annotated[tuple[ActionSpec, ...], Field(min_length=1)]
 
     def fields(self) -> frozenset[str]:
-        """The top-level fields this rule reads: its trigger's and conditions', and those its templates name."""
+        """The top-level fields this rule reads: its trigger's and conditions', those its templates name, and those
+        its update_record actions write (watched, so that the CRM's notice of crmflow's own write is recognised
+        as such and fires no rule: workers/own_writes.py)."""
         named = {
             name for spec in self.actions for _, text in templates_of(spec.params) for name in template_fields(text)
         }
-        return super().fields() | named
+        written = {
+            name for spec in self.actions if isinstance(spec.params, UpdateRecordParams) for name in spec.params.fields
+        }
+        return super().fields() | named | written
 
 
 def is_reschedule_path(path: str) -> bool:

@@ -97,6 +97,9 @@ class SourceModule(Generic[Client]):
     start_field: str | None = None
     # Fields every snapshot keeps, whatever the rules watch, because actions reason about their old values.
     remembered: frozenset[str] = frozenset()
+    # Fields the CRM itself changes on every write (its modified time, who modified it, ...): once a diff holds a
+    # write of crmflow's own, these are dropped with it, so that the write fires no rule (workers/own_writes.py).
+    system_fields: frozenset[str] = frozenset()
     # What a record seen for the first time says about its own previous state ({}: nothing). `since`: the
     # record was found by a sweep of a window from then, so only what it says happened at or after `since` is
     # this change, and the previous state is the one current at `since`; None: it was just notified, so its

@@ -96,6 +96,8 @@ SOURCE: Source[HubSpotClient] = Source(
             fetch=fetch_appointment,
             start_field=hubspot_models.START,
             remembered=frozenset({hubspot_models.START}),
+            # What a PATCH moves besides the properties written (docs/hubspot.md).
+            system_fields=frozenset({"hs_lastmodifieddate", "hs_updated_by_user_id"}),
             infer_previous=hubspot_models.inferred_previous,
             actions={
                 "log_reschedule_history": log_reschedule_history,

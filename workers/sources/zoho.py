@@ -157,6 +157,8 @@ SOURCE: Source[ZohoClient] = Source(
             fetch=fetch_appointment,
             start_field="Appointment_Start_Time",
             remembered=frozenset({"Appointment_Start_Time", "Reschedule_Count"}),
+            # What an update by the API moves besides the fields written (docs/zoho-crm.md "Updating one").
+            system_fields=frozenset({"Modified_Time", "Modified_By", "Last_Activity_Time"}),
             infer_previous=zoho_models.inferred_previous,
             actions={
                 "log_reschedule_history": log_reschedule_history,

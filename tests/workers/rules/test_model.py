@@ -69,6 +69,18 @@ def test_no_fields_are_watched_for_other_sources_or_modules(ruleset: RuleSet) ->
     assert RuleSet().watched_fields("zoho", "Appointments__s") == frozenset()
 
 
+def test_the_fields_update_record_writes_are_watched_so_its_own_write_is_recognised() -> None:
+    text = (
+        "version: 1\nrules:\n  - name: stamp\n    source: zoho\n    module: Appointments__s\n"
+        "    when: {operation: update}\n    actions:\n      - type: update_record\n        with:\n"
+        "          fields:\n            Additional_Information: 'seen {{ record.Status }}'\n"
+    )
+
+    rules = parse_rules(text, origin="rules.yaml")
+
+    assert rules.watched_fields("zoho", "Appointments__s") == {"Additional_Information", "Status"}
+
+
 def test_a_single_trigger_field_is_a_one_item_list(ruleset: RuleSet) -> None:
     assert ruleset.rules[1].when.changed == ("Reschedule_Note",)
 
