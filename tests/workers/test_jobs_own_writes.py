@@ -9,6 +9,7 @@ sandbox send it through a real receiver).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -152,7 +153,8 @@ async def test_a_lost_answer_is_written_once_and_the_rules_other_actions_still_r
     # Zoho applies the write and its answer is lost, as when the worker is killed between the two: the job
     # fails before its note and before saving the new state. Its retry, and the job of the write's own
     # notification (whichever runs first), see the field as crmflow wrote it, for the change it was written
-    # for: the rule runs again under the same ledger keys, so the write is not repeated and the note is made.
+    # for: the rule runs again under the same ledger keys, so the write is not repeated and the note is made,
+    # rendered as on the first try (which would have read the field before the write: "Gate code 1234").
     await sandbox.faults({"method": "PUT", "path_prefix": "/crm/v7/Appointments__s", "status": 500, "after": True})
     await enqueue_change(redis, "zoho", "Appointments__s", ZOHO_ID)
     await enqueue_change(redis, "zoho", "Appointments__s", ZOHO_ID, changed_fields=("Additional_Information",))
@@ -162,7 +164,7 @@ async def test_a_lost_answer_is_written_once_and_the_rules_other_actions_still_r
     assert await sandbox.zoho_field("Additional_Information") == "Gate code 1234 (checked)"
     assert await sandbox.count(PUT) == 1
     notes = (await sandbox.http.get("/_sandbox/notes")).json()["data"]
-    assert [note["Note_Content"].split("\n")[0] for note in notes] == ["Now: Gate code 1234 (checked)"]
+    assert [note["Note_Content"].split("\n")[0] for note in notes] == ["Now: Gate code 1234"]
     assert not await redis.exists(keys.own_writes("zoho", "Appointments__s", ZOHO_ID))
 
 
@@ -183,3 +185,161 @@ async def test_hubspots_webhook_of_crmflows_own_write_fires_no_rule(
     assert (echo["actions"], echo["own_writes"]) == ([], ["hs_appointment_status"])
     assert await sandbox.count(PATCH) == 1
     assert len(await redis.keys(keys.ledger("*"))) == 1
+
+
+def _rules(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "rules.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+async def _notes(sandbox: Sandbox) -> list[str]:
+    notes = (await sandbox.http.get("/_sandbox/notes")).json()["data"]
+    return [note["Note_Content"].split("\n")[0] for note in notes]
+
+
+async def _renamed_by_a_person(redis: ArqRedis, redis_url: str, sandbox: Sandbox, rules: str) -> None:
+    """The record seen once (its snapshot saved), then renamed by a person."""
+    await enqueue_change(redis, "zoho", "Appointments__s", ZOHO_ID, operation="insert")
+    await work(redis_url, sandbox, rules)
+    await sandbox.zoho_change(Appointment_Name="Renamed by a person")
+
+
+STAMP_ON_ANY_UPDATE = """
+version: 1
+rules:
+  - name: stamp-on-any-update
+    source: zoho
+    module: Appointments__s
+    when: {operation: update}
+    actions:
+      - type: update_record
+        with:
+          fields:
+            Additional_Information: "stamped"
+      - type: add_note
+        with:
+          title: Updated
+          content: "updated"
+"""
+
+
+async def test_a_rule_on_the_operation_alone_does_not_fire_on_crmflows_own_write(
+    redis: ArqRedis, redis_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    rules = _rules(tmp_path, STAMP_ON_ANY_UPDATE)
+    await _renamed_by_a_person(redis, redis_url, sandbox, rules)
+    human = await enqueue_change(redis, "zoho", "Appointments__s", ZOHO_ID)
+    await work(redis_url, sandbox, rules)
+
+    own = await enqueue_change(redis, "zoho", "Appointments__s", ZOHO_ID, changed_fields=("Additional_Information",))
+    await work(redis_url, sandbox, rules)
+
+    assert [a["status"] for a in (await job_result(redis, human))["actions"]] == ["created", "created"]
+    echo = await job_result(redis, own)
+    # Modified_Time and Modified_By moved with the write (the CRM's system fields) and went with it.
+    assert (echo["actions"], echo["changed"], echo["own_writes"]) == ([], [], ["Additional_Information"])
+    assert (await _notes(sandbox), await sandbox.count(PUT)) == (["updated"], 1)
+
+
+STAMP_MODIFIED_TIME = """
+version: 1
+rules:
+  - name: sync-stamp
+    source: zoho
+    module: Appointments__s
+    when: {operation: update}
+    actions:
+      - type: update_record
+        with:
+          fields:
+            Additional_Information: "synced at {{ record.Modified_Time }}"
+"""
+
+
+async def test_a_rule_stamping_the_modified_time_on_every_update_does_not_loop(
+    redis: ArqRedis, redis_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    rules = _rules(tmp_path, STAMP_MODIFIED_TIME)
+    await _renamed_by_a_person(redis, redis_url, sandbox, rules)
+    await enqueue_change(redis, "zoho", "Appointments__s", ZOHO_ID)
+    await work(redis_url, sandbox, rules)
+
+    # Zoho's Modified_Time has whole seconds: a second later, a rule firing on the echo would stamp a new value.
+    await asyncio.sleep(1.1)
+    echo = await enqueue_change(redis, "zoho", "Appointments__s", ZOHO_ID, changed_fields=("Additional_Information",))
+    await work(redis_url, sandbox, rules)
+
+    result = await job_result(redis, echo)
+    assert (result["actions"], result["changed"], result["own_writes"]) == ([], [], ["Additional_Information"])
+    assert await sandbox.count(PUT) == 1
+
+
+STAMP_AND_NOTE_INFO = """
+version: 1
+rules:
+  - name: stamp-renames
+    source: zoho
+    module: Appointments__s
+    when: {changed: [Appointment_Name]}
+    actions:
+      - type: update_record
+        with:
+          fields:
+            Additional_Information: "renamed"
+  - name: note-info-changes
+    source: zoho
+    module: Appointments__s
+    when: {changed: [Additional_Information]}
+    actions:
+      - type: add_note
+        with:
+          title: Info changed
+          content: "{{ record.Additional_Information }}"
+"""
+
+
+async def test_a_retry_after_crmflows_write_fires_no_other_rule_on_it(
+    redis: ArqRedis, redis_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    rules = _rules(tmp_path, STAMP_AND_NOTE_INFO)
+    await _renamed_by_a_person(redis, redis_url, sandbox, rules)
+    # The PUT is applied and its answer lost: the job's retry, and the write's own notification, see the rename
+    # again, with the field crmflow wrote as it was before the write.
+    await sandbox.faults({"method": "PUT", "path_prefix": "/crm/v7/Appointments__s", "status": 500, "after": True})
+    human = await enqueue_change(redis, "zoho", "Appointments__s", ZOHO_ID)
+    await enqueue_change(redis, "zoho", "Appointments__s", ZOHO_ID, changed_fields=("Additional_Information",))
+
+    await work(redis_url, sandbox, rules)
+
+    result = await job_result(redis, human)
+    assert (result["changed"], result["actions"][0]["status"]) == (["Appointment_Name"], "found_in_crm")
+    assert len(result["actions"]) == 1
+    assert (await _notes(sandbox), await sandbox.count(PUT)) == ([], 1)
+    assert await sandbox.zoho_field("Additional_Information") == "renamed"
+
+
+async def test_a_retry_leaves_a_persons_newer_value_of_the_field_it_was_writing(
+    redis: ArqRedis, redis_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    rules = _rules(tmp_path, STAMP_AND_NOTE_INFO)
+    await _renamed_by_a_person(redis, redis_url, sandbox, rules)
+    # The PUT fails (not applied, but a 5xx may have been): the job is retried; meanwhile Bob writes the field.
+    await sandbox.faults({"method": "PUT", "path_prefix": "/crm/v7/Appointments__s", "status": 500, "times": 1})
+    human = await enqueue_change(redis, "zoho", "Appointments__s", ZOHO_ID)
+
+    async def put_tried() -> bool:
+        return await sandbox.count(PUT) >= 1
+
+    await run_worker(redis_url, sandbox.http, until=put_tried, RULES_PATH=rules)
+    await sandbox.zoho_change(Additional_Information="Bob's")
+    await work(redis_url, sandbox, rules)
+
+    result = await job_result(redis, human)
+    assert result["changed"] == ["Additional_Information", "Appointment_Name"]
+    assert [(a["rule"], a["status"]) for a in result["actions"]] == [
+        ("stamp-renames", "superseded"),
+        ("note-info-changes", "created"),  # Bob's change, not crmflow's
+    ]
+    assert await sandbox.zoho_field("Additional_Information") == "Bob's"
+    assert (await _notes(sandbox), await sandbox.count(PUT)) == (["Bob's"], 1)

@@ -113,7 +113,12 @@ class Actions:
         client = self.crm.require(record.source)
         ledger = self.ledger if trace is None else self.ledger.tracing(trace.ledger)
         seen = record if trace is None else traced(record, trace)
-        context = context.for_rule(planned.rule).with_record(seen.fields)
+        # Templates read the record as the rule saw it (on a retry of a change crmflow wrote to, the fields it
+        # wrote hold their values from before the write: workers/own_writes.py), the action the record as fetched.
+        as_seen = record if context.record is record.fields else dataclasses.replace(record, fields=context.record)
+        context = context.for_rule(planned.rule).with_record(
+            (as_seen if trace is None else traced(as_seen, trace)).fields
+        )
         if trace is not None:
             context = traced_context(context, trace)
         run = ActionRun(

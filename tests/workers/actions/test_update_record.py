@@ -45,7 +45,7 @@ async def test_zoho_fields_are_rendered_and_put_once(redis: ArqRedis, sandbox: S
     assert (await sandbox.zoho_record(ZOHO_ID)).fields["Moved_By__c"] == "stamp: AC Repair - James"
     assert await sandbox.count(PUT) == 1
     _, own = await load_state(redis, "zoho", "Appointments__s", ZOHO_ID)
-    assert own == {"Moved_By__c": entry("stamp: AC Repair - James", None)}
+    assert own == {"Moved_By__c": entry("stamp: AC Repair - James", None, record.fields.get("Moved_By__c"))}
 
 
 async def test_hubspot_properties_are_rendered_and_patched_once(redis: ArqRedis, sandbox: Sandbox) -> None:
@@ -62,7 +62,8 @@ async def test_hubspot_properties_are_rendered_and_patched_once(redis: ArqRedis,
     assert location.fields["hs_appointment_location"] == "was SCHEDULED"
     assert await sandbox.count(PATCH) == 1
     _, own = await load_state(redis, "hubspot", "appointments", HUBSPOT_ID)
-    assert own == {"hs_appointment_location": entry("was SCHEDULED", None)}
+    before = record.fields.get("hs_appointment_location")
+    assert own == {"hs_appointment_location": entry("was SCHEDULED", None, before)}
 
 
 async def test_a_record_that_already_holds_the_values_is_not_written(redis: ArqRedis, sandbox: Sandbox) -> None:
@@ -92,6 +93,46 @@ async def test_a_lost_answer_is_retried_with_the_pending_values_and_found_on_the
 
     assert result.status == "found_in_crm"
     assert await sandbox.count(PUT) == 1
+
+
+NOTE = UpdateRecordParams(fields={"Additional_Information": "checked"})
+
+
+async def test_a_retry_that_finds_a_persons_newer_value_leaves_it_and_is_superseded(
+    redis: ArqRedis, sandbox: Sandbox
+) -> None:
+    ledger = Ledger(redis)
+    # The PUT fails before Zoho applies it (a 5xx: it may have applied, so the entry stays pending).
+    await sandbox.faults({"method": "PUT", "path_prefix": "/crm/v7/Appointments__s", "status": 500, "times": 1})
+    run = action_run(ledger, await sandbox.zoho_record(ZOHO_ID), STATUS, NOTE)
+    with pytest.raises(CrmTransientError):
+        await zoho_source.update_record(sandbox.zoho, run)
+    # Meanwhile a person writes the field: the retry must not put crmflow's pending value over theirs.
+    await sandbox.http.patch(f"/_sandbox/appointments/{ZOHO_ID}", json={"Additional_Information": "Bob's"})
+
+    again = replace(run, record=await sandbox.zoho_record(ZOHO_ID))
+    result = await zoho_source.update_record(sandbox.zoho, again)
+    later = await zoho_source.update_record(sandbox.zoho, again)
+
+    assert (result.status, result.detail) == ("superseded", "changed since by someone else: Additional_Information")
+    assert later.status == "already_logged"
+    assert (await sandbox.zoho_record(ZOHO_ID)).fields["Additional_Information"] == "Bob's"
+    assert await sandbox.count(PUT) == 1
+
+
+async def test_a_retry_that_finds_the_value_before_the_write_writes_it(redis: ArqRedis, sandbox: Sandbox) -> None:
+    ledger = Ledger(redis)
+    await sandbox.faults({"method": "PUT", "path_prefix": "/crm/v7/Appointments__s", "status": 500, "times": 1})
+    run = action_run(ledger, await sandbox.zoho_record(ZOHO_ID), STATUS, NOTE)
+    with pytest.raises(CrmTransientError):
+        await zoho_source.update_record(sandbox.zoho, run)
+
+    again = replace(run, record=await sandbox.zoho_record(ZOHO_ID))
+    result = await zoho_source.update_record(sandbox.zoho, again)
+
+    assert result.status == "created"
+    assert (await sandbox.zoho_record(ZOHO_ID)).fields["Additional_Information"] == "checked"
+    assert await sandbox.count(PUT) == 2
 
 
 async def test_zohos_reschedule_note_trap_is_a_final_refusal_and_forgets_the_own_write(
