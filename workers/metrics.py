@@ -72,13 +72,14 @@ JOBS = Counter(
 )
 JOB_OUTCOMES = ("processed", "retried", "dead_lettered")
 # An action's outcome: what it did (created, found_in_crm: the CRM had it already, already_logged: the ledger
-# knew it, delivered: a notify's POST got a 2xx, none: nothing to do), dead_lettered (a final failure), or
+# knew it, delivered: a notify's POST got a 2xx, none: nothing to do, superseded: an update_record retry found a
+# person's newer value and wrote nothing), dead_lettered (a final failure), or
 # failed (a transient failure ended the try; the job is retried, or dead-lettered once out of tries, which
 # crmflow_jobs_total counts).
 ACTIONS = Counter(
     "crmflow_actions",
     "Actions run, by rule, action and outcome (created, found_in_crm, already_logged, delivered, none, "
-    "dead_lettered, failed).",
+    "superseded, dead_lettered, failed).",
     ["rule", "action", "outcome"],
     registry=REGISTRY,
 )

@@ -12,7 +12,8 @@ Checkpoint = Callable[[str], Awaitable[None]]
 
 @dataclass(frozen=True)
 class ActionResult:
-    """What an action did (created, already_logged or found_in_crm), and anything it could not do."""
+    """What an action did (created, already_logged, found_in_crm, or superseded: a person's newer value left as
+    it was), and anything it could not do."""
 
     status: str
     detail: str = ""
