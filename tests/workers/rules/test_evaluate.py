@@ -367,4 +367,6 @@ rules:
         origin="stamp.yaml",
     )
 
-    assert rules.watched_fields("zoho", "Appointments__s") == {"Status", "Appointment_Name", "Location", "Duration"}
+    # Additional_Information: the field update_record writes, watched so that its echo is recognised as crmflow's.
+    watched = {"Status", "Appointment_Name", "Location", "Duration", "Additional_Information"}
+    assert rules.watched_fields("zoho", "Appointments__s") == watched
