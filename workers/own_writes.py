@@ -162,9 +162,15 @@ def drop_own_writes(
     if not entries:
         return Recognised(change, set(), {}, {})
     written = {name: _decode(raw) for name, raw in entries.items()}
-    # Written for this very change (its job ended before saving the state): never for a first-seen record, whose
-    # state before is unknown.
-    again = {name for name, w in written.items() if w.since is not None and w.since == _instant(change.since)}
+    # Written for this very change (its job ended before saving the state). A record still seen for the first
+    # time with an entry written for a first-seen change is that change again: its job saved no state.
+    since = _instant(change.since)
+    again = {
+        name
+        for name, w in written.items()
+        if (w.since is not None and w.since == since)
+        or (w.since is None and since is None and change.first_seen and w.was is not _UNKNOWN)
+    }
     dropped = {
         name
         for name, moved in change.fields.items()

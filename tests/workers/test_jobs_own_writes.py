@@ -343,3 +343,42 @@ async def test_a_retry_leaves_a_persons_newer_value_of_the_field_it_was_writing(
     ]
     assert await sandbox.zoho_field("Additional_Information") == "Bob's"
     assert (await _notes(sandbox), await sandbox.count(PUT)) == (["Bob's"], 1)
+
+
+WELCOME = """
+version: 1
+rules:
+  - name: welcome
+    source: zoho
+    module: Appointments__s
+    when: {operation: insert}
+    actions:
+      - type: add_note
+        with:
+          title: New
+          content: "new appointment"
+      - type: update_record
+        with:
+          fields:
+            Additional_Information: "welcomed"
+      - type: add_note
+        with:
+          title: Welcomed
+          content: "Info was: {{ record.Additional_Information }}"
+"""
+
+
+async def test_a_retry_of_a_first_seen_change_after_crmflows_write_repeats_nothing(
+    redis: ArqRedis, redis_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    rules = _rules(tmp_path, WELCOME)
+    await sandbox.zoho_change(Additional_Information="Gate code 1234")
+    await sandbox.faults({"method": "PUT", "path_prefix": "/crm/v7/Appointments__s", "status": 500, "after": True})
+    inserted = await enqueue_change(redis, "zoho", "Appointments__s", ZOHO_ID, operation="insert")
+
+    await work(redis_url, sandbox, rules)
+
+    result = await job_result(redis, inserted)
+    assert [a["status"] for a in result["actions"]] == ["already_logged", "found_in_crm", "created"]
+    # The retry's template read the field as the first try would have: before crmflow's write.
+    assert (await _notes(sandbox), await sandbox.count(PUT)) == (["new appointment", "Info was: Gate code 1234"], 1)

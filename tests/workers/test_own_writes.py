@@ -163,6 +163,17 @@ def test_what_the_crm_changes_on_any_write_stays_when_crmflow_wrote_nothing() ->
     assert found.change.fields == change.fields and not found.only_own_writes
 
 
+def test_a_retry_of_a_first_seen_change_sees_the_record_as_its_first_try_did() -> None:
+    # No state was saved: the record is still seen for the first time, and the write was for that change.
+    change = Change(fields={}, first_seen=True)
+    entries = {"Stamp": entry("welcomed", None, "typed by Ann")}
+
+    found = drop_own_writes(change, {"Stamp": "welcomed"}, entries)
+
+    assert (found.change.fields, found.dropped, found.restored) == ({}, set(), {"Stamp": "typed by Ann"})
+    assert found.consumed == entries and not found.only_own_writes
+
+
 def test_an_entry_keeps_the_value_before_the_write() -> None:
     assert orjson.loads(entry("x", None, "before")) == {"value": "x", "since": None, "was": "before"}
 
