@@ -34,7 +34,10 @@ other, and without this a rule whose `when.changed` names such a field would fir
 Everything runs under the record's lock (workers/jobs.py), so no two jobs of a record interleave here.
 What is left: an entry whose write never reached the CRM (the worker died before the call, or the call
 timed out and never applied) lives out its day, and a person setting the field to exactly that value within
-the day would be taken for crmflow; the retry of the action writes that value anyway.
+the day would be taken for crmflow; the retry of the action writes that value anyway. A job that wrote for a
+notification of a record that had not changed (a duplicate notification firing a rule on `when.operation` alone)
+saves a snapshot as old as the one before, so the notification of its write looks like a retry of that change:
+its rules run again under the same ledger keys and repeat nothing.
 
 Values compare as the diff compares them (workers/diff.py same_value), and a text crmflow wrote also matches
 the number, boolean or empty value the CRM may read it back as ("3" and 3, "true" and True, "" and null).
