@@ -2,7 +2,8 @@
 
 Subscriptions use the generic format (docs/hubspot.md, "Webhook batches"): object.creation and object.deletion
 of appointments (0-421), and object.propertyChange of hs_appointment_start, hs_appointment_end and
-hs_appointment_status, each with its own subscriptionId. One event per subscribed change; a start change that
+hs_appointment_status, each with its own subscriptionId, plus one per custom appointment property
+(sandbox.hubspot.custom_properties). One event per subscribed change; a start change that
 moves the end is two events. Event keys, in the order of the real generic payload: eventId, subscriptionId,
 portalId, appId, occurredAt (ms, the change time), subscriptionType, attemptNumber, objectId (a JSON integer),
 objectTypeId, propertyName and propertyValue (property changes only), changeSource (INTEGRATION for API changes,
