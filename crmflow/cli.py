@@ -218,14 +218,15 @@ def rules() -> None:
 def rules_check(path: Path, online: bool, refresh: bool) -> None:
     """Validate a rule file (or a directory of them); exit 1 with one line per problem.
 
-    Offline, rules may name the built-in fields of each module; --online adds the fields each CRM reports (exit 2
-    when a field list the rules need cannot be read: the CRM not configured, unreachable or refusing)."""
+    Offline, rules may name the built-in fields of each module; --online adds the fields each CRM reports. A field
+    list that cannot be read (the CRM not configured, unreachable or refusing) is said on stderr; it fails the
+    check (exit 2, with the reason) only when the rules name a field it might have held."""
     from workers.rules.check import NO_EXTRA_FIELDS
     from workers.rules.load import RuleFileError, load_rules
 
     if refresh and not online:
         _fail("--refresh goes with --online", "it reads the CRMs' field lists afresh")
-    extra_fields, read = NO_EXTRA_FIELDS, ""
+    extra_fields, read, unread = NO_EXTRA_FIELDS, "", []
     if online:
         lists = _rules_field_lists(path, refresh=refresh)
         extra_fields = lists.extra_fields()
@@ -233,17 +234,24 @@ def rules_check(path: Path, online: bool, refresh: bool) -> None:
             f"{fl.source}/{fl.module} {len(fl.fields)} fields, {'cached' if fl.cached else 'from the CRM'}"
             for fl in lists.lists
         ]
+        unread = [str(missing) for missing in lists.unavailable]
+        described += [f"{missing.source}/{missing.module} not read" for missing in lists.unavailable]
         read = f" (field lists: {'; '.join(described) or 'none needed'})"
     try:
         ruleset = load_rules(path, extra_fields=extra_fields)
     except RuleFileError as exc:
+        if unread:
+            message = "\n".join([str(exc), "a CRM field list could not be read, so only built-in fields were known:"])
+            _fail(f"{path}: cannot check online", "\n".join([message, *unread]))
         _fail(f"{path}: invalid rules", str(exc), code=1)
+    for line in unread:
+        click.echo(f"warning: a CRM field list could not be read (the rules need none of it): {line}", err=True)
     count = len(ruleset.rules)
     click.echo(f"{path}: ok, {count} rule{'' if count == 1 else 's'}{read}")
 
 
 def _rules_field_lists(path: Path, *, refresh: bool) -> FieldLists:
-    """The field lists of every (source, module) the rules name, or stop: the CRMs' settings are the worker's."""
+    """The field lists of every (source, module) the rules name that could be read: the worker's settings."""
     import asyncio
 
     from workers.config import WorkerConfig
@@ -254,10 +262,7 @@ def _rules_field_lists(path: Path, *, refresh: bool) -> FieldLists:
         config = load_settings(WorkerConfig)
     except SettingsError as exc:
         _fail("cannot check online: invalid configuration (the worker's settings)", str(exc))
-    lists = asyncio.run(configured_field_lists(config, rule_targets(path), now=datetime.now(UTC), refresh=refresh))
-    if lists.unavailable:
-        _fail("cannot check online: a CRM field list could not be read", "\n".join(map(str, lists.unavailable)))
-    return lists
+    return asyncio.run(configured_field_lists(config, rule_targets(path), now=datetime.now(UTC), refresh=refresh))
 
 
 def _rules_with_field_lists(config: WorkerConfig) -> RuleSet:

@@ -1,9 +1,10 @@
 """Custom fields: what the sandbox's CRMs report in their field lists besides their built-in fields. Pure.
 
 Set at start-up (`crmflow sandbox --custom-field zoho:Appointments__s:Visit_Priority`, SandboxConfig.custom_fields)
-or at run time (POST /_sandbox/fields/{source}/{module}); `reset` goes back to the configured ones. Only the field
-lists show them (Zoho's GET /crm/v7/settings/fields, HubSpot's GET /crm/properties/2026-03/{objectType}): the
-records do not gain the field, which is all crmflow's rules check needs.
+or at run time (POST /_sandbox/fields/{source}/{module}); `reset` goes back to the configured ones. The field
+lists show them (Zoho's GET /crm/v7/settings/fields, HubSpot's GET /crm/properties/2026-03/{objectType}) and the
+records carry them: Zoho's GET of an appointment (null until set), HubSpot's appointment properties
+(sandbox.hubspot.custom_properties: written by type, with history and webhooks).
 
 Names follow each CRM's rule for API names: Zoho `^[A-Za-z][A-Za-z0-9_]*$`, at most 50 characters (Zoho's
 field metadata schema); HubSpot lower-case letters, digits and underscores, starting with a letter (HubSpot's

@@ -49,9 +49,9 @@ class SandboxRuntime:
         self.faults = FaultPlan(config.fault_seed)
         self.requests = RequestLog()
         self.notifier = Notifier(self.http_client, self.clock)
-        self.hubspot = HubSpotRuntime(config, clock=self.clock, http=self.http_client)
-        # Both CRMs' custom fields, as their field lists report them.
+        # Both CRMs' custom fields, as their field lists report them (HubSpot's records carry them too).
         self.custom_fields = CustomFields(parse_specs(config.custom_fields))
+        self.hubspot = HubSpotRuntime(config, clock=self.clock, http=self.http_client, custom_fields=self.custom_fields)
         # Off: Zoho sends no callbacks at all (see set_webhooks).
         self.zoho_webhooks_enabled = config.webhooks_enabled
         self.reset()

@@ -145,17 +145,37 @@ def test_online_check_says_which_crm_list_it_could_not_read_and_why(
     refresh_alone = crmflow(tmp_path, stack_env(redis_url, no_fields_scope), "rules", "check", "--refresh", str(path))
 
     assert refused.returncode == 2
-    assert said(refused) == [
-        "crmflow: cannot check online: a CRM field list could not be read",
+    lines = said(refused)
+    assert lines[0] == f"crmflow: {path}: cannot check online"
+    assert "  a CRM field list could not be read, so only built-in fields were known:" in lines
+    assert lines[-1] == (
         "  zoho/Appointments__s: zoho refused crmflow's credentials or their scope (OAUTH_SCOPE_MISMATCH); reading "
-        "it needs the scope ZohoCRM.settings.fields.READ",
-    ]
+        "it needs the scope ZohoCRM.settings.fields.READ"
+    )
+    assert any("Visit_Priority" in line for line in lines)  # the field that list might have held
     assert unconfigured.returncode == 2
     assert "  hubspot/appointments: hubspot is not configured (HubSpot is not configured" in unconfigured.stderr
     assert down.returncode == 2
     assert "zoho/Appointments__s: zoho could not be reached or failed (OAUTH_UNREACHABLE)" in down.stderr
     assert "hubspot/appointments: hubspot could not be reached or failed (CONNECTION)" in down.stderr
     assert refresh_alone.returncode == 2 and "--refresh goes with --online" in refresh_alone.stderr
+
+
+def test_online_check_of_rules_needing_no_unread_list_passes_with_a_warning(
+    tmp_path: Path, redis_url: str, sandbox: Sandbox
+) -> None:
+    # HubSpot not configured, and the rules name only built-in fields: the check holds without its list.
+    path = tmp_path / "builtin.yaml"
+    path.write_text((Path(__file__).parents[1] / "rules" / "default.yaml").read_text())
+    env = stack_env(redis_url, sandbox(*CUSTOM), HUBSPOT_ACCESS_TOKEN="")
+
+    done = crmflow(tmp_path, env, "rules", "check", "--online", str(path))
+
+    assert done.returncode == 0, done.stderr
+    assert "hubspot/appointments not read" in done.stdout
+    assert "warning: a CRM field list could not be read (the rules need none of it): hubspot/appointments" in (
+        done.stderr
+    )
 
 
 def test_a_worker_loads_custom_field_rules_with_the_crms_lists_and_refuses_clearly_without_them(

@@ -44,6 +44,7 @@ from workers.errors import (
     CrmRateLimitedError,
     CrmRejectedError,
     CrmTransientError,
+    NotifyUnavailableError,
     loggable,
 )
 from workers.event_entry import build_entry, job_outcome
@@ -391,6 +392,27 @@ async def _run_action(
         return await _run_one_action(deps, event, job_try, step, record, change, context, names, again)
 
 
+async def _action_given_up(
+    deps: WorkerDeps,
+    event: ChangeEvent,
+    job_try: int,
+    step: PlannedAction,
+    record: Record,
+    change: Change,
+    context: RuleContext,
+    names: dict[str, str],
+    again: _Again | None,
+    now: datetime,
+    trace: ActionTrace,
+    exc: CrmAuthError | CrmNotFoundError | CrmRejectedError | CrmTransientError | ActionNotApplicableError,
+) -> dict[str, Any]:
+    """The action's own dead letter, from which `crmflow dlq replay` runs just this action again."""
+    ACTIONS.labels(step.rule, step.action.type, "dead_lettered").inc()
+    replay = capture(step, record, change, now, trace, context) if again is None else again.replay
+    await _action_dead_letter(deps, event, job_try, exc.code, str(exc), type(exc).__name__, replay, trace)
+    return {**names, "status": "dead_lettered", "error": exc.code}
+
+
 async def _run_one_action(
     deps: WorkerDeps,
     event: ChangeEvent,
@@ -407,10 +429,21 @@ async def _run_one_action(
     try:
         result = await deps.actions.run(step, record, change, now=now, context=context, trace=trace)
     except FINAL_ERRORS as exc:
-        ACTIONS.labels(step.rule, step.action.type, "dead_lettered").inc()
-        replay = capture(step, record, change, now, trace, context) if again is None else again.replay
-        await _action_dead_letter(deps, event, job_try, exc.code, str(exc), type(exc).__name__, replay, trace)
-        return {**names, "status": "dead_lettered", "error": exc.code}
+        return await _action_given_up(
+            deps, event, job_try, step, record, change, context, names, again, now, trace, exc
+        )
+    except NotifyUnavailableError as exc:
+        if job_try < deps.policy.max_tries:
+            ACTIONS.labels(step.rule, step.action.type, "failed").inc()
+            raise
+        # The job's last try: a webhook endpoint that stays down is this action's dead letter, not the job's, so
+        # the rule's later actions, the other rules and the record's snapshot go on. Replaying the letter sends
+        # the same delivery (the same webhook-id) again.
+        message = f"gave up after {job_try} tries; last answer: {exc.message}"
+        given_up = NotifyUnavailableError(message, code=exc.code, quoted=exc.quoted)
+        return await _action_given_up(
+            deps, event, job_try, step, record, change, context, names, again, now, trace, given_up
+        )
     except BaseException:
         # Transient failures (and a cancelled job) end the try: the job is retried, or dead-lettered at its end.
         ACTIONS.labels(step.rule, step.action.type, "failed").inc()

@@ -87,28 +87,34 @@ def change_key(
     operation: str,
     modified_time: datetime,
     changed: Mapping[str, FieldChange] | None = None,
+    first_seen: bool | None = None,
 ) -> str:
     """The ledger key of the effect of one change of one record under one rule's action (its index in the rule).
 
-    The change is known by the state it moved away from: `since`, the previous snapshot's modified time (the
-    diff's Change.since). A retry of the same job after a crash before the snapshot was saved diffs against
-    that same snapshot, so it gets the same key even if the record changed again in between; a later change
-    moves away from a newer snapshot and gets a key of its own.
+    The change is known by its operation and the state it moved away from: `since`, the previous snapshot's
+    modified time (the diff's Change.since). A retry of the same job after a crash before the snapshot was saved
+    diffs against that same snapshot, so it gets the same key even if the record changed again in between; a
+    later change moves away from a newer snapshot and gets a key of its own; a delete moving away from the same
+    snapshot as an unfinished update is another change.
 
-    Where no earlier state is known (a record seen for the first time), the change is known by `operation` and
-    what changed (`changed`: each field's old and new value): a retry after a crash past crmflow's own write to
-    the record (update_record moves its modified time) still finds the same key, and an insert is one change
-    however often it is notified. Only a first-seen update with nothing known to have changed (a rule on
-    `when.operation` alone) falls back to the record's `modified_time`.
+    A record seen for the first time (`first_seen`, or no `since`) has no snapshot: its change is known by what
+    changed (`changed`: each field's old and new value, whatever window a sweep inferred them from), so a retry
+    after crmflow's own write to the record (update_record moves its modified time) still finds the same key,
+    and by `operation` for an insert, one change however often it is notified. Only a first-seen update with
+    nothing known to have changed (which fires just a rule on `when.operation` alone) falls back to the
+    record's `modified_time`.
     """
-    if since is not None:
-        change = f"since:{_instant(since)}"
-    elif changed or operation == "insert":
-        moved = {name: [_comparable(value.old), _comparable(value.new)] for name, value in (changed or {}).items()}
-        digest = hashlib.sha256(orjson.dumps(moved, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
-        change = f"{operation}:fields:{digest}"
+    if first_seen is None:
+        first_seen = since is None
+    if not first_seen and since is not None:
+        change = f"{operation}:since:{_instant(since)}"
+    elif changed:
+        moved = {name: [_comparable(value.old), _comparable(value.new)] for name, value in changed.items()}
+        change = "first:fields:" + hashlib.sha256(orjson.dumps(moved, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+    elif operation == "insert":
+        change = "first:insert"
     else:
-        change = f"{operation}:{_instant(modified_time)}"
+        change = f"first:{operation}:{_instant(modified_time)}"
     return effect_key(source, module, record_id, "rule", rule, str(index), change)
 
 

@@ -63,7 +63,8 @@ class ObjectHandlers:
             object_type, body.get("properties"), self.hubspot.api_source, self.hubspot.now(), associations=associations
         )
         self.hubspot.publish(changes)
-        return hubspot_response(record.render(list(body["properties"])), 201)
+        custom = self.hubspot.custom_properties(object_type)
+        return hubspot_response(record.render(list(body["properties"]), custom=custom), 201)
 
     @guarded
     async def batch_read(self, request: Request) -> Response:
@@ -104,7 +105,11 @@ class ObjectHandlers:
         if query.get("idProperty", "hs_object_id") != "hs_object_id":
             raise validation_error(f"{query['idProperty']} is not a unique identifier property")
         record = self.hubspot.store.get(object_type, object_id, archived=query_flag(query, "archived"))
-        body = record.render(query_list(query, "properties") or None, query_list(query, "propertiesWithHistory"))
+        body = record.render(
+            query_list(query, "properties") or None,
+            query_list(query, "propertiesWithHistory"),
+            custom=self.hubspot.custom_properties(object_type),
+        )
         associations = self._associations(record, query_list(query, "associations"))
         if associations:
             body["associations"] = associations
@@ -129,7 +134,8 @@ class ObjectHandlers:
             object_type, object_id, body["properties"], self.hubspot.api_source, self.hubspot.now()
         )
         self.hubspot.publish(changes)
-        return hubspot_response(record.render([*body["properties"], *changed]))
+        custom = self.hubspot.custom_properties(object_type)
+        return hubspot_response(record.render([*body["properties"], *changed], custom=custom))
 
     async def not_found(self, request: Request) -> Response:
         return hubspot_response(route_not_found(request.method, request.url.path).body(), 404)

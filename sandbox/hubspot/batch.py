@@ -80,7 +80,7 @@ def batch_read_answer(
         if record is None:
             missing.append(object_id)
         else:
-            results.append(record.render(request.properties, request.with_history))
+            results.append(record.render(request.properties, request.with_history, custom=store.custom(object_type)))
     body: dict[str, Any] = {"status": "COMPLETE", "results": results}
     if missing:
         message = (

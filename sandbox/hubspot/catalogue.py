@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
-PropertyKind = Literal["string", "datetime", "enumeration", "number", "owner"]
+PropertyKind = Literal["string", "datetime", "date", "enumeration", "number", "bool", "owner"]
 
 DEFAULT_PROPERTIES = ("hs_createdate", "hs_lastmodifieddate", "hs_object_id")
 APPOINTMENT_STATUSES = ("SCHEDULED", "COMPLETED", "CANCELED", "RESCHEDULED", "NO_SHOW")

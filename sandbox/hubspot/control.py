@@ -26,6 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sandbox.hubspot.catalogue import APPOINTMENTS, NOTES
+from sandbox.hubspot.custom_properties import custom_subscriptions
 from sandbox.hubspot.errors import HubSpotApiError
 from sandbox.hubspot.events import SUBSCRIPTIONS
 from sandbox.hubspot.records import Source
@@ -94,7 +95,7 @@ class HubSpotControl:
             return Response(status_code=204)
         record, _, changes = self.hubspot.store.update(APPOINTMENTS, appointment_id, _properties(body), source, now)
         self.hubspot.publish(changes)
-        return json_response(record.render(everything=True))
+        return json_response(record.render(everything=True, custom=self.hubspot.custom_properties(APPOINTMENTS)))
 
     async def _create(self, request: Request) -> Response:
         body = await _object(request)
@@ -116,7 +117,7 @@ class HubSpotControl:
             APPOINTMENTS, {**defaults, **_properties(body)}, source, now, record_id=record_id
         )
         self.hubspot.publish(changes)
-        return json_response(record.render(everything=True), 201)
+        return json_response(record.render(everything=True, custom=self.hubspot.custom_properties(APPOINTMENTS)), 201)
 
     async def appointments(self, request: Request) -> Response:
         return await self._run(request)
@@ -146,7 +147,8 @@ class HubSpotControl:
         return json_response({"count": len(notes), "notes": notes})
 
     async def subscriptions(self, request: Request) -> Response:
-        return json_response({"results": [subscription.snapshot() for subscription in SUBSCRIPTIONS]})
+        custom = custom_subscriptions(self.hubspot.custom_fields.of("hubspot", APPOINTMENTS.name))
+        return json_response({"results": [subscription.snapshot() for subscription in (*SUBSCRIPTIONS, *custom)]})
 
 
 def hubspot_control_routes(hubspot: HubSpotRuntime) -> list[Route]:

@@ -2,7 +2,8 @@
 
 Subscriptions use the generic format (docs/hubspot.md, "Webhook batches"): object.creation and object.deletion
 of appointments (0-421), and object.propertyChange of hs_appointment_start, hs_appointment_end and
-hs_appointment_status, each with its own subscriptionId. One event per subscribed change; a start change that
+hs_appointment_status, each with its own subscriptionId, plus one per custom appointment property
+(sandbox.hubspot.custom_properties). One event per subscribed change; a start change that
 moves the end is two events. Event keys, in the order of the real generic payload: eventId, subscriptionId,
 portalId, appId, occurredAt (ms, the change time), subscriptionType, attemptNumber, objectId (a JSON integer),
 objectTypeId, propertyName and propertyValue (property changes only), changeSource (INTEGRATION for API changes,
@@ -19,10 +20,11 @@ Sandbox choices where HubSpot's sources are silent (docs/hubspot.md, "Unconfirme
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from sandbox.hubspot.catalogue import PropertySpec
 from sandbox.hubspot.store import ObjectChange
 from sandbox.hubspot.time import epoch_ms, parse_datetime
 
@@ -88,17 +90,26 @@ class EventSettings:
     creation_property_events: bool = True
 
 
-def property_value(change: ObjectChange, datetime_format: DatetimeFormat) -> str:
-    """The new value as a string; datetimes as epoch ms unless `iso` is asked for."""
+def property_value(
+    change: ObjectChange, datetime_format: DatetimeFormat, custom: Mapping[str, PropertySpec] | None = None
+) -> str:
+    """The new value as a string; datetimes (custom ones too) as epoch ms unless `iso` is asked for."""
     value = change.value or ""
-    spec = change.object_type.properties.get(change.property_name or "")
+    name = change.property_name or ""
+    spec = change.object_type.properties.get(name) or (custom or {}).get(name)
     parsed = parse_datetime(value) if spec is not None and spec.kind == "datetime" else None
     if parsed is None or datetime_format == "iso":
         return value
     return str(epoch_ms(parsed))
 
 
-def _event(change: ObjectChange, subscription: Subscription, settings: EventSettings, event_id: int) -> dict[str, Any]:
+def _event(
+    change: ObjectChange,
+    subscription: Subscription,
+    settings: EventSettings,
+    event_id: int,
+    custom: Mapping[str, PropertySpec] | None,
+) -> dict[str, Any]:
     event: dict[str, Any] = {
         "eventId": event_id,
         "subscriptionId": subscription.id,
@@ -112,7 +123,7 @@ def _event(change: ObjectChange, subscription: Subscription, settings: EventSett
     }
     if change.kind == "object.propertyChange":
         event["propertyName"] = change.property_name
-        event["propertyValue"] = property_value(change, settings.datetime_format)
+        event["propertyValue"] = property_value(change, settings.datetime_format, custom)
     event["changeSource"] = change.source.type
     if change.source.source_id is not None:
         event["sourceId"] = change.source.source_id
@@ -121,15 +132,26 @@ def _event(change: ObjectChange, subscription: Subscription, settings: EventSett
     return event
 
 
-def events_for(changes: Sequence[ObjectChange], settings: EventSettings, ids: EventIds) -> list[dict[str, Any]]:
-    """One event per (change, subscription that wants it), in change order."""
+def events_for(
+    changes: Sequence[ObjectChange],
+    settings: EventSettings,
+    ids: EventIds,
+    *,
+    extra: Sequence[Subscription] = (),
+    custom: Mapping[str, PropertySpec] | None = None,
+) -> list[dict[str, Any]]:
+    """One event per (change, subscription that wants it), in change order.
+
+    `extra`: subscriptions to custom properties (sandbox.hubspot.custom_properties); `custom`: their specs,
+    so a custom datetime's value is rendered like a built-in one's.
+    """
     events: list[dict[str, Any]] = []
     for change in changes:
         if change.at_creation and not settings.creation_property_events:
             continue
-        for subscription in SUBSCRIPTIONS:
+        for subscription in (*SUBSCRIPTIONS, *extra):
             if subscription.wants(change):
-                events.append(_event(change, subscription, settings, ids.next_id()))
+                events.append(_event(change, subscription, settings, ids.next_id(), custom))
     return events
 
 

@@ -8,7 +8,7 @@ parties observed (UNCONFIRMED), so clients have to sort by `timestamp` themselve
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -101,20 +101,26 @@ class HubRecord:
         self.set("hs_lastmodifieddate", format_iso(at), source, at)
 
     def render(
-        self, properties: Sequence[str] | None = None, with_history: Sequence[str] = (), *, everything: bool = False
+        self,
+        properties: Sequence[str] | None = None,
+        with_history: Sequence[str] = (),
+        *,
+        everything: bool = False,
+        custom: Collection[str] = (),
     ) -> dict[str, Any]:
         """SimplePublicObject: the defaults plus the requested properties that exist (all when `everything`).
 
         HubSpot always adds hs_createdate, hs_lastmodifieddate and hs_object_id; a property named in
-        `with_history` also appears in `properties` (UNCONFIRMED). Undefined names are ignored.
+        `with_history` also appears in `properties` (UNCONFIRMED). `custom`: the portal's custom properties
+        of the type, which exist like built-in ones. Undefined names are ignored.
         """
         if everything:
-            wanted = list(self.object_type.properties)
+            wanted = [*self.object_type.properties, *custom]
         else:
             wanted = [*DEFAULT_PROPERTIES, *(properties or ()), *with_history]
-        names = sorted({name for name in wanted if self.object_type.defines(name)})
+        names = sorted({name for name in wanted if self.object_type.defines(name) or name in custom})
         body: dict[str, Any] = {"id": self.id, "properties": {name: self.values.get(name) or None for name in names}}
-        history_names = [name for name in _unique(with_history) if self.object_type.defines(name)]
+        history_names = [name for name in _unique(with_history) if self.object_type.defines(name) or name in custom]
         if history_names:
             body["propertiesWithHistory"] = {
                 name: [entry.render() for entry in reversed(self.history.get(name, []))] for name in history_names

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 import httpx
 from pydantic import JsonValue
 
 from sandbox.config import SandboxConfig
+from sandbox.custom_fields import CustomFields
+from sandbox.hubspot.catalogue import APPOINTMENTS, ObjectType, PropertySpec
+from sandbox.hubspot.custom_properties import custom_specs, custom_subscriptions
 from sandbox.hubspot.errors import RatePolicy
 from sandbox.hubspot.events import EventIds, EventSettings, events_for
 from sandbox.hubspot.faults import fault_policy, hubspot_fault_answer
@@ -17,6 +20,7 @@ from sandbox.hubspot.ratelimit import RateLimiter, SecondlyLimiter
 from sandbox.hubspot.records import Source
 from sandbox.hubspot.store import HubSpotStore, ObjectChange
 from sandbox.hubspot.time import truncate_ms
+from sandbox.hubspot.values import NO_CUSTOM
 from sandbox.hubspot.webhooks import WebhookSender, WebhookSettings
 
 BEARER = "bearer "
@@ -26,11 +30,17 @@ class HubSpotRuntime:
     """Everything the HubSpot routes and control endpoints share; `reset()` returns it to the seed state."""
 
     def __init__(
-        self, config: SandboxConfig, *, clock: Callable[[], datetime], http: Callable[[], httpx.AsyncClient]
+        self,
+        config: SandboxConfig,
+        *,
+        clock: Callable[[], datetime],
+        http: Callable[[], httpx.AsyncClient],
+        custom_fields: CustomFields,
     ) -> None:
         self.config = config
         self._clock = clock
-        self.store = HubSpotStore(config.hubspot_portal_id)
+        self.custom_fields = custom_fields
+        self.store = HubSpotStore(config.hubspot_portal_id, self.custom_properties)
         self.limiter = RateLimiter(config.hubspot_rate_limit_max, config.hubspot_daily_limit)
         self.search_limiter = SecondlyLimiter(config.hubspot_search_per_s)
         # Off: changes raise no webhook events at all, as after an outage HubSpot gave up retrying.
@@ -53,6 +63,12 @@ class HubSpotRuntime:
             http,
             clock,
         )
+
+    def custom_properties(self, object_type: ObjectType) -> Mapping[str, PropertySpec]:
+        """The type's custom properties as registered right now (only appointments have any)."""
+        if object_type is not APPOINTMENTS:
+            return NO_CUSTOM
+        return custom_specs(self.custom_fields.of("hubspot", APPOINTMENTS.name))
 
     def now(self) -> datetime:
         """The clock to the millisecond, as HubSpot keeps times."""
@@ -96,7 +112,9 @@ class HubSpotRuntime:
         """Turn changes into webhook events and queue them (nothing is sent without a webhook URL or while off)."""
         if not self.webhooks_enabled:
             return
-        events = events_for(changes, self.event_settings, self.event_ids)
+        fields = self.custom_fields.of("hubspot", APPOINTMENTS.name)
+        extra, custom = custom_subscriptions(fields), custom_specs(fields)
+        events = events_for(changes, self.event_settings, self.event_ids, extra=extra, custom=custom)
         if events:
             self.webhooks.enqueue(events)
 

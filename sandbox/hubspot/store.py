@@ -8,20 +8,21 @@ shared by all object types, so an appointment id never names a note.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from sandbox.hubspot.associations import AssociationInput, AssociationSet
-from sandbox.hubspot.catalogue import ObjectType
+from sandbox.hubspot.catalogue import ObjectType, PropertySpec
 from sandbox.hubspot.errors import object_not_found, validation_error
 from sandbox.hubspot.records import HubRecord, Source
 from sandbox.hubspot.seed import FIRST_GENERATED_ID, USERS, HubSpotUser, seed_appointments
-from sandbox.hubspot.values import checked_properties
+from sandbox.hubspot.values import NO_CUSTOM, checked_properties
 from sandbox.hubspot.writes import apply_write
 from sandbox.ids import IdSequence
 
+CustomSpecs = Callable[[ObjectType], Mapping[str, PropertySpec]]
 ChangeKind = Literal["object.creation", "object.deletion", "object.propertyChange"]
 
 
@@ -50,11 +51,20 @@ def _property_changes(
     ]
 
 
-class HubSpotStore:
-    """The portal's objects. `portal_id` appears in property error messages."""
+def _no_custom(object_type: ObjectType) -> Mapping[str, PropertySpec]:
+    return NO_CUSTOM
 
-    def __init__(self, portal_id: int) -> None:
+
+class HubSpotStore:
+    """The portal's objects. `portal_id` appears in property error messages.
+
+    `custom`: the portal's custom properties of a type right now (they can be added at run time), written,
+    stored with history and read like built-in ones.
+    """
+
+    def __init__(self, portal_id: int, custom: CustomSpecs = _no_custom) -> None:
         self.portal_id = portal_id
+        self.custom = custom
         self.associations = AssociationSet()
         self.users: Mapping[int, HubSpotUser] = {user.id: user for user in USERS}
         self._records: dict[tuple[str, str], HubRecord] = {}
@@ -105,7 +115,9 @@ class HubSpotStore:
         record_id: str | None = None,
     ) -> tuple[HubRecord, list[ObjectChange]]:
         """POST /crm/objects/2026-03/{type}: validated properties, associations to existing objects only."""
-        values = checked_properties(object_type, raw_properties, self.owner_ids, self.portal_id, creating=True)
+        values = checked_properties(
+            object_type, raw_properties, self.owner_ids, self.portal_id, creating=True, custom=self.custom(object_type)
+        )
         self._check_targets(associations or [])
         if record_id is not None and (not record_id.isdigit() or (object_type.type_id, record_id) in self._records):
             raise validation_error(f"id must be a new numeric id, got {record_id!r}")
@@ -122,7 +134,9 @@ class HubSpotStore:
     ) -> tuple[HubRecord, list[str], list[ObjectChange]]:
         """PATCH: the record, the names that changed (derived ones included) and the changes to publish."""
         record = self.get(object_type, object_id)
-        values = checked_properties(object_type, raw_properties, self.owner_ids, self.portal_id)
+        values = checked_properties(
+            object_type, raw_properties, self.owner_ids, self.portal_id, custom=self.custom(object_type)
+        )
         changed = apply_write(record, values, source, now)
         return record, changed, _property_changes(record, changed, source, now)
 

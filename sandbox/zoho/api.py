@@ -139,7 +139,8 @@ class CrmHandlers:
         record_id = request.path_params["record_id"]
         fields = parse_fields(request.query_params.get("fields"), required=False)
         if (module, request.method) == (APPOINTMENTS, "GET"):
-            return json_response({"data": [self.runtime.store.get_appointment(record_id, fields)]})
+            custom = [field.name for field in self.runtime.custom_fields.of("zoho", APPOINTMENTS)]
+            return json_response({"data": [self.runtime.store.get_appointment(record_id, fields, custom)]})
         if (module, request.method) == (APPOINTMENTS, "PUT"):
             if not is_record_id(record_id):
                 raise invalid_id_in_url(1)

@@ -7,7 +7,7 @@ writes return a WriteOutcome with one result per input record.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -93,11 +93,15 @@ class ZohoStore:
     def has_appointment(self, record_id: str) -> bool:
         return record_id in self._appointments
 
-    def get_appointment(self, record_id: str, fields: tuple[str, ...] | None = None) -> dict[str, Any]:
+    def get_appointment(
+        self, record_id: str, fields: tuple[str, ...] | None = None, custom: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """One appointment; `custom`: the org's registered custom fields, null where the record has no value."""
         record = self._appointments.get(record_id)
         if record is None:
             raise invalid_url_pattern()
-        return render_record(record, self._tz, fields)
+        unset = {name: None for name in custom if name not in record}
+        return render_record({**record, **unset}, self._tz, fields)
 
     def list_appointments(self, query: ListQuery, now: datetime) -> ListPage:
         """GET /Appointments__s: pages by `page` or by page_token (sandbox.zoho.listing)."""

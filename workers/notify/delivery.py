@@ -32,6 +32,9 @@ TIMEOUT_S = 10.0
 MAX_RESPONSE_BYTES = 65_536
 # Of a refusal's answer, this much is kept in the dead letter's message.
 QUOTED_CHARS = 200
+# The longest wait a 429's Retry-After may ask for: the endpoint is an outside server, not a CRM, so a wait of
+# years (or a bogus date) must not park the job, and with it every later change of the record, that long.
+MAX_RETRY_AFTER_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -151,19 +154,20 @@ def _outcome(host: str, answer: _Answer, now: datetime) -> Delivered:
 
 
 def retry_after_s(value: str | None, now: datetime) -> float | None:
-    """Retry-After as seconds from `now`: delta-seconds or an HTTP date (RFC 9110); None if absent or unreadable."""
+    """Retry-After as seconds from `now` (delta-seconds or an HTTP date, RFC 9110), at most MAX_RETRY_AFTER_S; None if
+    absent or unreadable."""
     if value is None:
         return None
     value = value.strip()
     if value.isdigit():
-        return float(value)
+        return min(float(value), MAX_RETRY_AFTER_S)
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
         return None
-    return max((when - now).total_seconds(), 0.0)
+    return min(max((when - now).total_seconds(), 0.0), MAX_RETRY_AFTER_S)
 
 
 def _quoted(answer: _Answer) -> str:

@@ -78,6 +78,14 @@ def render(source: str, variables: Mapping[str, Any]) -> str:
         raise TemplateError(f"template cannot be rendered: {type(exc).__name__} in an expression or filter") from exc
 
 
+_LOADS: dict[type[nodes.Node], str] = {
+    nodes.Include: "include",
+    nodes.Import: "import",
+    nodes.FromImport: "from ... import",
+    nodes.Extends: "extends",
+}
+
+
 def template_problems(source: str, known_fields: Collection[str]) -> list[str]:
     """What is wrong with `source` as a template: a syntax error, or each unknown name it uses.
 
@@ -93,6 +101,11 @@ def template_problems(source: str, known_fields: Collection[str]) -> list[str]:
         f"unknown filter {node.name!r}" for node in tree.find_all(nodes.Filter) if node.name not in _ENV.filters
     ]
     problems += [f"unknown test {node.name!r}" for node in tree.find_all(nodes.Test) if node.name not in _ENV.tests]
+    # A rule's template has no other templates to load: these could only ever fail when rendered.
+    problems += [
+        f"{{% {_LOADS[type(node)]} %}} is not available: a rule's template cannot load another template"
+        for node in tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends))
+    ]
     if problems:
         return list(dict.fromkeys(problems))
     try:

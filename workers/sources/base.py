@@ -69,6 +69,7 @@ class ActionRun:
             operation=self.context.operation,
             modified_time=record.modified_time,
             changed=self.change.fields,
+            first_seen=self.change.first_seen,
         )
 
 

@@ -237,16 +237,21 @@ async def test_an_endpoint_down_for_good_is_retried_then_dead_lettered(
     endpoint.answer(PATH, *[Answer(503)] * 4)  # every try of the job (WORKER_MAX_TRIES 4 in the harness)
     moves = flow(redis, redis_url, zoho, tmp_path, f"{endpoint.url}{PATH}")
 
-    await moves.reschedule(soon(9))
+    event = await moves.reschedule(soon(9))
 
     attempts = endpoint.received(PATH)
     assert len(attempts) == 4  # WORKER_MAX_TRIES in the harness
     assert len({a.headers["webhook-id"] for a in attempts}) == 1
     store = DeadLetters(redis)
     (letter,) = await store.all()
-    assert letter.error_code == "HTTP_503" and letter.message.startswith("gave up after 4 tries")
-    # The job's letter: the delivery stays pending in the ledger, and replaying the letter runs the job again,
-    # which sends that very delivery under the same webhook-id.
+    # The action's own letter: on the job's last try the endpoint's failure stops this action only, so the job
+    # ends and the record's snapshot moves on (a later change of it is not held up by this endpoint).
+    assert (letter.rule, letter.action) == ("tell-the-team", "notify")
+    assert letter.error_code == "HTTP_503" and "gave up after 4 tries" in letter.message
+    assert (await moves.notify_outcome(event))["status"] == "dead_lettered"
+    assert (await job_result(moves.redis, event))["status"] == "processed"
+    # The delivery stays pending in the ledger, and replaying the letter runs the action again, which sends that
+    # very delivery under the same webhook-id.
     (pending,) = [entry for entry in await ledger_entries(redis) if entry["state"] == "pending"]
     assert pending["effect"]["webhook_id"] == attempts[0].headers["webhook-id"]
     await replay_letter(redis, store, letter, stamp_ms=int(time.time() * 1000))

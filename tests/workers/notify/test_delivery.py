@@ -16,7 +16,7 @@ from standardwebhooks import Webhook
 from sandbox.notify_endpoint import Answer, NotifyEndpoint
 from workers.errors import CrmRejectedError, CrmTransientError, NotifyRejectedError, NotifyUnavailableError
 from workers.metrics import REGISTRY
-from workers.notify.delivery import DeliveryLimits, deliver, retry_after_s
+from workers.notify.delivery import MAX_RETRY_AFTER_S, DeliveryLimits, deliver, retry_after_s
 from workers.notify.signing import parse_secret
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
@@ -101,6 +101,14 @@ def test_retry_after_as_a_date_counts_from_now() -> None:
     assert retry_after_s("Mon, 30 Nov 2026 11:00:00 GMT", at) == 0.0
     assert retry_after_s("whenever", at) is None
     assert retry_after_s(None, at) is None
+
+
+def test_retry_after_is_capped_so_an_endpoint_cannot_park_the_job_for_years() -> None:
+    at = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+    assert retry_after_s("999999999", at) == MAX_RETRY_AFTER_S == 300.0
+    assert retry_after_s("Fri, 30 Nov 2040 12:00:00 GMT", at) == MAX_RETRY_AFTER_S
+    assert retry_after_s("299", at) == 299.0
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 410, 422])

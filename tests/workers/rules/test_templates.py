@@ -153,3 +153,19 @@ def test_fields_named_by_a_template() -> None:
 
     assert template_fields(text) == {"Status", "Owner", "Appointment_Name"}
     assert template_fields("{{ broken") == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("text", "load"),
+    [
+        ('{% include "footer.txt" %}', "include"),
+        ('{% import "macros.txt" as m %}{{ m }}', "import"),
+        ('{% from "macros.txt" import greet %}{{ greet }}', "from ... import"),
+        ('{% extends "base.txt" %}', "extends"),
+    ],
+)
+def test_loading_another_template_is_a_problem_not_a_dead_letter_later(text: str, load: str) -> None:
+    # Rules have no templates to load, so these would fail on every change once rendered.
+    assert f"{{% {load} %}} is not available: a rule's template cannot load another template" in template_problems(
+        text, FIELDS
+    )
