@@ -300,8 +300,11 @@ async def handle_change(
         now=record.modified_time,
         start_field=_start_field(event),
     )
-    # A change made only of crmflow's own writes fires no rule at all, not even one on every update.
-    planned = [] if recognised.only_own_writes else plan(deps.rules, context, change.fields)
+    # A change made only of crmflow's own writes fires no rule at all, not even one on every update; nor does the
+    # record exactly as crmflow last processed it (a repeated notification, or a change already handled by the
+    # job of another notification or a sweep).
+    unchanged = previous is not None and record.modified_time == previous.modified_time and not change.fields
+    planned = [] if recognised.only_own_writes or unchanged else plan(deps.rules, context, change.fields)
     results = [await _run_action(deps, event, job_try, step, record, change, context) for step in planned]
     await deps.checkpoints.reach("before_snapshot")
     await save_state(deps.redis, *where, snapshot_of(record, watched), recognised.consumed)

@@ -325,13 +325,17 @@ async def test_a_retry_leaves_a_persons_newer_value_of_the_field_it_was_writing(
     rules = _rules(tmp_path, STAMP_AND_NOTE_INFO)
     await _renamed_by_a_person(redis, redis_url, sandbox, rules)
     # The PUT fails (not applied, but a 5xx may have been): the job is retried; meanwhile Bob writes the field.
-    await sandbox.faults({"method": "PUT", "path_prefix": "/crm/v7/Appointments__s", "status": 500, "times": 1})
+    # The failing PUT is slow, so the worker stops picking jobs while it is under way (its own write is noted
+    # before the PUT): the retry cannot run before Bob's write, however short its backoff.
+    put_fault = {"method": "PUT", "path_prefix": "/crm/v7/Appointments__s", "status": 500, "times": 1}
+    await sandbox.faults(put_fault | {"delay_ms": 300})
     human = await enqueue_change(redis, "zoho", "Appointments__s", ZOHO_ID)
 
-    async def put_tried() -> bool:
-        return await sandbox.count(PUT) >= 1
+    async def put_under_way() -> bool:
+        return bool(await redis.exists(f"crmflow:own-writes:zoho:Appointments__s:{ZOHO_ID}"))
 
-    await run_worker(redis_url, sandbox.http, until=put_tried, RULES_PATH=rules)
+    await run_worker(redis_url, sandbox.http, until=put_under_way, RULES_PATH=rules)
+    assert await sandbox.count(PUT) == 1  # the failed one, and no retry yet
     await sandbox.zoho_change(Additional_Information="Bob's")
     await work(redis_url, sandbox, rules)
 

@@ -354,3 +354,32 @@ async def test_a_retry_after_a_crash_before_the_snapshot_does_not_act_twice(worl
     assert [a["status"] for a in retried["actions"]] == ["already_logged", "already_logged"]
     assert world.crm.notes == {"i1": ["note-cancels-and-deletes: open -> cancelled"]}
     assert len(world.crm.hooks) == 1
+
+
+EVERY_UPDATE = """\
+version: 1
+rules:
+  - name: every-update
+    source: probe
+    module: items
+    when: {operation: update}
+    actions:
+      - type: notify
+        with: {url: "https://hooks.example.com/updated", text: "updated"}
+"""
+
+
+async def test_a_repeated_notification_of_an_unchanged_record_fires_no_rule(world: World, rules_file: Path) -> None:
+    # A rule on every update fires on a change of any field, watched or not; the same change notified again
+    # (another notified time, the record as crmflow last processed it) is no update of its own.
+    rules_file.write_text(EVERY_UPDATE)  # noqa: ASYNC240 - a small file of the test's own
+    world.crm.put("i1", T0, Name="Boiler", Status="open")
+    await world.job("i1", "insert", at=T0)
+    world.crm.put("i1", T0 + timedelta(minutes=1), Name="Boiler (renamed)", Status="open")
+
+    first = await world.job("i1", at=T0 + timedelta(minutes=1))
+    again = await world.job("i1", at=T0 + timedelta(minutes=2))
+
+    assert [(a["rule"], a["status"]) for a in first["actions"]] == [("every-update", "created")]
+    assert again["status"] == "processed" and again["actions"] == []
+    assert [hook["text"] for hook in world.crm.hooks] == ["updated"]
