@@ -3,6 +3,7 @@ receiver keeps answering everyone else."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -26,6 +27,12 @@ BODY_CAP = 1_048_576
 
 
 JSON = {"content-type": "application/json"}
+
+
+def cpu_s(pid: int) -> float:
+    """The CPU time (user and system) process `pid` has used so far, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime and stime, fields 14 and 15
 
 
 def peak_rss_kib(pid: int) -> int:
@@ -104,24 +111,26 @@ def test_a_callback_as_large_as_the_cap_is_answered_in_seconds_while_healthz_kee
     url = f"http://127.0.0.1:{port}"
     env = crmflow_env(REDIS_URL=redis_url, ZOHO_NOTIFY_TOKEN=TOKEN)
     process = start(["receiver", "--port", str(port)], env, tmp_path, tmp_path / "receiver.log")
-    polls: list[float] = []
+    # Time is measured as the receiver's CPU time, not the wall clock: on a busy machine the receiver may wait
+    # for a core for seconds, which says nothing of how much work the callback took or how long it held the loop.
+    polls: list[tuple[int, float, float]] = []  # each /healthz: its status, wall time, receiver CPU meanwhile
     done = threading.Event()
 
     def poll_healthz() -> None:
         with httpx.Client(base_url=url, timeout=10) as client:
             while not done.is_set():
-                began = time.monotonic()
-                assert client.get("/healthz").status_code == 200
-                polls.append(time.monotonic() - began)
+                began, cpu_began = time.monotonic(), cpu_s(process.pid)
+                status = client.get("/healthz").status_code
+                polls.append((status, time.monotonic() - began, cpu_s(process.pid) - cpu_began))
                 time.sleep(0.1)
 
     try:
         wait_for(lambda: answers(f"{url}/healthz"), "the receiver")
         poller = threading.Thread(target=poll_healthz)
         poller.start()
-        began = time.monotonic()
+        began, cpu_began = time.monotonic(), cpu_s(process.pid)
         answer = httpx.post(f"{url}/webhooks/zoho", content=body, headers=JSON, timeout=30)
-        took_s = time.monotonic() - began
+        took_s, took_cpu_s = time.monotonic() - began, cpu_s(process.pid) - cpu_began
         time.sleep(0.3)  # a few more polls after the answer
         done.set()
         poller.join()
@@ -129,15 +138,18 @@ def test_a_callback_as_large_as_the_cap_is_answered_in_seconds_while_healthz_kee
     finally:
         stop(process)
 
+    longest_poll_s, longest_poll_cpu_s = (max(poll[n] for poll in polls) for n in (1, 2))
     print(
-        f"{ids} ids, {len(body)} bytes: answered in {took_s:.2f} s; /healthz max {max(polls) * 1000:.0f} ms over "
-        f"{len(polls)} polls; receiver peak RSS {peak_kib // 1024} MiB"
+        f"{ids} ids, {len(body)} bytes: answered in {took_s:.2f} s ({took_cpu_s:.2f} s of the receiver's CPU); "
+        f"/healthz max {longest_poll_s * 1000:.0f} ms ({longest_poll_cpu_s * 1000:.0f} ms of the receiver's CPU) "
+        f"over {len(polls)} polls; receiver peak RSS {peak_kib // 1024} MiB"
     )
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"status": "accepted", "queued": ids, "duplicates": 0, "ignored": 0}
     assert store.zcard(QUEUE_NAME) == ids
-    assert took_s < 5
-    # /healthz was answered all along; the bound is loose so that a busy CI machine cannot fail it.
-    assert len(polls) >= 3 and max(polls) < 1.0
+    assert took_cpu_s < 5
+    # /healthz was answered all along: no poll waited while the receiver spent 1 s of CPU on the callback.
+    assert len(polls) >= 3 and {poll[0] for poll in polls} == {200}
+    assert longest_poll_cpu_s < 1.0
     # Memory grows with the body (at most 1 MiB), not beyond: about 110 MiB here, all told.
     assert peak_kib < 256 * 1024
