@@ -1,4 +1,5 @@
-"""Helpers to run crmflow's real processes in tests: start, wait until ready, wait until idle, stop."""
+"""Helpers to run crmflow's real processes in tests: start (one process, a sandbox, or sandbox, receiver and
+workers together), wait until ready, wait until idle, stop."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,9 @@ import httpx
 import redis
 from arq.constants import in_progress_key_prefix
 
+from crmflow.embedded_redis import free_port
 from sandbox.config import SandboxConfig
+from workers import keys
 from workers.contract import QUEUE_NAME
 
 REPO = Path(__file__).resolve().parent.parent
@@ -145,3 +149,100 @@ def stop(process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def start_sandbox(
+    tmp_path: Path, *args: str, env: Mapping[str, str] | None = None, log: Path | None = None
+) -> tuple[str, subprocess.Popen[bytes]]:
+    """`crmflow sandbox ARGS` on a free port, answering: its URL and process (stopped here if it never answers).
+    Its output goes to `log`, by default tmp_path/sandbox-PORT.log."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = log or tmp_path / f"sandbox-{port}.log"
+    process = start(["sandbox", "--port", str(port), *args], crmflow_env() if env is None else env, tmp_path, log)
+    try:
+        wait_for(lambda: answers(f"{url}/_sandbox/history"), f"the sandbox\n{log.read_text()}")
+    except BaseException:
+        stop(process)
+        raise
+    return url, process
+
+
+def logs_text(folder: Path) -> str:
+    """Every process's log in `folder` (the *.log files), each under its name: for a failing test's message."""
+    return "\n".join(f"--- {p.name}\n{p.read_text()}" for p in sorted(folder.glob("*.log")))
+
+
+@dataclass
+class RunningStack:
+    """What `start_stack` started: the sandbox's and the receiver's URLs, Redis, the folder of the logs, the
+    processes."""
+
+    sandbox: str
+    receiver: str
+    store: redis.Redis
+    logs: Path
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def logs_text(self) -> str:
+        return logs_text(self.logs)
+
+    def stop(self) -> None:
+        """Stop every process, the last started first."""
+        for process in reversed(self.processes):
+            stop(process)
+
+
+def start_stack(
+    tmp_path: Path,
+    redis_url: str,
+    rules: str,
+    *,
+    sandbox_extra: Sequence[str] = (),
+    workers: int = 1,
+    notify_token: str = "e2e-notify-token",
+    **settings: str,
+) -> RunningStack:
+    """Redis's test database emptied, then the sandbox (both CRMs), the receiver and `workers` workers, each ready.
+
+    `rules` (YAML text) is written to tmp_path/rules.yaml, the workers' RULES_PATH. The sandbox sends Zoho's
+    callbacks (with `notify_token`, on its default channel) and HubSpot's signed batches to the receiver;
+    `sandbox_extra` are more of its arguments, `settings` more of the processes' (over `stack_env`'s). The
+    workers start once the sandbox answers (they may read the CRMs' field lists at start-up). Logs:
+    tmp_path/sandbox.log, receiver.log, worker.log (worker-N.log for several). On failure, what started is
+    stopped; otherwise the caller stops it all with `RunningStack.stop`.
+    """
+    store = redis.Redis.from_url(redis_url)
+    store.flushdb()
+    path = tmp_path / "rules.yaml"
+    path.write_text(rules)
+    sandbox = SandboxConfig()
+    receiver_port = free_port()
+    receiver = f"http://127.0.0.1:{receiver_port}"
+    hooks = ["--notify-token", notify_token, "--notify-url", f"{receiver}/webhooks/zoho"]
+    hooks += ["--hubspot-webhook-url", f"{receiver}/webhooks/hubspot"]
+    sandbox_url, sandbox_process = start_sandbox(tmp_path, *hooks, *sandbox_extra, log=tmp_path / "sandbox.log")
+    env = stack_env(
+        redis_url,
+        sandbox_url,
+        RULES_PATH=str(path),
+        ZOHO_NOTIFY_TOKEN=notify_token,
+        ZOHO_CHANNEL_IDS=sandbox.channel_id,
+        HUBSPOT_CLIENT_SECRET=sandbox.hubspot_client_secret,
+        PUBLIC_BASE_URL=receiver,
+        **settings,
+    )
+    stack = RunningStack(sandbox_url, receiver, store, tmp_path, [sandbox_process])
+    try:
+        stack.processes.append(
+            start(["receiver", "--port", str(receiver_port)], env, tmp_path, tmp_path / "receiver.log")
+        )
+        names = ["worker"] if workers == 1 else [f"worker-{n}" for n in range(workers)]
+        stack.processes += [start(["worker"], env, tmp_path, tmp_path / f"{name}.log") for name in names]
+        wait_for(lambda: answers(f"{receiver}/readyz"), f"the receiver\n{stack.logs_text()}")
+        live = lambda: len(list(store.scan_iter(match=keys.WORKER_HEARTBEAT_PATTERN))) == workers  # noqa: E731
+        wait_for(live, f"the workers\n{stack.logs_text()}")
+    except BaseException:
+        stack.stop()
+        raise
+    return stack

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from crmflow.embedded_redis import free_port
-from tests.processes import answers, crmflow_env, stack_env, start, stop, wait_for
+from tests.processes import stack_env, start, start_sandbox, stop, wait_for
 from workers import keys
 
 pytestmark = pytest.mark.slow
@@ -48,11 +47,8 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
     processes: list[subprocess.Popen[bytes]] = []
 
     def run(*args: str) -> str:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        log = tmp_path / f"sandbox-{port}.log"
-        processes.append(start(["sandbox", "--port", str(port), *args], crmflow_env(), tmp_path, log))
-        wait_for(lambda: answers(f"{url}/_sandbox/history"), "the sandbox")
+        url, process = start_sandbox(tmp_path, *args)
+        processes.append(process)
         return url
 
     yield run

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from crmflow.embedded_redis import free_port
-from tests.processes import answers, stack_env, start, stop, wait_for
+from tests.processes import start_sandbox, stop
 from workers.contract import PROCESS_CHANGE, QUEUE_NAME, ChangeEvent, dumps
 
 E2E = Path(__file__).parent
@@ -27,13 +26,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture
 def sandbox_url(tmp_path: Path) -> Iterator[str]:
     """A `crmflow sandbox` process on a free port (no notifications sent)."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = start(
-        ["sandbox", "--port", str(port)], stack_env("redis://unused", url), tmp_path, tmp_path / "sandbox.log"
-    )
+    url, process = start_sandbox(tmp_path, log=tmp_path / "sandbox.log")
     try:
-        wait_for(lambda: answers(f"{url}/_sandbox/history"), "the sandbox")
         yield url
     finally:
         stop(process)

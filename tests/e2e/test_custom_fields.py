@@ -14,12 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
-from crmflow.embedded_redis import free_port
-from tests.e2e.test_record_writes import HUBSPOT_ID, HUBSPOT_OTHER, PATCH, PUT, SECRET, TOKEN, Stack
-from tests.processes import answers, stack_env, start, stop, wait_for, wait_until_idle
-from workers.contract import QUEUE_NAME
+from tests.e2e.test_record_writes import HUBSPOT_ID, HUBSPOT_OTHER, PATCH, PUT, Stack
+from tests.processes import start_stack, wait_for, wait_until_idle
 
 CUSTOM_FIELDS = (
     "zoho:Appointments__s:Visit_Priority",
@@ -56,41 +53,14 @@ rules:
 
 @pytest.fixture
 def stack(redis_url: str, tmp_path: Path) -> Iterator[Stack]:
-    store = redis.Redis.from_url(redis_url)
-    store.flushdb()
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(RULES)
-    sandbox_port, receiver_port = free_port(), free_port()
-    sandbox, receiver = f"http://127.0.0.1:{sandbox_port}", f"http://127.0.0.1:{receiver_port}"
-    env = stack_env(
-        redis_url,
-        sandbox,
-        RULES_PATH=str(rules),
-        ZOHO_NOTIFY_TOKEN=TOKEN,
-        ZOHO_CHANNEL_IDS="1000000068001",
-        HUBSPOT_CLIENT_SECRET=SECRET,
-        PUBLIC_BASE_URL=receiver,
-    )
-    sandbox_args = ["sandbox", "--port", str(sandbox_port), "--notify-token", TOKEN]
-    sandbox_args += ["--notify-url", f"{receiver}/webhooks/zoho"]
-    sandbox_args += ["--hubspot-webhook-url", f"{receiver}/webhooks/hubspot"]
-    for spec in CUSTOM_FIELDS:
-        sandbox_args += ["--custom-field", spec]
-    sandbox_process = start(sandbox_args, env, tmp_path, tmp_path / "sandbox.log")
-    processes = [sandbox_process]
+    custom_fields = [arg for spec in CUSTOM_FIELDS for arg in ("--custom-field", spec)]
+    running = start_stack(tmp_path, redis_url, RULES, sandbox_extra=custom_fields)
     try:
-        # The worker reads the CRMs' field lists at start-up: the sandbox must answer first.
-        wait_for(lambda: answers(f"{sandbox}/_sandbox/history"), "the sandbox")
-        processes.append(start(["receiver", "--port", str(receiver_port)], env, tmp_path, tmp_path / "receiver.log"))
-        processes.append(start(["worker"], env, tmp_path, tmp_path / "worker.log"))
-        wait_for(lambda: answers(f"{receiver}/readyz"), "the receiver")
-        ready = Stack(sandbox, store, tmp_path)
-        wait_for(lambda: bool(store.exists(f"{QUEUE_NAME}:health-check")), f"the worker\n{ready.logs_text()}")
+        ready = Stack(running.sandbox, running.store, tmp_path)
         ready.baseline()
         yield ready
     finally:
-        for process in reversed(processes):
-            stop(process)
+        running.stop()
 
 
 def hubspot_note(sandbox: str, record_id: str) -> str | None:

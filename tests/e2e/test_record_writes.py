@@ -16,26 +16,14 @@ import httpx
 import pytest
 import redis
 
-from crmflow.embedded_redis import free_port
 from tests.e2e.conftest import enqueue
-from tests.processes import (
-    answers,
-    hubspot_retries_done,
-    sandbox_auth,
-    stack_env,
-    start,
-    stop,
-    wait_for,
-    wait_until_idle,
-)
+from tests.processes import hubspot_retries_done, logs_text, sandbox_auth, start_stack, wait_for, wait_until_idle
 from workers import keys
-from workers.contract import QUEUE_NAME, ChangeEvent
+from workers.contract import ChangeEvent
 
 ZOHO_ID = "5545974000002555001"  # "AC Repair - James", Scheduled
 HUBSPOT_ID = "51204030001"  # "AC Repair - James", SCHEDULED
 HUBSPOT_OTHER = "51204030002"  # "Boiler Service - Maria", SCHEDULED
-TOKEN = "e2e-notify-token"
-SECRET = "sandbox-hubspot-client-secret"
 PUT = "PUT /crm/v7/Appointments__s/{id}"
 PATCH = "PATCH /crm/objects/2026-03/appointments/{id}"
 RULES = """
@@ -151,48 +139,18 @@ class Stack:
         return len(entries)
 
     def logs_text(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text()}" for p in sorted(self.logs.glob("*.log")))
+        return logs_text(self.logs)
 
 
 @pytest.fixture
 def stack(redis_url: str, tmp_path: Path) -> Iterator[Stack]:
-    store = redis.Redis.from_url(redis_url)
-    store.flushdb()
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(RULES)
-    sandbox_port, receiver_port = free_port(), free_port()
-    sandbox, receiver = f"http://127.0.0.1:{sandbox_port}", f"http://127.0.0.1:{receiver_port}"
-    env = stack_env(
-        redis_url,
-        sandbox,
-        RULES_PATH=str(rules),
-        ZOHO_NOTIFY_TOKEN=TOKEN,
-        ZOHO_CHANNEL_IDS="1000000068001",
-        HUBSPOT_CLIENT_SECRET=SECRET,
-        PUBLIC_BASE_URL=receiver,
-    )
-    sandbox_args = ["sandbox", "--port", str(sandbox_port), "--notify-token", TOKEN]
-    sandbox_args += [
-        "--notify-url",
-        f"{receiver}/webhooks/zoho",
-        "--hubspot-webhook-url",
-        f"{receiver}/webhooks/hubspot",
-    ]
-    processes = [
-        start(sandbox_args, env, tmp_path, tmp_path / "sandbox.log"),
-        start(["receiver", "--port", str(receiver_port)], env, tmp_path, tmp_path / "receiver.log"),
-        start(["worker"], env, tmp_path, tmp_path / "worker.log"),
-    ]
+    running = start_stack(tmp_path, redis_url, RULES)
     try:
-        wait_for(lambda: answers(f"{sandbox}/_sandbox/history"), "the sandbox")
-        wait_for(lambda: answers(f"{receiver}/readyz"), "the receiver")
-        wait_for(lambda: bool(store.exists(f"{QUEUE_NAME}:health-check")), "the worker")
-        ready = Stack(sandbox, store, tmp_path)
+        ready = Stack(running.sandbox, running.store, tmp_path)
         ready.baseline()
         yield ready
     finally:
-        for process in processes:
-            stop(process)
+        running.stop()
 
 
 def test_zoho_update_record_whose_own_write_comes_back_does_not_fire_again(stack: Stack) -> None:

@@ -84,11 +84,15 @@ async def sandbox() -> AsyncIterator[Sandbox]:
         yield Sandbox(http)
 
 
+def _rules(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "rules.yaml"
+    path.write_text(text)
+    return str(path)
+
+
 @pytest.fixture
 def rules(tmp_path: Path) -> str:
-    path = tmp_path / "rules.yaml"
-    path.write_text(RULES)
-    return str(path)
+    return _rules(tmp_path, RULES)
 
 
 async def work(redis_url: str, sandbox: Sandbox, rules: str) -> None:
@@ -145,10 +149,9 @@ rules:
 async def test_a_lost_answer_is_written_once_and_the_rules_other_actions_still_run(
     redis: ArqRedis, redis_url: str, sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    rules = tmp_path / "check-and-note.yaml"
-    rules.write_text(CHECK_AND_NOTE)
+    rules = _rules(tmp_path, CHECK_AND_NOTE)
     await enqueue_change(redis, "zoho", "Appointments__s", ZOHO_ID, operation="insert")
-    await work(redis_url, sandbox, str(rules))
+    await work(redis_url, sandbox, rules)
     await sandbox.zoho_change(Additional_Information="Gate code 1234")
     # Zoho applies the write and its answer is lost, as when the worker is killed between the two: the job
     # fails before its note and before saving the new state. Its retry, and the job of the write's own
@@ -159,7 +162,7 @@ async def test_a_lost_answer_is_written_once_and_the_rules_other_actions_still_r
     await enqueue_change(redis, "zoho", "Appointments__s", ZOHO_ID)
     await enqueue_change(redis, "zoho", "Appointments__s", ZOHO_ID, changed_fields=("Additional_Information",))
 
-    await work(redis_url, sandbox, str(rules))
+    await work(redis_url, sandbox, rules)
 
     assert await sandbox.zoho_field("Additional_Information") == "Gate code 1234 (checked)"
     assert await sandbox.count(PUT) == 1
@@ -185,12 +188,6 @@ async def test_hubspots_webhook_of_crmflows_own_write_fires_no_rule(
     assert (echo["actions"], echo["own_writes"]) == ([], ["hs_appointment_status"])
     assert await sandbox.count(PATCH) == 1
     assert len(await redis.keys(keys.ledger("*"))) == 1
-
-
-def _rules(tmp_path: Path, text: str) -> str:
-    path = tmp_path / "rules.yaml"
-    path.write_text(text)
-    return str(path)
 
 
 async def _notes(sandbox: Sandbox) -> list[str]:
