@@ -125,7 +125,8 @@ while i <= #ARGV do
         queued[#queued + 1] = ARGV[4]
         queued[#queued + 1] = id
         if marker ~= '' then
-          if into and redis.call('HEXISTS', marker, 'coalesced') == 1 and redis.call('EXISTS', ARGV[5] .. into) == 1 then
+          local started = into and redis.call('EXISTS', ARGV[5] .. into) == 1
+          if started and redis.call('HEXISTS', marker, 'coalesced') == 1 then
             local target, folded = ARGV[7] .. into, redis.call('HGETALL', marker)
             for j = 1, #folded, 2 do
               local name, value = folded[j], folded[j + 1]
@@ -272,9 +273,7 @@ def enqueue_script(redis: ArqRedis) -> AsyncScript:
     return redis.register_script(_ENQUEUE)
 
 
-async def run_enqueue(
-    script: AsyncScript, jobs: Sequence[Job], *, notified_by: Collection[str] = ()
-) -> list[Outcome]:
+async def run_enqueue(script: AsyncScript, jobs: Sequence[Job], *, notified_by: Collection[str] = ()) -> list[Outcome]:
     """One call of the enqueue script (one round trip, all of it at once): one Outcome per job, in order.
 
     Raises QueueUnavailableError when Redis does not answer or refuses: then the script did nothing (Redis
