@@ -79,7 +79,8 @@ class EnqueueBatch:
     def __init__(self, redis: ArqRedis, *, chunk: int = ENQUEUE_CHUNK) -> None:
         self._script = enqueue_script(redis)
         self._chunk = chunk
-        self._pending: deque[_Request] = deque()
+        self._pending: deque[_Request] = deque()  # not started, in order of arrival
+        self._continuing: deque[_Request] = deque()  # chunks sent, more left
         self._drain: asyncio.Task[None] | None = None
         self.calls = 0  # script calls made (for tests and curiosity)
 
@@ -102,37 +103,39 @@ class EnqueueBatch:
 
     async def _drain_pending(self) -> None:
         try:
-            while self._pending:
+            while self._pending or self._continuing:
                 await self._call(self._take())
         except BaseException:  # cancelled at shutdown: no request may wait forever
-            while self._pending:
-                self._pending.popleft().finish(QueueUnavailableError("the receiver is stopping"))
+            for request in (*self._pending, *self._continuing):
+                request.finish(QueueUnavailableError("the receiver is stopping"))
+            self._pending.clear()
+            self._continuing.clear()
             raise
         finally:
             self._drain = None
 
     def _take(self) -> list[_Part]:
-        """The next call's parts: waiting requests in order, up to the chunk cap of jobs (a request with nothing
-        to queue always fits); a request not sent whole goes to the back."""
+        """The next call's parts, up to the chunk cap of jobs (a request with nothing to queue always fits): first
+        the requests not yet started, in order of arrival, then those with chunks left, which go to the back."""
         parts: list[_Part] = []
         room = self._chunk
         waiting: deque[_Request] = deque()
-        unfinished: list[_Request] = []
-        while self._pending:
-            request = self._pending.popleft()
-            left = len(request.jobs) - request.sent
-            if left and not room:
-                waiting.append(request)
-                continue
-            take = min(left, room)
-            parts.append(_Part(request, request.sent, request.sent + take))
-            request.sent += take
-            request.calls += 1
-            room -= take
-            if request.sent < len(request.jobs):
-                unfinished.append(request)
-        self._pending = waiting
-        self._pending.extend(unfinished)
+        unfinished: deque[_Request] = deque()
+        for queue in (self._pending, self._continuing):
+            while queue:
+                request = queue.popleft()
+                left = len(request.jobs) - request.sent
+                if left and not room:
+                    (unfinished if request.sent else waiting).append(request)
+                    continue
+                take = min(left, room)
+                parts.append(_Part(request, request.sent, request.sent + take))
+                request.sent += take
+                request.calls += 1
+                room -= take
+                if request.sent < len(request.jobs):
+                    unfinished.append(request)
+        self._pending, self._continuing = waiting, unfinished
         return parts
 
     async def _call(self, parts: list[_Part]) -> None:
@@ -167,6 +170,6 @@ class EnqueueBatch:
                 request.finish()
 
     def _fail(self, request: _Request, error: Exception) -> None:
-        if request in self._pending:
-            self._pending.remove(request)  # its chunks not yet sent are dropped with it
+        if request in self._continuing:
+            self._continuing.remove(request)  # its chunks not yet sent are dropped with it
         request.finish(error)
