@@ -6,7 +6,17 @@ the tests; workers/main.py is the consumer side and workers/contract.py the job 
 Jobs are written in arq's own format and with arq's own rule (a job id that is queued, or whose result is
 still kept, is not queued again), but by one Lua script per chunk of up to ENQUEUE_CHUNK events instead of
 arq's several round trips per job: a callback naming 50,000 records costs fifty round trips, not hundreds of
-thousands, and the event loop gets control back between chunks.
+thousands, and the event loop gets control back between chunks. The receiver goes one step further: the
+jobs of the requests that arrive together share one call of the script (receiver/batch.py `EnqueueBatch`,
+which keeps to ENQUEUE_CHUNK jobs per call), each request getting back the outcome of each of its jobs
+(`run_enqueue`). The script is atomic per call: Redis refuses it at its first write when over maxmemory, so
+a failed call wrote nothing.
+
+HubSpot redeliveries (receiver/dedupe.py). A job may carry delivery keys (keys.seen): the webhook events it
+was made of. The script skips a job all of whose events were seen (SEEN), returns which were seen and does
+nothing else when only some were (the receiver makes the job again from the others, as if only they had been
+sent), and otherwise marks them seen for SEEN_TTL_S in the same call that queues the job, folds it or finds
+its duplicate: an event is never marked seen without its job, nor its job queued twice.
 
 Coalescing (a burst of notifications for one record costs one fetch). While a process_change job for a
 record is queued and not yet started, a new event for the same record is not queued again: the same script
@@ -40,8 +50,9 @@ snapshot and the latest change: the check above flags a read no newer than the s
 folding; a read that is newer but not the newest is caught by the next change or the sweep.
 
 The receiver's last notification per source (`crmflow status`): `notified_by` makes the same script record
-the time in keys.last_notification, so an accepted request costs no round trip more for it. A request with
-nothing to queue (every event ignored or already seen) runs the script for that write alone.
+the time in keys.last_notification (one key per source in the call, several when requests of several sources
+share it), so an accepted request costs no round trip more for it. A request with nothing to queue (every
+event ignored) runs the script for that write alone, or shares a call with others.
 """
 
 from __future__ import annotations
