@@ -15,6 +15,7 @@ from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
+from receiver.batch import EnqueueBatch
 from receiver.config import ReceiverConfig
 from receiver.errors import AuthenticationError, WebhookError
 from receiver.redact import redact, secret_pattern
@@ -78,10 +79,14 @@ async def _client_disconnect(request: Request, exc: Exception) -> Response:
 def create_app(config: ReceiverConfig, *, redis: ArqRedis | None = None) -> Starlette:
     """Build the receiver; pass `redis` to share a connection (tests), else one is made from REDIS_URL."""
     queue = redis if redis is not None else connect_queue(config.redis_url)
+    # Made here rather than at start-up, so that an app served without its lifespan (the tests) has one too; it
+    # needs no event loop until the first request.
+    batch = EnqueueBatch(queue)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        await batch.aclose()  # every request handed in has its answer before the connection goes
         if redis is None:
             await queue.aclose()
 
@@ -97,6 +102,6 @@ def create_app(config: ReceiverConfig, *, redis: ArqRedis | None = None) -> Star
             HTTPException: _http_error,
         },
     )
-    app.state.crmflow = ReceiverState(config=config, redis=queue)
+    app.state.crmflow = ReceiverState(config=config, redis=queue, batch=batch)
     declare_webhook_sources(config.sources)
     return app

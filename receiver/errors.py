@@ -10,7 +10,7 @@
   - AuthenticationError        401  token or channel does not match; nothing is queued
   - SchemaError                422  JSON does not match the sender's documented payload
 * QueueUnavailableError        503  Redis did not accept the jobs; the sender should retry (raised by the queue,
-                                    workers/queue.py, and by receiver/dedupe.py; defined in workers/errors.py)
+                                    workers/queue.py, through receiver/batch.py; defined in workers/errors.py)
 """
 
 from __future__ import annotations

@@ -11,14 +11,16 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import quote
 
+import orjson
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from receiver.batch import EnqueueBatch
 from receiver.config import ReceiverConfig
-from receiver.dedupe import remember, unseen
+from receiver.dedupe import Delivery, hubspot_deliveries, unseen_part
 from receiver.openapi import openapi_document
 from receiver.payloads.hubspot import HubSpotEvent
 from receiver.payloads.zoho import ZohoNotification
@@ -30,13 +32,13 @@ from receiver.receive import (
     require_json,
     require_shallow,
 )
-from receiver.validate import hubspot_events, hubspot_module, validate_hubspot, validate_zoho, zoho_events
+from receiver.validate import validate_hubspot, validate_zoho, zoho_events
 from receiver.verify import HubSpotSignatureHeaders, hubspot_uri, verify_hubspot, verify_zoho
 from workers import keys
 from workers.contract import ChangeEvent
 from workers.metrics import CONTENT_TYPE_LATEST, count_webhook, exposition
 from workers.metrics_scrape import StateQuery, read_state, state_query
-from workers.queue import enqueue_events
+from workers.queue import COALESCED, DUPLICATE, QUEUED, SEEN, Outcome, event_job
 
 logger = logging.getLogger("crmflow.receiver")
 
@@ -53,6 +55,8 @@ class ReceiverState:
 
     config: ReceiverConfig
     redis: ArqRedis
+    # Every webhook's jobs go to Redis through it, together with those of the requests arriving alongside.
+    batch: EnqueueBatch
     # Parsing a 1 MiB callback of 47,000 ids takes about 60 MiB for a moment: at most this many at once,
     # whatever RECEIVER_MAX_REQUESTS allows (the work is CPU-bound: more at once would not finish sooner).
     large_bodies: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(LARGE_BODIES_AT_ONCE))
@@ -89,7 +93,12 @@ async def _off_the_loop_if_large(state: ReceiverState, size: int, work: Callable
 
 
 def _accepted(queued: int, duplicates: int, ignored: int) -> Response:
-    return JSONResponse({"status": "accepted", "queued": queued, "duplicates": duplicates, "ignored": ignored})
+    body = orjson.dumps({"status": "accepted", "queued": queued, "duplicates": duplicates, "ignored": ignored})
+    return Response(body, media_type="application/json")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 async def zoho_webhook(request: Request) -> Response:
@@ -109,21 +118,23 @@ async def zoho_webhook(request: Request) -> Response:
         return notification, zoho_events(notification)
 
     notification, events = await _off_the_loop_if_large(state, len(body), accept)
-    result = await enqueue_events(state.redis, events, notified_by="zoho")
+    now_ms = _now_ms()
+    outcomes = await state.batch.enqueue([event_job(event, now_ms) for event in events], notified_by="zoho")
+    queued, coalesced, duplicates = outcomes.count(QUEUED), outcomes.count(COALESCED), outcomes.count(DUPLICATE)
     ignored = len(set(notification.ids)) - len(events)
     logger.info(
         "zoho %s %s: %d queued, %d coalesced, %d duplicate, %d ignored (channel %s)",
         notification.module,
         notification.operation,
-        result.queued,
-        result.coalesced,
-        result.duplicates,
+        queued,
+        coalesced,
+        duplicates,
         ignored,
         notification.channel_id,
     )
-    count_webhook("zoho", result.queued, result.coalesced, result.duplicates, ignored)
+    count_webhook("zoho", queued, coalesced, duplicates, ignored)
     # An event folded into its record's queued job is accepted and will be fetched: queued, for the sender.
-    return _accepted(result.queued + result.coalesced, result.duplicates, ignored)
+    return _accepted(queued + coalesced, duplicates, ignored)
 
 
 def public_uri(request: Request, base_url: str) -> str:
@@ -162,24 +173,42 @@ async def hubspot_webhook(request: Request) -> Response:
         return validate_hubspot(payload)
 
     events = await _off_the_loop_if_large(state, len(body), accept)
-    served = {event.delivery_key(): event for event in events if hubspot_module(event) is not None}
-    fresh_keys = await unseen(state.redis, "hubspot", served)
-    changes = hubspot_events([event for key, event in served.items() if key in fresh_keys])
-    result = await enqueue_events(state.redis, changes, notified_by="hubspot")
-    await remember(state.redis, "hubspot", fresh_keys)
-    served_events = sum(1 for event in events if hubspot_module(event) is not None)
-    duplicates = served_events - len(fresh_keys) + result.duplicates
-    ignored = len(events) - served_events
+    deliveries = hubspot_deliveries(events)
+    counts = {QUEUED: 0, COALESCED: 0, DUPLICATE: deliveries.repeated}
+    records = deliveries.records
+    notified_by: str | None = "hubspot"
+    # A job some of whose events were seen already is made again from the others, in a further call.
+    while records or notified_by:
+        now_ms = _now_ms()
+        jobs = [event_job(record.change(), now_ms, record.seen) for record in records]
+        outcomes = await state.batch.enqueue(jobs, notified_by=notified_by)
+        records, notified_by = _hubspot_outcomes(records, outcomes, counts), None
+    ignored = len(events) - deliveries.served
+    queued, coalesced, duplicates = counts[QUEUED], counts[COALESCED], counts[DUPLICATE]
     logger.info(
         "hubspot batch of %d: %d queued, %d coalesced, %d duplicate, %d ignored",
         len(events),
-        result.queued,
-        result.coalesced,
+        queued,
+        coalesced,
         duplicates,
         ignored,
     )
-    count_webhook("hubspot", result.queued, result.coalesced, duplicates, ignored)
-    return _accepted(result.queued + result.coalesced, duplicates, ignored)
+    count_webhook("hubspot", queued, coalesced, duplicates, ignored)
+    return _accepted(queued + coalesced, duplicates, ignored)
+
+
+def _hubspot_outcomes(records: list[Delivery], outcomes: list[Outcome], counts: dict[int, int]) -> list[Delivery]:
+    """Count each record's outcome (an event seen already is a duplicate); return the records to send again."""
+    again = []
+    for record, outcome in zip(records, outcomes, strict=True):
+        if isinstance(outcome, list):
+            counts[DUPLICATE] += sum(outcome)
+            again.append(unseen_part(record, outcome))
+        elif outcome == SEEN:
+            counts[DUPLICATE] += len(record.events)
+        else:
+            counts[outcome] += 1
+    return again
 
 
 async def healthz(request: Request) -> Response:

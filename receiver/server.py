@@ -245,6 +245,9 @@ def server_options(config: ReceiverConfig) -> dict[str, Any]:
         "limit_concurrency": None,
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
         "server_header": False,
+        # No access log: the receiver logs its own line per webhook (what was queued, or why it was refused),
+        # and uvicorn's would repeat it, costing a log record per request.
+        "access_log": False,
     }
 
 

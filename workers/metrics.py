@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -237,12 +238,26 @@ class _Families:
         return self._families
 
 
+@cache
+def _webhooks(source: str, outcome: str) -> Counter:
+    """The crmflow_webhooks child of a source and outcome, looked up once (labels() takes a lock and builds a
+    key per call; both label values come from fixed sets, so the cache stays small). Never cleared: no
+    series of crmflow's is ever removed."""
+    return WEBHOOKS.labels(source, outcome)
+
+
+@cache
+def _webhook_events(source: str, outcome: str) -> Counter:
+    """The crmflow_webhook_events child of a source and outcome, looked up once (as _webhooks)."""
+    return WEBHOOK_EVENTS.labels(source, outcome)
+
+
 def declare_webhook_sources(served: Iterable[str]) -> None:
     """Start each served source's accepted, duplicate and ignored series at 0, so that a source that never
     sends is a flat 0 (an alert can see it), not a series that does not exist."""
     for source in served:
         for outcome in ("accepted", "duplicate", "ignored"):
-            WEBHOOKS.labels(source, outcome)
+            _webhooks(source, outcome)
 
 
 def webhook_source(path: str) -> str | None:
@@ -262,7 +277,7 @@ def webhook_outcome(queued: int, duplicates: int) -> str:
 
 def count_webhook(source: str, queued: int, coalesced: int, duplicates: int, ignored: int) -> None:
     """Count one accepted webhook request and the records it named."""
-    WEBHOOKS.labels(source, webhook_outcome(queued + coalesced, duplicates)).inc()
+    _webhooks(source, webhook_outcome(queued + coalesced, duplicates)).inc()
     for outcome, count in (
         ("queued", queued),
         ("coalesced", coalesced),
@@ -270,7 +285,7 @@ def count_webhook(source: str, queued: int, coalesced: int, duplicates: int, ign
         ("ignored", ignored),
     ):
         if count:
-            WEBHOOK_EVENTS.labels(source, outcome).inc(count)
+            _webhook_events(source, outcome).inc(count)
 
 
 def count_rejection(path: str, code: str) -> None:
@@ -278,7 +293,7 @@ def count_rejection(path: str, code: str) -> None:
     as webhooks (an unknown code is counted as `other`, so the label stays bounded)."""
     source = webhook_source(path)
     if source is not None:
-        WEBHOOKS.labels(source, code if code in REJECTIONS else "other").inc()
+        _webhooks(source, code if code in REJECTIONS else "other").inc()
 
 
 def crm_status(status_code: int | None, error_code: str | None = None) -> str:

@@ -6,7 +6,17 @@ the tests; workers/main.py is the consumer side and workers/contract.py the job 
 Jobs are written in arq's own format and with arq's own rule (a job id that is queued, or whose result is
 still kept, is not queued again), but by one Lua script per chunk of up to ENQUEUE_CHUNK events instead of
 arq's several round trips per job: a callback naming 50,000 records costs fifty round trips, not hundreds of
-thousands, and the event loop gets control back between chunks.
+thousands, and the event loop gets control back between chunks. The receiver goes one step further: the
+jobs of the requests that arrive together share one call of the script (receiver/batch.py `EnqueueBatch`,
+which keeps to ENQUEUE_CHUNK jobs per call), each request getting back the outcome of each of its jobs
+(`run_enqueue`). The script is atomic per call: Redis refuses it at its first write when over maxmemory, so
+a failed call wrote nothing.
+
+HubSpot redeliveries (receiver/dedupe.py). A job may carry delivery keys (keys.seen): the webhook events it
+was made of. The script skips a job all of whose events were seen (SEEN), returns which were seen and does
+nothing else when only some were (the receiver makes the job again from the others, as if only they had been
+sent), and otherwise marks them seen for SEEN_TTL_S in the same call that queues the job, folds it or finds
+its duplicate: an event is never marked seen without its job, nor its job queued twice.
 
 Coalescing (a burst of notifications for one record costs one fetch). While a process_change job for a
 record is queued and not yet started, a new event for the same record is not queued again: the same script
@@ -40,21 +50,23 @@ snapshot and the latest change: the check above flags a read no newer than the s
 folding; a read that is newer but not the newest is caught by the next change or the sweep.
 
 The receiver's last notification per source (`crmflow status`): `notified_by` makes the same script record
-the time in keys.last_notification, so an accepted request costs no round trip more for it. A request with
-nothing to queue (every event ignored or already seen) runs the script for that write alone.
+the time in keys.last_notification (one key per source in the call, several when requests of several sources
+share it), so an accepted request costs no round trip more for it. A request with nothing to queue (every
+event ignored) runs the script for that write alone, or shares a call with others.
 """
 
 from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from arq.connections import ArqRedis
 from arq.jobs import serialize_job
 from redis.asyncio import ConnectionPool, Redis
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from workers import keys
@@ -66,63 +78,90 @@ ENQUEUE_CHUNK = 1000  # well under Lua's limit of about 8,000 values unpacked in
 # arq's default: a job not started within a day of being due is dropped (workers give up well before).
 JOB_EXPIRY_MS = 86_400_000
 
-# KEYS[1]: the queue. ARGV[1..10]: job key prefix, result key prefix, expiry (ms), score (ms), in-progress key
-# prefix, counts TTL (s), coalesced key prefix, last-notification key ("" = none), its lifetime (s), and when
-# the notification came (ms; the key keeps the latest, whatever order receivers write in); then per job: id,
-# job, marker ("" = never coalesced), notified_at_ms, changed fields (a JSON array), counts key. For each
-# job, as arq's enqueue_job does: skip it
-# when its result is still kept or it is already queued; else fold it into the record's queued job when the
-# marker names one that has not started; else write it (and, with a marker, make it the record's queued job:
-# what was folded into a job that has started but not yet claimed its marker moves to that job's coalesced
-# key, where its claim finds it); then add the new ids to the queue in one ZADD. One script, so all of it at
-# once. Returns one flag per job: 1 queued, 0 duplicate, 2 coalesced.
+# KEYS[1]: the queue. ARGV[1..11]: job key prefix, result key prefix, expiry (ms), score (ms), in-progress key
+# prefix, counts TTL (s), coalesced key prefix, how many last-notification keys follow the header (n), their
+# lifetime (s), when the notification came (ms; each key keeps the latest, whatever order receivers write in),
+# the seen keys' lifetime (s); ARGV[12..11+n]: the last-notification keys. Then per job: id, job, marker ("" =
+# never coalesced), notified_at_ms, changed fields (a JSON array), counts key, how many delivery keys follow
+# (k), then its k delivery keys (crmflow:seen:…; a webhook's events the job was made of, k = 0 for others).
+#
+# For each job: with delivery keys, skip it when every one of them is seen already (flag 3), and touch nothing
+# and return which are seen (a list: 1 seen, 0 not) when only some are (the caller builds the job again from
+# the others); then, as arq's enqueue_job does, skip it when its result is still kept or it is already queued
+# (flag 0); else fold it into the record's queued job when the marker names one that has not started (flag
+# 2); else write it (flag 1; with a marker, make it the record's queued job: what was folded into a job that
+# has started but not yet claimed its marker moves to that job's coalesced key, where its claim finds it).
+# Flags 0, 1 and 2 mark the job's delivery keys seen, in the same script. The new ids go to the queue in one
+# ZADD at the end. One script, so all of it at once; a later job of the same call sees what an earlier one
+# wrote (two requests redelivering one change in one call: the second is a duplicate).
 _ENQUEUE = """
 local queued, flags = {}, {}
-if ARGV[8] ~= '' and tonumber(ARGV[10]) > tonumber(redis.call('GET', ARGV[8]) or '0') then
-  redis.call('SET', ARGV[8], ARGV[10], 'EX', ARGV[9])
+local notified, at_ms = tonumber(ARGV[8]), tonumber(ARGV[10])
+for k = 12, 11 + notified do
+  if at_ms > tonumber(redis.call('GET', ARGV[k]) or '0') then
+    redis.call('SET', ARGV[k], ARGV[10], 'EX', ARGV[9])
+  end
 end
-for i = 11, #ARGV, 6 do
+local i = 12 + notified
+while i <= #ARGV do
   local id, job, marker, at, fields, counts = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+  local first, last = i + 7, i + 6 + tonumber(ARGV[i + 6])
+  i = last + 1
+  local seen, fresh = {}, 0
+  for s = first, last do
+    seen[#seen + 1] = redis.call('EXISTS', ARGV[s])
+    if seen[#seen] == 0 then fresh = fresh + 1 end
+  end
   local flag = 0
-  if redis.call('EXISTS', ARGV[2] .. id) == 0 and redis.call('EXISTS', ARGV[1] .. id) == 0 then
-    local into = marker ~= '' and redis.call('HGET', marker, 'job')
-    if into and redis.call('EXISTS', ARGV[1] .. into) == 1 and redis.call('EXISTS', ARGV[5] .. into) == 0 then
-      if tonumber(at) > tonumber(redis.call('HGET', marker, 'at')) then
-        redis.call('HSET', marker, 'at', at)
-      end
-      for _, name in ipairs(cjson.decode(fields)) do
-        redis.call('HSET', marker, 'field:' .. name, '1')
-      end
-      redis.call('HINCRBY', marker, 'coalesced', 1)
-      redis.call('HINCRBY', counts, 'coalesced', 1)
-      redis.call('EXPIRE', counts, ARGV[6])
-      flag = 2
-    else
-      redis.call('SET', ARGV[1] .. id, job, 'PX', ARGV[3])
-      queued[#queued + 1] = ARGV[4]
-      queued[#queued + 1] = id
-      if marker ~= '' then
-        if into and redis.call('HEXISTS', marker, 'coalesced') == 1 and redis.call('EXISTS', ARGV[5] .. into) == 1 then
-          local target, folded = ARGV[7] .. into, redis.call('HGETALL', marker)
-          for j = 1, #folded, 2 do
-            local name, value = folded[j], folded[j + 1]
-            if name == 'at' then
-              if tonumber(value) > tonumber(redis.call('HGET', target, 'at') or '0') then
-                redis.call('HSET', target, 'at', value)
-              end
-            elseif name == 'coalesced' then
-              redis.call('HINCRBY', target, 'coalesced', value)
-            elseif name ~= 'job' then
-              redis.call('HSET', target, name, value)
-            end
-          end
-          redis.call('PEXPIRE', target, ARGV[3])
+  if last >= first and fresh == 0 then
+    flag = 3
+  elseif fresh < #seen then
+    flag = seen
+  else
+    if redis.call('EXISTS', ARGV[2] .. id) == 0 and redis.call('EXISTS', ARGV[1] .. id) == 0 then
+      local into = marker ~= '' and redis.call('HGET', marker, 'job')
+      if into and redis.call('EXISTS', ARGV[1] .. into) == 1 and redis.call('EXISTS', ARGV[5] .. into) == 0 then
+        if tonumber(at) > tonumber(redis.call('HGET', marker, 'at')) then
+          redis.call('HSET', marker, 'at', at)
         end
-        redis.call('DEL', marker)
-        redis.call('HSET', marker, 'job', id, 'at', at)
-        redis.call('PEXPIRE', marker, ARGV[3])
+        for _, name in ipairs(cjson.decode(fields)) do
+          redis.call('HSET', marker, 'field:' .. name, '1')
+        end
+        redis.call('HINCRBY', marker, 'coalesced', 1)
+        redis.call('HINCRBY', counts, 'coalesced', 1)
+        redis.call('EXPIRE', counts, ARGV[6])
+        flag = 2
+      else
+        redis.call('SET', ARGV[1] .. id, job, 'PX', ARGV[3])
+        queued[#queued + 1] = ARGV[4]
+        queued[#queued + 1] = id
+        if marker ~= '' then
+          local started = into and redis.call('EXISTS', ARGV[5] .. into) == 1
+          if started and redis.call('HEXISTS', marker, 'coalesced') == 1 then
+            local target, folded = ARGV[7] .. into, redis.call('HGETALL', marker)
+            for j = 1, #folded, 2 do
+              local name, value = folded[j], folded[j + 1]
+              if name == 'at' then
+                if tonumber(value) > tonumber(redis.call('HGET', target, 'at') or '0') then
+                  redis.call('HSET', target, 'at', value)
+                end
+              elseif name == 'coalesced' then
+                redis.call('HINCRBY', target, 'coalesced', value)
+              elseif name ~= 'job' then
+                redis.call('HSET', target, name, value)
+              end
+            end
+            redis.call('PEXPIRE', target, ARGV[3])
+          end
+          redis.call('DEL', marker)
+          redis.call('HSET', marker, 'job', id, 'at', at)
+          redis.call('PEXPIRE', marker, ARGV[3])
+        end
+        flag = 1
       end
-      flag = 1
+    end
+    for s = first, last do
+      redis.call('SET', ARGV[s], '1', 'EX', ARGV[11])
     end
   end
   flags[#flags + 1] = flag
@@ -170,12 +209,20 @@ class Coalesce:
 
 @dataclass(frozen=True)
 class Job:
-    """One arq job to queue: its id, the function that runs it and its (JSON) arguments."""
+    """One arq job to queue: its id, the function that runs it and its (JSON) arguments; `seen`: the delivery
+    keys (keys.seen) of the webhook events it was made of, which the script checks and marks in its round trip."""
 
     id: str
     function: str
     args: tuple[Any, ...]
     coalesce: Coalesce | None = None
+    seen: tuple[str, ...] = ()
+
+
+# The script's answer per job: queued, a duplicate (its id queued or done), coalesced, every delivery seen
+# already; or, for a job only some of whose deliveries were seen, which ones (1 seen, 0 not): nothing was done.
+QUEUED, DUPLICATE, COALESCED, SEEN = 1, 0, 2, 3
+Outcome = int | list[int]
 
 
 def coalescing(event: ChangeEvent, now_ms: int) -> Coalesce | None:
@@ -196,9 +243,16 @@ def _chunks(jobs: Iterable[Job], size: int) -> Iterator[list[Job]]:
         yield chunk
 
 
-def job_arguments(jobs: list[Job], now_ms: int, notified_by: str | None = None) -> list[str | bytes | int]:
-    """The script's ARGV for `jobs`: each job id and the job exactly as arq's enqueue_job would write it; with
-    `notified_by`, that source's last notification is recorded as `now_ms`."""
+def event_job(event: ChangeEvent, now_ms: int, seen: tuple[str, ...] = ()) -> Job:
+    """The process_change job for `event`, under its deterministic id. Pure."""
+    # The python-mode dump serializes to the same JSON as mode="json" (its values are strings, numbers and
+    # tuples, which orjson writes as arrays) in half the time.
+    return Job(event.job_id(), PROCESS_CHANGE, (event.model_dump(),), coalescing(event, now_ms), seen)
+
+
+def job_arguments(jobs: Iterable[Job], now_ms: int, notified_by: Collection[str] = ()) -> list[str | bytes | int]:
+    """The script's ARGV for `jobs`: each job id and the job exactly as arq's enqueue_job would write it, and its
+    delivery keys; the last notification of each source in `notified_by` is recorded as `now_ms`. Pure."""
     args: list[str | bytes | int] = [
         keys.ARQ_JOB_PREFIX,
         keys.ARQ_RESULT_PREFIX,
@@ -207,9 +261,11 @@ def job_arguments(jobs: list[Job], now_ms: int, notified_by: str | None = None) 
         keys.ARQ_IN_PROGRESS_PREFIX,
         keys.CRM_CALLS_TTL_S,
         keys.coalesced(""),
-        "" if notified_by is None else keys.last_notification(notified_by),
+        len(notified_by),
         keys.LAST_NOTIFICATION_TTL_S,
         now_ms,
+        keys.SEEN_TTL_S,
+        *(keys.last_notification(source) for source in notified_by),
     ]
     for job in jobs:
         args += [job.id, serialize_job(job.function, job.args, {}, None, now_ms, serializer=dumps)]
@@ -218,7 +274,31 @@ def job_arguments(jobs: list[Job], now_ms: int, notified_by: str | None = None) 
             args += ["", 0, b"[]", ""]
         else:
             args += [merge.marker, merge.notified_at_ms, dumps(list(merge.changed_fields)), merge.counts_key]
+        args.append(len(job.seen))
+        args += job.seen
     return args
+
+
+def enqueue_script(redis: ArqRedis) -> AsyncScript:
+    """The enqueue script, registered on `redis` (EVALSHA, loaded again when Redis lost it)."""
+    return redis.register_script(_ENQUEUE)
+
+
+async def run_enqueue(script: AsyncScript, jobs: Sequence[Job], *, notified_by: Collection[str] = ()) -> list[Outcome]:
+    """One call of the enqueue script (one round trip, all of it at once): one Outcome per job, in order.
+
+    Raises QueueUnavailableError when Redis does not answer or refuses: then the script did nothing (Redis
+    refuses a script's writes at its first one, when over maxmemory, and never after: see the module's docstring).
+    """
+    try:
+        answer: list[Outcome] = await script(keys=[QUEUE_NAME], args=job_arguments(jobs, _now_ms(), notified_by))
+    except (RedisError, OSError) as exc:
+        raise QueueUnavailableError(f"Redis did not accept the jobs: {type(exc).__name__}") from exc
+    return answer
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 async def enqueue_jobs(redis: ArqRedis, jobs: Iterable[Job], *, notified_by: str | None = None) -> EnqueueResult:
@@ -229,21 +309,18 @@ async def enqueue_jobs(redis: ArqRedis, jobs: Iterable[Job], *, notified_by: str
 
     `notified_by`: the jobs come from a notification of that source, whose time the first chunk's script
     records (keys.last_notification) at no extra round trip; with no job at all, the script runs for it alone.
+    Jobs queued by chunks before a failure stay queued; the sender's retry maps to the same job ids.
     """
     queued = duplicates = coalesced = 0
-    script = redis.register_script(_ENQUEUE)
-    try:
-        chunks = _chunks(jobs, ENQUEUE_CHUNK)
-        first = next(chunks, [])
-        for chunk in itertools.chain([first] if first or notified_by is not None else [], chunks):
-            args = job_arguments(chunk, int(time.time() * 1000), notified_by if chunk is first else None)
-            flags = await script(keys=[QUEUE_NAME], args=args)
-            queued += flags.count(1)
-            duplicates += flags.count(0)
-            coalesced += flags.count(2)
-    except (RedisError, OSError) as exc:
-        # Jobs queued before the failure stay queued; the sender's retry maps to the same job ids.
-        raise QueueUnavailableError(f"Redis did not accept the jobs: {type(exc).__name__}") from exc
+    script = enqueue_script(redis)
+    chunks = _chunks(jobs, ENQUEUE_CHUNK)
+    first = next(chunks, [])
+    for chunk in itertools.chain([first] if first or notified_by is not None else [], chunks):
+        sources = (notified_by,) if notified_by is not None and chunk is first else ()
+        flags = await run_enqueue(script, chunk, notified_by=sources)
+        queued += flags.count(QUEUED)
+        duplicates += flags.count(DUPLICATE) + flags.count(SEEN)
+        coalesced += flags.count(COALESCED)
     return EnqueueResult(queued=queued, duplicates=duplicates, coalesced=coalesced)
 
 
@@ -253,10 +330,8 @@ async def enqueue_events(
     """Queue a process_change job for each event, under its deterministic id, or fold it into its record's
     queued job (see enqueue_jobs and the module's docstring); `notified_by`: the receiver's source, whose last
     notification is recorded in the same round trip."""
-    # The python-mode dump serializes to the same JSON as mode="json" (its values are strings, numbers and
-    # tuples, which orjson writes as arrays) in half the time.
-    now_ms = int(time.time() * 1000)
-    jobs = (Job(event.job_id(), PROCESS_CHANGE, (event.model_dump(),), coalescing(event, now_ms)) for event in events)
+    now_ms = _now_ms()
+    jobs = (event_job(event, now_ms) for event in events)
     return await enqueue_jobs(redis, jobs, notified_by=notified_by)
 
 
