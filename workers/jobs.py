@@ -55,6 +55,7 @@ from workers.metrics import ACTIONS, JOBS, event_time, observe_lag
 from workers.own_writes import drop_own_writes, load_state, save_state
 from workers.queue import claim_coalesced
 from workers.record import Record
+from workers.record_lock import RecordLock, defer_s
 from workers.replay import capture, context_of, rebuild
 from workers.rules.context import RuleContext
 from workers.rules.evaluate import PlannedAction, plan
@@ -212,23 +213,43 @@ async def _guarded(
     work: Callable[[int], Awaitable[dict[str, Any]]],
     give_up: GiveUp,
 ) -> dict[str, Any]:
-    """Run `work(job_try)` under the record's lock; every way it can fail becomes a retry or `give_up`."""
+    """Run `work(job_try)` under the record's lock; every way it can fail becomes a retry or `give_up`.
+
+    The lock is taken in the job's first round trip, which also reads the runs spent waiting (rate limits, the
+    lock) that do not count as tries. A lock another job holds defers this one at once (workers/record_lock.py),
+    not counted as a try, for as long as the lock's own timeout; a lock taken for longer than that (no job
+    holds it that long) makes each further run a try, so it still ends in a dead letter.
+    """
+    lock = RecordLock(
+        deps.redis, lock_key(event), job_id, timeout_s=deps.lock_timeout_s, max_wait_s=deps.lock_timeout_s
+    )
     try:
-        # Runs spent waiting for a rate limit do not count as tries.
-        job_try = runs - int(await deps.redis.get(keys.rate_limited(job_id)) or 0)
+        taken = await lock.take(int(deps.clock().timestamp() * 1000))
     except RedisError as exc:
         return await _retry_or_give_up(deps, job_id, runs, exc, enqueued_at, give_up)
+    job_try = runs - taken.waited_runs
     if job_try > deps.policy.max_tries:
         # Reached only when earlier tries never reported back: the worker running them was killed.
         message = f"started {job_try - 1} times without finishing (worker killed each time?)"
-        return await give_up(job_try, "TOO_MANY_TRIES", message, "CrashLoop")
+        try:
+            return await give_up(job_try, "TOO_MANY_TRIES", message, "CrashLoop")
+        finally:
+            if taken.taken:
+                with contextlib.suppress(RedisError):
+                    await lock.release()
+    if not taken.taken:
+        if taken.counted_as_wait(lock.max_wait_s):
+            delay = defer_s(taken.waiting_s, deps.jitter())
+            logger.info("the record is being processed by another job; again in %.2fs", delay)
+            raise Retry(defer=delay)
+        busy = CrmTransientError(f"the record's lock has been taken for {taken.waiting_s:.0f}s", code="LOCK_BUSY")
+        return await _retry_or_give_up(deps, job_id, job_try, busy, enqueued_at, give_up)
     try:
         async with asyncio.timeout(deps.work_timeout_s):
-            # sleep: how often a job waiting for the lock retries (redis-py's default is 0.1 s).
-            wait_s = deps.work_timeout_s / 3
-            lock = deps.redis.lock(lock_key(event), timeout=deps.lock_timeout_s, blocking_timeout=wait_s, sleep=0.01)
-            async with lock:
+            try:
                 return await work(job_try)
+            finally:
+                await lock.release()
     except TimeoutError:
         overdue = CrmTransientError(f"the job took longer than {deps.work_timeout_s:.0f}s", code="JOB_TIMEOUT")
         return await _retry_or_give_up(deps, job_id, job_try, overdue, enqueued_at, give_up)
