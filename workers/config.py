@@ -61,7 +61,11 @@ class WorkerConfig(BaseSettings):
 
     # arq tuning: a ~10 ms poll keeps pick-up latency in milliseconds; a job held by a killed worker is
     # picked up again after job_timeout_s + 10 s (arq's in-progress key), so well within a minute.
-    max_jobs: int = Field(default=10, ge=1, le=500, validation_alias="WORKER_MAX_JOBS")
+    # Jobs at once per worker. Jobs are I/O-bound (three CRM calls each for a Zoho reschedule): 25 measured at 100
+    # reschedules/s offered with 50 ms CRM latency on one worker keeps up as far as Zoho's Professional cap of 15
+    # calls at once allows (85/s; 10 slots: 53/s); 50 and 100 were no faster there and cost more CPU and Redis
+    # round trips (arq re-checks each running job on every poll). docs/configuration.md has the figures.
+    max_jobs: int = Field(default=25, ge=1, le=500, validation_alias="WORKER_MAX_JOBS")
     poll_delay_s: float = Field(default=0.01, gt=0, le=5, validation_alias="WORKER_POLL_DELAY_S")
     job_timeout_s: float = Field(default=30.0, ge=5, le=300, validation_alias="WORKER_JOB_TIMEOUT_S")
     keep_result_s: int = Field(default=86_400, ge=60, validation_alias="WORKER_KEEP_RESULT_S")
