@@ -36,7 +36,7 @@ from workers.deadletters import (
     DeadLetters,
     dead_letter_id,
 )
-from workers.diff import Change, FieldChange, diff, lags_listing, looks_lagging, snapshot_of
+from workers.diff import Change, FieldChange, Snapshot, diff, lags_listing, looks_lagging, snapshot_of
 from workers.errors import (
     ActionNotApplicableError,
     CrmAuthError,
@@ -52,9 +52,10 @@ from workers.eventlog import EventLog, JobKind
 from workers.fetch import CrmClients, fetch_record, previous_values, remembered_fields
 from workers.log_context import log_context
 from workers.metrics import ACTIONS, JOBS, event_time, observe_lag
-from workers.own_writes import drop_own_writes, load_state, save_state
-from workers.queue import claim_coalesced
+from workers.own_writes import Entries, drop_own_writes, load_state, save_state
+from workers.queue import claim_coalesced, coalescing, merged
 from workers.record import Record
+from workers.record_lock import RecordLock, State, StateReads, defer_s
 from workers.replay import capture, context_of, rebuild
 from workers.rules.context import RuleContext
 from workers.rules.evaluate import PlannedAction, plan
@@ -153,15 +154,31 @@ async def _process_change(ctx: dict[str, Any], event_data: Any, notes: job_notes
     async def give_up(job_try: int, code: str, message: str, error_class: str) -> dict[str, Any]:
         return await _dead_letter(deps, event, job_try, code, message, error_class)
 
-    async def work(job_try: int) -> dict[str, Any]:
-        # Before the fetch: from here on a new event for the record gets a job of its own (workers/queue.py).
-        notified = await claim_coalesced(deps.redis, event, event.job_id())
-        return await handle_change(event, deps, job_try=job_try, notified=notified)
+    async def work(job_try: int, state: State | None) -> dict[str, Any]:
+        # Before the fetch: from here on a new event for the record gets a job of its own (workers/queue.py). The
+        # lock's script claimed the job's coalesced events and read the record's state (workers/record_lock.py).
+        if state is None:
+            notified = await claim_coalesced(deps.redis, event, event.job_id())
+            return await handle_change(event, deps, job_try=job_try, notified=notified)
+        notified = merged(event, state.claimed)
+        preloaded = state.decoded()
+        return await handle_change(event, deps, job_try=job_try, notified=notified, state=preloaded)
 
     with _job_context(event, event.job_id()):
-        result = await _guarded(deps, event, event.job_id(), runs, ctx.get("enqueue_time"), work, give_up)
+        reads = _state_reads(event)
+        result = await _guarded(deps, event, event.job_id(), runs, ctx.get("enqueue_time"), work, give_up, reads=reads)
         await _log_event(deps, ctx, "process_change", event.job_id(), event, result, notes)
         return result
+
+
+def _state_reads(event: ChangeEvent) -> StateReads:
+    """What a process_change job reads with its record's lock, in the same round trip."""
+    job_id = event.job_id()
+    claim = None
+    if coalescing(event, 0) is not None:
+        claim = (keys.queued_marker(event.source, event.module, event.record_id), keys.coalesced(job_id))
+    where = (event.source, event.module, event.record_id)
+    return StateReads(job_id, claim, keys.snapshot(*where), keys.own_writes(*where))
 
 
 def _job_context(event: ChangeEvent, job_id: str) -> contextlib.AbstractContextManager[None]:
@@ -209,26 +226,49 @@ async def _guarded(
     job_id: str,
     runs: int,
     enqueued_at: datetime | None,
-    work: Callable[[int], Awaitable[dict[str, Any]]],
+    work: Callable[[int, State | None], Awaitable[dict[str, Any]]],
     give_up: GiveUp,
+    *,
+    reads: StateReads | None = None,
 ) -> dict[str, Any]:
-    """Run `work(job_try)` under the record's lock; every way it can fail becomes a retry or `give_up`."""
+    """Run `work(job_try, state)` under the record's lock; every way it can fail becomes a retry or `give_up`.
+
+    The lock is taken in the job's first round trip, which also reads the runs spent waiting (rate limits, the
+    lock) that do not count as tries. A lock another job holds defers this one at once (workers/record_lock.py),
+    not counted as a try, for as long as the lock's own timeout; a lock taken for longer than that (no job
+    holds it that long) makes each further run a try, so it still ends in a dead letter. `reads`: what the same
+    round trip reads once the lock is taken, handed to `work` (workers/record_lock.py).
+    """
+    lock = RecordLock(
+        deps.redis, lock_key(event), job_id, timeout_s=deps.lock_timeout_s, max_wait_s=deps.lock_timeout_s
+    )
     try:
-        # Runs spent waiting for a rate limit do not count as tries.
-        job_try = runs - int(await deps.redis.get(keys.rate_limited(job_id)) or 0)
+        taken = await lock.take(int(deps.clock().timestamp() * 1000), reads)
     except RedisError as exc:
         return await _retry_or_give_up(deps, job_id, runs, exc, enqueued_at, give_up)
+    job_try = runs - taken.waited_runs
     if job_try > deps.policy.max_tries:
         # Reached only when earlier tries never reported back: the worker running them was killed.
         message = f"started {job_try - 1} times without finishing (worker killed each time?)"
-        return await give_up(job_try, "TOO_MANY_TRIES", message, "CrashLoop")
+        try:
+            return await give_up(job_try, "TOO_MANY_TRIES", message, "CrashLoop")
+        finally:
+            if taken.taken:
+                with contextlib.suppress(RedisError):
+                    await lock.release()
+    if not taken.taken:
+        if taken.counted_as_wait(lock.max_wait_s):
+            delay = defer_s(taken.waiting_s, deps.jitter())
+            logger.info("the record is being processed by another job; again in %.2fs", delay)
+            raise Retry(defer=delay)
+        busy = CrmTransientError(f"the record's lock has been taken for {taken.waiting_s:.0f}s", code="LOCK_BUSY")
+        return await _retry_or_give_up(deps, job_id, job_try, busy, enqueued_at, give_up)
     try:
         async with asyncio.timeout(deps.work_timeout_s):
-            # sleep: how often a job waiting for the lock retries (redis-py's default is 0.1 s).
-            wait_s = deps.work_timeout_s / 3
-            lock = deps.redis.lock(lock_key(event), timeout=deps.lock_timeout_s, blocking_timeout=wait_s, sleep=0.01)
-            async with lock:
-                return await work(job_try)
+            try:
+                return await work(job_try, taken.state)
+            finally:
+                await lock.release()
     except TimeoutError:
         overdue = CrmTransientError(f"the job took longer than {deps.work_timeout_s:.0f}s", code="JOB_TIMEOUT")
         return await _retry_or_give_up(deps, job_id, job_try, overdue, enqueued_at, give_up)
@@ -244,12 +284,18 @@ async def _guarded(
 
 
 async def handle_change(
-    event: ChangeEvent, deps: WorkerDeps, *, job_try: int, notified: ChangeEvent | None = None
+    event: ChangeEvent,
+    deps: WorkerDeps,
+    *,
+    job_try: int,
+    notified: ChangeEvent | None = None,
+    state: tuple[Snapshot | None, Entries] | None = None,
 ) -> dict[str, Any]:
     """fetch → diff → rules → actions → remember the new state. The caller holds the record's lock.
 
     `notified`: the event with what the events coalesced into this job added (their latest notified_at_ms
-    and every changed field), which the lagging-read check reads; the event itself names the job.
+    and every changed field), which the lagging-read check reads; the event itself names the job. `state`: the
+    record's snapshot and own-write entries, when the caller read them with the lock (else read here).
     """
     notified = notified or event
     where = (event.source, event.module, event.record_id)
@@ -263,8 +309,9 @@ async def handle_change(
         return {"status": "gone"}
     except FINAL_ERRORS as exc:
         return await _dead_letter(deps, event, job_try, exc.code, str(exc), type(exc).__name__)
-    # One round trip: the state last seen, and what crmflow itself wrote to the record (workers/own_writes.py).
-    previous, own_writes = await load_state(deps.redis, *where)
+    # The state last seen, and what crmflow itself wrote to the record (workers/own_writes.py): read with the lock,
+    # or here in one round trip.
+    previous, own_writes = state if state is not None else await load_state(deps.redis, *where)
     notified_at = datetime.fromtimestamp(notified.notified_at_ms / 1000, UTC)
     mentioned = notified.changed_fields
     lagging = looks_lagging(previous, record, notified_at=notified_at, mentioned=mentioned, watched=watched)
@@ -671,7 +718,7 @@ async def _replay(
             return await give_up(runs, exc.code, str(exc), type(exc).__name__)
         context = context_of(replay, record)
 
-        async def work(job_try: int) -> dict[str, Any]:
+        async def work(job_try: int, _state: State | None) -> dict[str, Any]:
             again = _Again(replay, trace)
             outcome = await _run_action(deps, event, job_try, step, record, change, context, again=again)
             return {"status": "replayed", "actions": [outcome]}

@@ -19,7 +19,10 @@ operator's sake, though arq builds them.
 | crmflow:ledger:<digest>                 | an effect pending or done in a CRM     | LEDGER_TTL_S (30 d) [1]     |
 | crmflow:pending:<source>:<module>:<id>  | set: the record's ledger keys that may | LEDGER_TTL_S (30 d), from   |
 |                                         | still be pending                       | the last key added          |
-| crmflow:ratelimited:<job id>            | runs spent waiting on rate limits      | RATE_LIMITED_TTL_S (2 d)    |
+| crmflow:ratelimited:<job id>            | runs spent waiting on rate limits and  | RATE_LIMITED_TTL_S (2 d)    |
+|                                         | for the record's lock                  |                             |
+| crmflow:lockwait:<job id>               | epoch ms: when the job first found its | RATE_LIMITED_TTL_S (2 d);   |
+|                                         | record's lock taken                    | gone once it takes the lock |
 | crmflow:own-writes:<source>:<module>:   | hash: field -> JSON value crmflow wrote| OWN_WRITES_TTL_S (1 d) from |
 |   <id>                                  | to the record (workers/own_writes.py)  | the last write              |
 | crmflow:deadletters                     | sorted set: letter ids by last failure | trimmed to the retention    |
@@ -183,8 +186,13 @@ def coalesced(job_id: str) -> str:
 
 
 def rate_limited(job_id: str) -> str:
-    """How many runs of a job were spent waiting out rate limits (they do not count as tries)."""
+    """How many runs of a job were spent waiting out rate limits or for its record's lock (not tries)."""
     return f"{PREFIX}ratelimited:{job_id}"
+
+
+def lock_wait(job_id: str) -> str:
+    """Epoch ms: when the job first found its record's lock taken (workers/record_lock.py); gone once it has it."""
+    return f"{PREFIX}lockwait:{job_id}"
 
 
 # --- Dead letters ---------------------------------------------------------------------------------------

@@ -60,6 +60,29 @@ end
 return changed
 """
 
+# apply_once's first round trip. KEYS[1]: the effect's entry; KEYS[2], if given: the record's index of keys that
+# may be pending. ARGV[1]: the pending entry to write when there is none, ARGV[2]: the TTL (s). Returns the entry
+# as it was (nil: none, and the pending one is written now). The key is named in the index (in the same step as
+# the pending entry), or dropped from it when its entry is done already.
+_BEGIN = """
+local raw = redis.call('GET', KEYS[1])
+local done = false
+if raw then
+  local ok, entry = pcall(cjson.decode, raw)
+  done = ok and type(entry) == 'table' and entry['state'] == 'done'
+end
+if KEYS[2] and done then
+  redis.call('SREM', KEYS[2], KEYS[1])
+elseif KEYS[2] then
+  redis.call('SADD', KEYS[2], KEYS[1])
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+end
+if not raw then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+end
+return raw
+"""
+
 Outcome = Literal["created", "found_in_crm", "already_logged"]
 # Receives the effect, returns the id the CRM gave it (or None: not there).
 FindExisting = Callable[[Any], Awaitable[str | None]]
@@ -154,6 +177,7 @@ class Ledger:
         self._redis = redis
         self._touched = touched
         self._pending_only = redis.register_script(_PENDING_ONLY)
+        self._begin = redis.register_script(_BEGIN)
 
     @property
     def redis(self) -> Redis:
@@ -174,8 +198,16 @@ class Ledger:
     async def pending(self, key: str, effect: Any) -> None:
         await self._redis.set(key, orjson.dumps({"state": "pending", "effect": effect}), ex=LEDGER_TTL_S)
 
-    async def done(self, key: str, crm_id: str) -> None:
-        await self._redis.set(key, orjson.dumps({"state": "done", "id": crm_id}), ex=LEDGER_TTL_S)
+    async def done(self, key: str, crm_id: str, *, index: str | None = None) -> None:
+        """Mark the effect done; with `index`, drop its key from that index in the same transaction."""
+        entry = orjson.dumps({"state": "done", "id": crm_id})
+        if index is None:
+            await self._redis.set(key, entry, ex=LEDGER_TTL_S)
+            return
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(key, entry, ex=LEDGER_TTL_S)
+            pipe.srem(index, key)
+            await pipe.execute()
 
     async def pending_among(self, keys: Iterable[str]) -> list[str]:
         """Those of `keys` whose effect is pending (begun, not known to be applied), in the order given."""
@@ -203,27 +235,38 @@ class Ledger:
         write: Write,
         look_first: bool = False,
         checkpoint: Checkpoint = _no_checkpoint,
+        index: str | None = None,
     ) -> Applied:
         """Apply `effect` (JSON) in the CRM at most once per `key`, however often this is called.
 
         `find_existing` looks for the effect in the CRM; it is asked after an earlier try left the effect
         pending (its answer may have been lost after the CRM applied it) and, with `look_first`, always
         (e.g. the CRM may apply such effects itself, or the ledger may have forgotten an old one).
+        `index`: the record's index of keys that may be pending (see `track`): the key is named there in the
+        same step that reads the entry and writes it pending, and dropped from it in the one that marks it done.
+        One round trip before the CRM is called, one after.
         """
         if self._touched is not None and key not in self._touched.keys:
             self._touched.keys.append(key)
-        entry = await self.get(key)
+        pending = orjson.dumps({"state": "pending", "effect": effect})
+        raw = await self._begin(keys=[key] if index is None else [key, index], args=[pending, LEDGER_TTL_S])
+        entry: dict[str, Any] | None = orjson.loads(raw) if raw is not None else None
         if entry is not None and entry["state"] == "done":
             return Applied("already_logged", _done_id(entry))
         if entry is not None:
             effect = _pending_effect(entry)  # resend exactly what an earlier try may already have written
-        else:
-            await self.pending(key, effect)
         if self._touched is not None:
             self._touched.unfinished[key] = effect
         earlier_try = entry is not None
         applied = await self._look_then_write(
-            key, effect, earlier_try or look_first, find_existing, write, checkpoint, earlier_try=earlier_try
+            key,
+            effect,
+            earlier_try or look_first,
+            find_existing,
+            write,
+            checkpoint,
+            earlier_try=earlier_try,
+            index=index,
         )
         if self._touched is not None:
             self._touched.unfinished.pop(key, None)
@@ -239,11 +282,12 @@ class Ledger:
         checkpoint: Checkpoint,
         *,
         earlier_try: bool,
+        index: str | None,
     ) -> Applied:
         if look:
             found = await find_existing(effect)
             if found is not None:
-                await self.done(key, found)
+                await self.done(key, found, index=index)
                 return Applied("found_in_crm", found)
         await checkpoint("before_crm_write")
         try:
@@ -259,7 +303,7 @@ class Ledger:
                 await self._redis.delete(key)
             raise
         await checkpoint("after_crm_write")
-        await self.done(key, crm_id)
+        await self.done(key, crm_id, index=index)
         return Applied("created", crm_id)
 
     # --- Finding one record's pending entries ------------------------------------------------------------

@@ -247,6 +247,16 @@ async def load_state(redis: Redis, source: str, module: str, record_id: str) -> 
         pipe.get(keys.snapshot(source, module, record_id))
         pipe.hgetall(keys.own_writes(source, module, record_id))
         raw_snapshot, raw_entries = await pipe.execute()
+    return decode_state(raw_snapshot, raw_entries)
+
+
+def decode_state(
+    raw_snapshot: bytes | str | None, raw_entries: Mapping[Any, bytes | str] | list[Any]
+) -> tuple[Snapshot | None, Entries]:
+    """The snapshot and own-write entries as read (the entries as HGETALL answers: a mapping, or the flat list a
+    script gets). Pure."""
+    if isinstance(raw_entries, list):
+        raw_entries = dict(zip(raw_entries[::2], raw_entries[1::2], strict=True))
     entries = {(name.decode() if isinstance(name, bytes) else str(name)): value for name, value in raw_entries.items()}
     return decode_snapshot(raw_snapshot), {name: _raw(value) for name, value in entries.items()}
 

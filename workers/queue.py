@@ -185,6 +185,8 @@ if redis.call('HGET', KEYS[1], 'job') == ARGV[1] then
 end
 return redis.call('HGETALL', KEYS[2])
 """
+# The same, for a job that runs it within its own first script (workers/record_lock.py).
+CLAIM_SCRIPT = _CLAIM
 
 
 @dataclass(frozen=True)

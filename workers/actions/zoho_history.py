@@ -316,8 +316,8 @@ async def log_zoho_reschedule(
         rows = history if history is not None else await zoho.list_reschedule_history(record.id)
         return next((str(found.get("id", "")) for found in rows if same_reschedule(found, row)), None)
 
-    # Always looked for first: Zoho may write such rows itself (UNCONFIRMED), and the ledger forgets.
-    await ledger.track(index, key)  # found again by resolve_pending if this try never settles it
+    # Always looked for first: Zoho may write such rows itself (UNCONFIRMED), and the ledger forgets. The key is
+    # named in the record's index until it is done (found again by resolve_pending if this try never settles it).
     applied = await ledger.apply_once(
         key,
         row,
@@ -325,8 +325,8 @@ async def log_zoho_reschedule(
         write=zoho.add_reschedule_history,
         look_first=True,
         checkpoint=checkpoint,
+        index=index,
     )
-    await ledger.untrack(index, key)
     if applied.outcome == "created":
         logger.info(
             "appointment %s: history row %s (%s -> %s)",

@@ -35,6 +35,10 @@ REFRESH_MARGIN_S = 120  # refresh this long before Zoho's expiry
 REFRESH_BUDGET = 8  # refreshes allowed per window (Zoho's limit is 10 per 10 minutes)
 REFRESH_WINDOW_S = keys.ZOHO_REFRESH_WINDOW_S
 DEFAULT_EXPIRES_IN_S = 3600  # Zoho sometimes omits expires_in; its tokens live one hour
+# How long a process reuses the token it last read from (or wrote to) Redis before reading it again: every API
+# call needs it, and a read per call was a Redis round trip per call. A token another worker refreshed meanwhile
+# reaches this process within that time, or at once when Zoho refuses the old one (`refresh(stale=...)`).
+LOCAL_REUSE_S = 5.0
 
 
 def token_lifetime_s(grant: dict[str, Any]) -> float:
@@ -102,6 +106,22 @@ class ZohoTokens:
         self._key = keys.zoho_token_for(scope, hashlib.sha256(secrets.encode()).hexdigest()[:16])
         self._lock_key = keys.zoho_token_lock(scope)
         self._budget_key = keys.zoho_refreshes(scope)
+        # The token last read from or written to Redis, and when (self._clock()): reused for LOCAL_REUSE_S.
+        self._local: tuple[SharedToken, float] | None = None
+
+    def _remember(self, token: SharedToken) -> SharedToken:
+        self._local = (SharedToken(token.access_token, token.expires_at, token.api_domain, token.scope), self._clock())
+        return token
+
+    def _reusable(self) -> SharedToken | None:
+        """The token this process read lately, while it is that recent and far enough from its expiry."""
+        if self._local is None:
+            return None
+        token, read_at = self._local
+        now = self._clock()
+        if 0 <= now - read_at < LOCAL_REUSE_S and token.expires_at - now > REFRESH_MARGIN_S:
+            return token
+        return None
 
     async def _cached(self) -> SharedToken | None:
         raw = await self._redis.get(self._key)
@@ -117,15 +137,21 @@ class ZohoTokens:
         return (await self.shared()).access_token
 
     async def shared(self) -> SharedToken:
-        """As `get`, with what is known of the token and whether it was cached."""
+        """As `get`, with what is known of the token and whether it was cached (in Redis or, for LOCAL_REUSE_S,
+        in this process)."""
+        local = self._reusable()
+        if local is not None:
+            return local
         cached = await self._cached()
         if cached is not None and cached.expires_at - self._clock() > REFRESH_MARGIN_S:
-            return cached
-        return await self._refresh(stale=cached.access_token if cached else None)
+            return self._remember(cached)
+        return self._remember(await self._refresh(stale=cached.access_token if cached else None))
 
     async def refresh(self, *, stale: str | None) -> str:
         """Replace `stale` with a new token, unless another worker already did while we waited for the lock."""
-        return (await self._refresh(stale=stale)).access_token
+        if self._local is not None and self._local[0].access_token == stale:
+            self._local = None
+        return self._remember(await self._refresh(stale=stale)).access_token
 
     async def _refresh(self, *, stale: str | None) -> SharedToken:
         # The lock outlives the token request (bounded by the HTTP client's timeout) by a margin.

@@ -12,7 +12,7 @@ import pytest
 from arq.connections import ArqRedis
 from pydantic import SecretStr
 
-from workers.crm.zoho_auth import REFRESH_BUDGET, ZohoTokens, token_lifetime_s
+from workers.crm.zoho_auth import LOCAL_REUSE_S, REFRESH_BUDGET, ZohoTokens, token_lifetime_s
 from workers.errors import CrmAuthError, CrmRateLimitedError, CrmTransientError
 
 
@@ -99,6 +99,32 @@ async def test_invalid_token_refreshes_once_across_workers(redis: ArqRedis) -> N
 
     assert list(renewed) == ["1000.token2", "1000.token2"]
     assert len(accounts.grants) == 2
+
+
+async def test_the_token_is_reused_locally_for_a_few_seconds_then_read_again(redis: ArqRedis) -> None:
+    accounts, clock = FakeAccounts(), Clock()
+    first, second = tokens(redis, accounts, clock), tokens(redis, accounts, clock)
+    stale = await first.get()
+    assert await second.get() == stale
+    await first.refresh(stale=stale)  # first's token was refused: it refreshes and uses the new one at once
+    assert await first.get() == "1000.token2"
+
+    # second reads Redis only every LOCAL_REUSE_S: no round trip per call, and not even when the key is gone.
+    await redis.delete(*await redis.keys("crmflow:zoho:token:*"))
+    assert await second.get() == stale
+    clock.now += LOCAL_REUSE_S
+    assert await second.get() == "1000.token3"  # read again: gone, so refreshed
+    assert len(accounts.grants) == 3
+
+
+async def test_a_local_token_near_its_expiry_is_not_reused(redis: ArqRedis) -> None:
+    accounts, clock = FakeAccounts(), Clock()
+    source = tokens(redis, accounts, clock)
+    await source.get()
+    clock.now += 3600 - 121
+    assert await source.get() == "1000.token1"
+    clock.now += 2  # within LOCAL_REUSE_S of the last read, but now within the refresh margin
+    assert await source.get() == "1000.token2"
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,110 @@
+"""The record lock: taken in one round trip with the job's waits, never spun on; a busy lock defers the job
+without spending a try or holding a worker's slot (real Redis, a real arq worker, the in-process sandbox)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from arq.connections import ArqRedis
+
+from sandbox.app import create_app as create_sandbox
+from sandbox.config import SandboxConfig
+from tests.workers.harness import enqueue_change, job_result, run_worker
+from tests.workers.test_jobs import NEVER_RESCHEDULED, RESCHEDULED_ONCE, Zoho, notify, soon
+from workers import keys
+from workers.contract import ChangeEvent
+from workers.record_lock import FIRST_DEFER_S, MAX_DEFER_S, RecordLock, defer_s
+
+LOCK = keys.lock("zoho", "Appointments__s", NEVER_RESCHEDULED)
+
+
+@pytest.fixture
+async def zoho() -> AsyncIterator[Zoho]:
+    app = create_sandbox(SandboxConfig())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox") as http:
+        yield Zoho(http)
+
+
+def test_deferrals_start_short_and_grow_to_a_cap() -> None:
+    assert defer_s(0, 0) == FIRST_DEFER_S
+    assert defer_s(0.5, 0) == 0.25
+    assert defer_s(600, 0) == MAX_DEFER_S
+    assert defer_s(600, 0.99) <= MAX_DEFER_S * 1.1
+    assert [defer_s(waited, 0) for waited in (0, 0.1, 0.4, 1, 3)] == sorted(defer_s(w, 0) for w in (0, 0.1, 0.4, 1, 3))
+
+
+async def test_a_busy_lock_is_a_wait_until_the_lock_timeout_then_a_try(redis: ArqRedis) -> None:
+    holder = RecordLock(redis, "crmflow:lock:t", "job-a", timeout_s=40, max_wait_s=40)
+    waiter = RecordLock(redis, "crmflow:lock:t", "job-b", timeout_s=40, max_wait_s=40)
+    assert (await holder.take(1_000)).taken
+
+    first = await waiter.take(2_000)
+    later = await waiter.take(12_000)
+    assert (first.taken, first.waited_runs, first.waiting_s) == (False, 0, 0)
+    assert (later.taken, later.waited_runs, later.waiting_s) == (False, 1, 10)
+    assert first.counted_as_wait(40) and later.counted_as_wait(40)
+    beyond = await waiter.take(42_001)
+    assert not beyond.counted_as_wait(40)
+    assert int(await redis.get(keys.rate_limited("job-b"))) == 2  # the run beyond the bound is a try
+
+    assert not await waiter.release()  # not its lock
+    assert await holder.release()
+    taken = await waiter.take(43_000)
+    assert (taken.taken, taken.waited_runs) == (True, 2)
+    assert await redis.exists(keys.lock_wait("job-b")) == 0
+    assert 0 < await redis.pttl("crmflow:lock:t") <= 40_000
+
+
+async def test_a_job_whose_record_is_locked_is_deferred_and_frees_its_slot(
+    redis: ArqRedis, redis_url: str, zoho: Zoho
+) -> None:
+    # Another job holds the record's lock (as a job of another worker would): with a single slot, the job of
+    # another record still runs, and the waiting job spends no try (WORKER_MAX_TRIES=1) and runs once it is free.
+    await redis.set(LOCK, "another job", px=30_000)
+    waiting = await notify(redis, NEVER_RESCHEDULED, "insert")
+    other = await enqueue_change(redis, "zoho", "Appointments__s", RESCHEDULED_ONCE, operation="insert")
+
+    async def other_done() -> bool:
+        return bool(await redis.exists(keys.ARQ_RESULT_PREFIX + other.job_id()))
+
+    await run_worker(redis_url, zoho.http, until=other_done, WORKER_MAX_JOBS=1, WORKER_MAX_TRIES=1)
+    assert await redis.exists(keys.ARQ_RESULT_PREFIX + waiting.job_id()) == 0
+    assert await redis.zscore("crmflow:queue", waiting.job_id()) is not None  # deferred, not running
+    assert int(await redis.get(keys.rate_limited(waiting.job_id())) or 0) >= 1
+
+    await redis.delete(LOCK)
+    await run_worker(redis_url, zoho.http, WORKER_MAX_JOBS=1, WORKER_MAX_TRIES=1)
+    assert (await job_result(redis, waiting))["status"] == "processed"
+    assert await redis.exists(keys.lock_wait(waiting.job_id())) == 0
+
+
+async def test_two_jobs_for_one_record_run_one_after_the_other(redis: ArqRedis, redis_url: str, zoho: Zoho) -> None:
+    await notify(redis, NEVER_RESCHEDULED, "insert")
+    await run_worker(redis_url, zoho.http)
+    await zoho.reschedule(NEVER_RESCHEDULED, soon(7))
+    await zoho.faults({"method": "GET", "path_prefix": "/crm/v7/Appointments__s/", "delay_ms": 300})
+    first = await notify(redis, NEVER_RESCHEDULED)
+    second: list[ChangeEvent] = []
+
+    async def notify_while_the_first_runs() -> None:
+        while not await redis.exists(LOCK):  # noqa: ASYNC110 - polls state in Redis
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.05)  # the first job has claimed its marker: the next event gets a job of its own
+        second.append(await notify(redis, NEVER_RESCHEDULED))
+
+    async def both_done() -> bool:
+        done = [first, *second]
+        found = [await redis.exists(keys.ARQ_RESULT_PREFIX + event.job_id()) for event in done]
+        return len(done) == 2 and all(found)
+
+    notifier = asyncio.create_task(notify_while_the_first_runs())
+    await run_worker(redis_url, zoho.http, until=both_done, WORKER_MAX_JOBS=2, WORKER_MAX_TRIES=1)
+    await notifier
+    (later,) = second
+    assert (await job_result(redis, first))["status"] == "processed"
+    assert (await job_result(redis, later))["status"] == "processed"
+    assert int(await redis.get(keys.rate_limited(later.job_id())) or 0) >= 1
+    assert len(await zoho.history(NEVER_RESCHEDULED)) == 1

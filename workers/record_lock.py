@@ -1,0 +1,166 @@
+"""Record lock: one job at a time per record; taking it is the job's first round trip, and it never spins.
+
+The same script reads, once the lock is taken, what a process_change job needs before it fetches: it claims
+the events coalesced into the job (workers/queue.py `claim_coalesced`, the same script) and reads the record's
+snapshot and own-write entries (workers/own_writes.py `load_state`). Under the lock nothing else writes them,
+so reading them before the fetch is reading them after it.
+
+A job takes its record's lock (keys.lock, a token with a timeout longer than any job may run, so that a lock
+held by a killed worker frees itself) in one script that also reads how many of its runs did not count as
+tries (keys.rate_limited: waits for a rate limit or for this lock). When the lock is taken, the same script
+counts this run as such a wait and notes when the waiting began (keys.lock_wait), and the job is deferred at
+once (workers/jobs.py), so that it does not hold one of the worker's slots while another job of the record
+runs. The deferral is short at first and grows with the time already waited (`defer_s`), so a record's next
+job starts soon after the running one ends, and a lock held for long is polled ever more rarely.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from workers import keys
+from workers.diff import Snapshot
+from workers.own_writes import Entries, decode_state
+from workers.queue import CLAIM_SCRIPT
+
+# KEYS: the lock, the job's rate-limited counter, its lock-wait key; with reads, also the record's queued marker,
+# the job's coalesced key, the record's snapshot and its own-writes hash. ARGV: the token, the lock's timeout
+# (ms), now (epoch ms), the counter's and the wait key's TTL (s), the longest wait (ms) that is not a try, "1"
+# to read (the job's id in ARGV[7]: "" when its events are never coalesced, so nothing is claimed). Returns
+# {taken (1/0), runs not counted as tries before this one, ms waited for the lock so far (0 when taken)}, and
+# when taken with reads, what the claim returned, the snapshot (false: none) and the own-writes entries. A run
+# that finds the lock taken is counted as a wait only while the waiting has lasted at most that long.
+_TAKE = (
+    "local function claim(KEYS, ARGV)\n"
+    + CLAIM_SCRIPT.strip()
+    + """
+end
+local waited_runs = tonumber(redis.call('GET', KEYS[2]) or '0')
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  redis.call('DEL', KEYS[3])
+  if ARGV[6] ~= '1' then
+    return {1, waited_runs, 0}
+  end
+  local claimed = {}
+  if ARGV[7] ~= '' then
+    claimed = claim({KEYS[4], KEYS[5]}, {ARGV[7]})
+  end
+  return {1, waited_runs, 0, claimed, redis.call('GET', KEYS[6]), redis.call('HGETALL', KEYS[7])}
+end
+local since = redis.call('GET', KEYS[3])
+if not since then
+  redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[4])
+  since = ARGV[3]
+end
+local waited = tonumber(ARGV[3]) - tonumber(since)
+if waited <= tonumber(ARGV[5]) then
+  redis.call('INCR', KEYS[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+end
+return {0, waited_runs, waited}
+"""
+)
+
+# KEYS[1]: the lock. ARGV[1]: the token. Deleted only while it is still this job's (it may have timed out and
+# been taken by another job since).
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+# The first deferral, and the most any one may last; in between, a fraction of the time already waited.
+FIRST_DEFER_S = 0.02
+MAX_DEFER_S = 1.0
+DEFER_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class StateReads:
+    """What a process_change job reads with its lock: its coalesced events (the record's queued marker and the
+    job's coalesced key, workers/queue.py; None: its events are never coalesced), and the record's state."""
+
+    job_id: str
+    claim: tuple[str, str] | None
+    snapshot_key: str
+    own_writes_key: str
+
+
+@dataclass(frozen=True)
+class State:
+    """What the reads found, as read: the claim's answer (a flat HGETALL list), the snapshot (None: none) and the
+    own-write entries (a flat HGETALL list). Decoded by the job (`decoded`), where a corrupt value is the job's
+    failure like any other."""
+
+    claimed: list[bytes | str]
+    raw_snapshot: bytes | None
+    raw_own_writes: list[bytes | str]
+
+    def decoded(self) -> tuple[Snapshot | None, Entries]:
+        """The snapshot and the own-write entries."""
+        return decode_state(self.raw_snapshot, self.raw_own_writes)
+
+
+@dataclass(frozen=True)
+class Taken:
+    """What trying to take the lock found: whether this job has it, the job's runs that were not tries before
+    this one, and how long (s) it has waited for the lock so far."""
+
+    taken: bool
+    waited_runs: int
+    waiting_s: float
+    # With reads, when taken.
+    state: State | None = None
+
+    def counted_as_wait(self, max_wait_s: float) -> bool:
+        """Whether this run (which found the lock taken) was counted as a wait, not a try."""
+        return not self.taken and self.waiting_s <= max_wait_s
+
+
+def defer_s(waiting_s: float, jitter: float) -> float:
+    """How long to defer a job that found its record's lock taken, having waited `waiting_s`. Pure.
+
+    `jitter` in [0, 1) adds up to 10 %, so that jobs waiting together do not all come back at once.
+    """
+    base = min(MAX_DEFER_S, max(FIRST_DEFER_S, waiting_s * DEFER_SHARE))
+    return base * (1 + 0.1 * jitter)
+
+
+class RecordLock:
+    """The record's lock for one run of one job (a fresh token per run)."""
+
+    def __init__(self, redis: Redis, key: str, job_id: str, *, timeout_s: float, max_wait_s: float) -> None:
+        self._redis = redis
+        self.max_wait_s = max_wait_s
+        self.key = key
+        self._job_id = job_id
+        self._timeout_ms = int(timeout_s * 1000)
+        self.token = uuid.uuid4().hex
+        self._take = redis.register_script(_TAKE)
+        self._release = redis.register_script(_RELEASE)
+
+    async def take(self, now_ms: int, reads: StateReads | None = None) -> Taken:
+        """Take the lock if it is free, in one round trip with what the job's waits so far were and, when
+        taken, what `reads` names."""
+        names = [self.key, keys.rate_limited(self._job_id), keys.lock_wait(self._job_id)]
+        args: list[str | int] = [self.token, self._timeout_ms, now_ms, keys.RATE_LIMITED_TTL_S]
+        args.append(int(self.max_wait_s * 1000))
+        if reads is not None:
+            marker, coalesced = reads.claim or ("", "")
+            names += [marker or self.key, coalesced or self.key, reads.snapshot_key, reads.own_writes_key]
+            args += ["1", reads.job_id if reads.claim is not None else ""]
+        found = await self._take(keys=names, args=args)
+        taken, waited_runs, waited_ms = (int(value) for value in found[:3])
+        state = None
+        if taken == 1 and reads is not None:
+            claimed, raw_snapshot, raw_entries = found[3:6]
+            state = State(list(claimed), raw_snapshot, list(raw_entries))
+        return Taken(taken == 1, waited_runs, max(waited_ms, 0) / 1000, state)
+
+    async def release(self) -> bool:
+        """Let the lock go, if it is still this run's; whether it was."""
+        return bool(await self._release(keys=[self.key], args=[self.token]))
