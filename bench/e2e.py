@@ -70,6 +70,8 @@ def outcome(sent: Mapping[str, float], rows: Mapping[str, float], offered_until:
     result |= summary_ms([d * 1000 for d in done])
     result["offered_per_s"] = round(len(sent) / max(last_sent - first_sent, 1e-3), 1)
     result["rows_per_s"] = round(len(done) / max(last_row - first_sent, 1e-3), 1)
+    first_row = min(rows[r] for r in sent if r in rows)
+    result["drain_rows_per_s"] = round((len(done) - 1) / max(last_row - first_row, 1e-3), 1)
     result["span_s"] = round(last_row - first_sent, 2)
     end = last_sent if offered_until is None else offered_until
     result["backlog_at_end"] = sum(1 for s in sent.values() if s <= end) - sum(
@@ -156,16 +158,29 @@ def set_latency(stack: Stack, latency_ms: int) -> None:
         stack.sandbox.delete("/_sandbox/faults").raise_for_status()
 
 
+def callbacks_logged(stack: Stack) -> int:
+    count: int = stack.sandbox.get("/_sandbox/notifications").json()["count"]
+    return count
+
+
+def wait_for_callbacks(stack: Stack, expected: int, stall_s: float = 60) -> None:
+    """Wait until the sandbox has logged `expected` callback attempts; fail when none is added for `stall_s`."""
+    seen, since = -1, time.monotonic()
+    while (count := callbacks_logged(stack)) < expected:
+        if count != seen:
+            seen, since = count, time.monotonic()
+        elif time.monotonic() - since > stall_s:
+            raise AssertionError(f"the sandbox sent {count} of {expected} callbacks and no more for {stall_s} s")
+        time.sleep(0.2)
+
+
 def settle(stack: Stack, expected_callbacks: int, timeout_s: float = 600) -> None:
     """Wait until the sandbox has sent every callback and the workers have finished every job."""
-
-    def all_sent() -> bool:
-        count: int = stack.sandbox.get("/_sandbox/notifications").json()["count"]
-        return count >= expected_callbacks
-
-    wait_until_idle(
-        stack.store, f"the run to finish\n{stack.log_tail()}", also=all_sent, timeout_s=timeout_s, recheck_s=0.5
-    )
+    wait_for_callbacks(stack, expected_callbacks)
+    try:
+        wait_until_idle(stack.store, "the workers to finish", timeout_s=timeout_s, recheck_s=0.5)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{stack.log_tail()}") from None
 
 
 def calls_per_reschedule(by_endpoint: Mapping[str, int], reschedules: int) -> dict[str, float]:

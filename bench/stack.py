@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -52,6 +53,15 @@ class Stack:
         for process in self.workers:
             stop(process)
         self.workers = []
+
+    def pause_workers(self) -> None:
+        """SIGSTOP every worker: jobs queue up without being taken."""
+        for process in self.workers:
+            process.send_signal(signal.SIGSTOP)
+
+    def resume_workers(self) -> None:
+        for process in self.workers:
+            process.send_signal(signal.SIGCONT)
 
     def pids(self) -> dict[str, int]:
         """Each process by role: receiver, sandbox, redis, worker-1..N."""
