@@ -93,6 +93,7 @@ class Driver:
     stack: Stack
     pool: list[str]
     made: int = 0
+    retried: int = 0
 
     async def create_pool(self, count: int) -> None:
         async with httpx.AsyncClient(base_url=self.stack.sandbox_url, timeout=120) as client:
@@ -108,14 +109,22 @@ class Driver:
             self.pool = list(await asyncio.gather(*(one(n) for n in range(count))))
 
     async def _reschedule(self, client: httpx.AsyncClient, record: str) -> None:
+        """One reschedule; sent again once if the connection failed (the same start time: a second
+        PATCH that went through too changes nothing and sends no callback)."""
         self.made += 1
-        answer = await client.patch(
-            f"/_sandbox/appointments/{record}", json={"Appointment_Start_Time": start_time(self.made)}
-        )
+        change = {"Appointment_Start_Time": start_time(self.made)}
+        try:
+            answer = await client.patch(f"/_sandbox/appointments/{record}", json=change)
+        except httpx.TransportError:
+            self.retried += 1
+            answer = await client.patch(f"/_sandbox/appointments/{record}", json=change)
         answer.raise_for_status()
 
     def _client(self) -> httpx.AsyncClient:
-        limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
+        # Idle connections are dropped before the sandbox's uvicorn would close them (its keep-alive is 5 s).
+        limits = httpx.Limits(
+            max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS, keepalive_expiry=2.0
+        )
         return httpx.AsyncClient(base_url=self.stack.sandbox_url, timeout=120, limits=limits)
 
     async def as_fast_as_possible(self, count: int) -> None:

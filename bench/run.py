@@ -142,11 +142,13 @@ def paced(
     stack: Stack, driver: e2e.Driver, rate: float, seconds: float, workers: int, latency_ms: int
 ) -> dict[str, Any]:
     e2e.fresh_logs(stack)
+    retried = driver.retried
     count, _ = asyncio.run(driver.paced(rate, seconds))
     queued_at_end = stack.backlog()
     e2e.settle(stack, count)
     result = e2e.collect(stack)
     result |= {"kept_up": e2e.kept_up(result, rate), "queued_at_end": queued_at_end}
+    result["driver_retries"] = driver.retried - retried
     log(
         f"{rate:g}/s {workers} w {latency_ms} ms: p50 {result.get('p50_ms')} ms, p99 {result.get('p99_ms')} ms, "
         f"kept up {result['kept_up']}"
