@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -320,7 +321,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--docs", type=Path, default=Path("docs/performance.md"), help="the page to update")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     result = orjson.loads(args.json.read_bytes())
-    update_docs(result, args.docs, "../bench/results/latency.png")
+    name = args.json.stem
+    png = args.json.parent / ("latency.png" if name == "latest" else f"{name}-latency.png")
+    update_docs(result, args.docs, os.path.relpath(png.resolve(), args.docs.resolve().parent))
     print(f"updated {args.docs} from {args.json}")
     return 0
 
