@@ -94,6 +94,16 @@ class Driver:
     pool: list[str]
     made: int = 0
     retried: int = 0
+    cursor: int = 0
+
+    def take(self, count: int) -> list[str]:
+        """The next `count` appointments of the pool, going round it: distinct within a run, and spread evenly over
+        the pool across runs (the sandbox, like Zoho, refuses a 21st history row for one appointment)."""
+        if count > len(self.pool):
+            raise ValueError(f"a run of {count} reschedules needs a pool of as many appointments ({len(self.pool)})")
+        chosen = [self.pool[(self.cursor + i) % len(self.pool)] for i in range(count)]
+        self.cursor = (self.cursor + count) % len(self.pool)
+        return chosen
 
     async def create_pool(self, count: int) -> None:
         async with httpx.AsyncClient(base_url=self.stack.sandbox_url, timeout=120) as client:
@@ -135,7 +145,7 @@ class Driver:
                 async with gate:
                     await self._reschedule(client, record)
 
-            await asyncio.gather(*(one(r) for r in self.pool[:count]))
+            await asyncio.gather(*(one(r) for r in self.take(count)))
 
     async def paced(self, rate: float, seconds: float) -> tuple[int, float]:
         """Open loop: reschedule n at start + n / rate whatever the earlier ones are doing; (count, end epoch)."""
@@ -143,7 +153,7 @@ class Driver:
         async with self._client() as client:
             began = time.monotonic()
             tasks = []
-            for n, record in enumerate(self.pool[:count]):
+            for n, record in enumerate(self.take(count)):
                 delay = began + n / rate - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)

@@ -24,6 +24,9 @@ from bench.stack import Stack, running, server_info
 from crmflow.embedded_redis import free_port
 from tests.processes import REPO, answers, stop, wait_for
 
+# Reschedules per appointment over a whole run, below the sandbox's 20 history rows per appointment.
+ROWS_PER_APPOINTMENT = 15
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -48,9 +51,14 @@ class Plan:
 
     @property
     def pool(self) -> int:
-        """Appointments to create: each run reschedules each at most once."""
+        """Appointments to create: each run reschedules each at most once, and no appointment is rescheduled more
+        than ROWS_PER_APPOINTMENT times in all (the sandbox refuses a 21st history row for one appointment)."""
         most = max(self.saturation_count, int(self.fixed_rate * self.fixed_seconds))
-        return max(most, *(int(r * self.sweep_seconds) for r in self.sweep_rates))
+        most = max(most, *(int(r * self.sweep_seconds) for r in self.sweep_rates))
+        runs = len(self.workers) * len(self.latencies_ms)
+        total = runs * (self.saturation_count + int(self.fixed_rate * self.fixed_seconds)) + self.saturation_count
+        total += len(self.sweep_series) * sum(int(r * self.sweep_seconds) for r in self.sweep_rates)
+        return max(most, -(-total // ROWS_PER_APPOINTMENT))
 
 
 FULL = Plan(
@@ -156,7 +164,7 @@ def paced(
     return {"workers": workers, "latency_ms": latency_ms, "rate": rate, "seconds": seconds} | result
 
 
-def measure_e2e(stack: Stack, plan: Plan, peaks: dict[str, float]) -> tuple[dict[str, Any], list[str]]:
+def measure_e2e(stack: Stack, plan: Plan, peaks: dict[str, float]) -> tuple[dict[str, Any], e2e.Driver]:
     stack.start_workers(2)
     driver = e2e.Driver(stack, [])
     log(f"creating {plan.pool} appointments")
@@ -173,20 +181,19 @@ def measure_e2e(stack: Stack, plan: Plan, peaks: dict[str, float]) -> tuple[dict
                 results["fixed"].append(paced(stack, driver, plan.fixed_rate, plan.fixed_seconds, workers, latency))
             if latency in series.get(workers, []):
                 for rate in plan.sweep_rates:
-                    seconds = min(plan.sweep_seconds, len(driver.pool) / rate)
+                    seconds = min(plan.sweep_seconds, len(driver.pool) / rate)  # the pool holds one run
                     results["sweep"].append(paced(stack, driver, rate, seconds, workers, latency))
         peaks |= {
             f"{role}@{workers}w": mb for role, mb in procs.peak_rss(stack.pids()).items() if role.startswith("worker-")
         }
     e2e.set_latency(stack, 0)
-    return results, driver.pool
+    return results, driver
 
 
-def profile(stack: Stack, plan: Plan, driver_pool: list[str], out: Path, name: str, workdir: Path) -> dict[str, str]:
+def profile(stack: Stack, plan: Plan, driver: e2e.Driver, out: Path, name: str, workdir: Path) -> dict[str, str]:
     """py-spy on one worker at saturation, then on the receiver under wrk."""
     prefix = "" if name == "latest" else f"{name}-"
     stack.start_workers(1)
-    driver = e2e.Driver(stack, driver_pool, made=10**6)
     worker = Recording(
         stack.pids()["worker-1"],
         plan.profile_seconds,
@@ -194,9 +201,9 @@ def profile(stack: Stack, plan: Plan, driver_pool: list[str], out: Path, name: s
         out / f"{prefix}profile-worker.txt",
     )
     e2e.fresh_logs(stack)
-    asyncio.run(driver.as_fast_as_possible(len(driver_pool)))
+    asyncio.run(driver.as_fast_as_possible(plan.saturation_count))
     worker.finish()
-    e2e.settle(stack, len(driver_pool))
+    e2e.settle(stack, plan.saturation_count)
     stack.stop_workers()
     lines = receiver_load.zoho_bodies(plan.request_count, receiver_load.now_ms())
     script = receiver_load.write_script(workdir, "zoho-profile", lines, receiver_load.ZOHO_PATH, plan.wrk_threads)
@@ -239,11 +246,11 @@ def run(plan: Plan, name: str, out: Path) -> dict[str, Any]:
         finally:
             stop(bare)
         peaks: dict[str, float] = {}
-        result["e2e"], pool = measure_e2e(stack, plan, peaks)
+        result["e2e"], driver = measure_e2e(stack, plan, peaks)
         for point in result["e2e"]["sweep"]:
             point["kept_up"] = e2e.kept_up(point, point["rate"])
         log("profiles")
-        result["profiles"] = profile(stack, plan, pool[: plan.saturation_count], out, name, workdir)
+        result["profiles"] = profile(stack, plan, driver, out, name, workdir)
         result["peak_rss_mb"] = procs.peak_rss(stack.pids()) | peaks
         result["machine"]["load_after"] = machine.load_average()
     result["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")

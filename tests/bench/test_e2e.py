@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from bench.e2e import HISTORY_PATH, callbacks_sent, calls_per_reschedule, kept_up, outcome, rows_written, start_time
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -76,3 +78,14 @@ def test_crm_calls_are_counted_per_reschedule() -> None:
         "GET /crm/v7/Appointments__s/{id}": 2.0,
         "POST /crm/v7/Appointments_Rescheduled_History__s": 1.0,
     }
+
+
+def test_the_driver_goes_round_its_pool_distinct_within_a_run() -> None:
+    from bench.e2e import Driver
+
+    driver = Driver(stack=None, pool=["a", "b", "c", "d", "e"])  # type: ignore[arg-type]
+    assert driver.take(3) == ["a", "b", "c"]
+    assert driver.take(3) == ["d", "e", "a"]
+    assert driver.take(5) == ["b", "c", "d", "e", "a"]
+    with pytest.raises(ValueError, match="pool"):
+        driver.take(6)
