@@ -194,14 +194,19 @@ def profile(stack: Stack, plan: Plan, driver: e2e.Driver, out: Path, name: str, 
     """py-spy on one worker at saturation, then on the receiver under wrk."""
     prefix = "" if name == "latest" else f"{name}-"
     stack.start_workers(1)
-    worker = Recording(
-        stack.pids()["worker-1"],
-        plan.profile_seconds,
-        out / f"{prefix}profile-worker.svg",
-        out / f"{prefix}profile-worker.txt",
-    )
     e2e.fresh_logs(stack)
-    asyncio.run(driver.as_fast_as_possible(plan.saturation_count))
+    stack.pause_workers()  # as in a saturation run: the backlog first, then the worker drains it, profiled
+    try:
+        asyncio.run(driver.as_fast_as_possible(plan.saturation_count))
+        e2e.wait_for_callbacks(stack, plan.saturation_count)
+        worker = Recording(
+            stack.pids()["worker-1"],
+            plan.profile_seconds,
+            out / f"{prefix}profile-worker.svg",
+            out / f"{prefix}profile-worker.txt",
+        )
+    finally:
+        stack.resume_workers()
     worker.finish()
     e2e.settle(stack, plan.saturation_count)
     stack.stop_workers()
