@@ -61,6 +61,7 @@ def test_a_run_that_kept_up() -> None:
     assert result["backlog_at_end"] == 5
     assert kept_up(result, 100)
     assert not kept_up(outcome(sent, {k: v for k, v in rows.items() if k != "0"}), 100)  # a row missing
+    assert not kept_up(result, 110)  # the callbacks went out at 100/s, not the 110/s asked
 
 
 def test_no_rows_yields_no_latency() -> None:
