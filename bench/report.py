@@ -183,6 +183,7 @@ def markdown(result: Mapping[str, Any], plot: str = "latency.png") -> str:
         "",
         f"Machine: {machine_line(result.get('machine', {}))}.",
         "",
+        *([f"Note: {result['note']}", ""] if result.get("note") else []),
         "**Issue 13's targets**",
         "",
         table(["target", "bound", "measured", "verdict"], [list(v.values()) for v in verdicts(result)]),
