@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo check lint test test-fast install lock clean console-screenshot
+.PHONY: demo check lint test test-fast install lock clean console-screenshot bench wrk
 
 $(BIN)/crmflow: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,21 @@ test:
 ## The quick tier while you work: every test not marked slow (no e2e, no soak); `make check` runs them all.
 test-fast: install
 	$(BIN)/pytest -m "not slow"
+
+## The benchmark suite (docs/performance.md): about 10 minutes; ARGS=--quick about 3, ARGS=--smoke about 30 s;
+## ARGS='--name NAME' writes bench/results/NAME.* instead of latest.*. Run it on a quiet machine.
+bench: install wrk
+	$(BIN)/python -m bench $(ARGS)
+
+## wrk (the receiver's load generator) from Debian, when missing and root; otherwise say how to get it.
+wrk:
+	@command -v wrk >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk; \
+	  else \
+	    echo "make bench needs wrk (the load generator): install Debian's package (apt-get install wrk, as root)" >&2; \
+	    exit 1; \
+	  fi; }
 
 ## docs/console.png: the console's event list at the end of its browser test (Debian's chromium; real processes).
 console-screenshot: install

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,8 +31,8 @@ import httpx
 import orjson
 import redis
 
-from crmflow.embedded_redis import EmbeddedRedis, free_port
-from tests.processes import answers, stack_env, start, stop, wait_for, wait_until_idle
+from bench import stack
+from tests.processes import wait_until_idle
 from workers import keys
 from workers.contract import QUEUE_NAME
 
@@ -42,8 +42,6 @@ ZOHO_TOKEN_FORM = {
     "client_secret": "sandbox-client-secret",
     "refresh_token": "sandbox-refresh-token",
 }
-NOTIFY_TOKEN = "bench-notify-token"
-HUBSPOT_SECRET = "sandbox-hubspot-client-secret"
 ZOHO_BATCH = 50  # appointments rescheduled per PUT by the driver
 HUBSPOT_BATCH = 10  # appointments rescheduled per round by the driver
 # The window starts empty, so the first 10 s admit a burst: measure from the steady state after it.
@@ -117,43 +115,17 @@ class Stack:
 
 @contextmanager
 def running(settings: Settings, workdir: Path) -> Iterator[Stack]:
-    """Redis, sandbox, receiver and the workers, stopped on the way out."""
-    with ExitStack() as stack:
-        redis_url = stack.enter_context(EmbeddedRedis()).url
-        sandbox_port, receiver_port = free_port(), free_port()
-        sandbox_url, receiver_url = f"http://127.0.0.1:{sandbox_port}", f"http://127.0.0.1:{receiver_port}"
-        env = stack_env(
-            redis_url,
-            sandbox_url,
-            ZOHO_NOTIFY_TOKEN=NOTIFY_TOKEN,
-            ZOHO_CHANNEL_IDS="1000000068001",
-            HUBSPOT_CLIENT_SECRET=HUBSPOT_SECRET,
-            PUBLIC_BASE_URL=receiver_url,
-            ZOHO_MAX_CONCURRENCY=str(settings.zoho_cap),
-            HUBSPOT_REQUESTS_PER_10S=str(settings.hubspot_per_10s),
-            LOG_LEVEL="WARNING",
-        )
-        sandbox_args = [
-            *("sandbox", "--port", str(sandbox_port), "--notify-token", NOTIFY_TOKEN),
-            *("--notify-url", f"{receiver_url}/webhooks/zoho"),
-            *("--hubspot-webhook-url", f"{receiver_url}/webhooks/hubspot"),
-            *("--zoho-max-concurrency", str(settings.zoho_cap + 1)),  # one for the load driver
-            *("--hubspot-requests-per-10s", str(settings.hubspot_per_10s)),
-        ]
-        processes = [
-            start(sandbox_args, env, workdir, workdir / "sandbox.log"),
-            start(["receiver", "--port", str(receiver_port)], env, workdir, workdir / "receiver.log"),
-            *(start(["worker"], env, workdir, workdir / f"worker-{n}.log") for n in range(settings.workers)),
-        ]
-        for process in processes:
-            stack.callback(stop, process)
-        store = redis.Redis.from_url(redis_url)
-        stack.callback(store.close)
-        wait_for(lambda: answers(f"{sandbox_url}/_sandbox/history"), "the sandbox")
-        wait_for(lambda: answers(f"{receiver_url}/readyz"), "the receiver")
-        wait_for(lambda: bool(store.exists(f"{QUEUE_NAME}:health-check")), "a worker")
-        sandbox = stack.enter_context(httpx.Client(base_url=sandbox_url, timeout=30))
-        yield Stack(sandbox, store, workdir)
+    """Redis, sandbox (enforcing both limits), receiver and the workers (bench/stack.py), stopped on the way out."""
+    env = {
+        "ZOHO_MAX_CONCURRENCY": str(settings.zoho_cap),
+        "HUBSPOT_REQUESTS_PER_10S": str(settings.hubspot_per_10s),
+    }
+    sandbox_args = [
+        *("--zoho-max-concurrency", str(settings.zoho_cap + 1)),  # one for the load driver
+        *("--hubspot-requests-per-10s", str(settings.hubspot_per_10s)),
+    ]
+    with stack.running(workdir, workers=settings.workers, env=env, sandbox_args=sandbox_args) as shared:
+        yield Stack(shared.sandbox, shared.store, workdir)
 
 
 def zoho_auth(sandbox: httpx.Client) -> dict[str, str]:

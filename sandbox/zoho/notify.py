@@ -3,11 +3,15 @@
 Body format: Zoho's v7 enable/update-info pages (docs/zoho-crm.md, "Notifications (watch channels)"). One
 callback per channel per API call carries every record of that module and operation the channel wants. Inserts
 carry `"affected_fields": []` as in Zoho's create sample and no `affected_values`. Delivery is attempted once:
-Zoho documents no retries (UNCONFIRMED), so a failed delivery is only logged.
+Zoho documents no retries (UNCONFIRMED), so a failed delivery is only logged. At most MAX_SENDING callbacks are
+in flight at once; the others wait their turn in the sandbox (as Zoho's own queue would), not in the HTTP
+client's connection pool, whose 10 s pool timeout would otherwise drop them all when thousands of changes come
+faster than the receiver answers (bench/: 2,000 reschedules offered at once).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,6 +25,9 @@ import orjson
 from sandbox.zoho.time import epoch_ms
 from sandbox.zoho.watch import Channel, resource_uri
 from sandbox.zoho.writes import Operation, RecordChange
+
+# Callbacks sent at once (well below the HTTP client's pool of 100 connections).
+MAX_SENDING = 32
 
 
 @dataclass(frozen=True)
@@ -77,16 +84,26 @@ def plan_deliveries(changes: Sequence[RecordChange], channels: Sequence[Channel]
 
 
 class Notifier:
-    """Sends deliveries one after the other and keeps a log of every attempt."""
+    """Sends deliveries one after the other, at most MAX_SENDING at once overall, and keeps a log of every attempt
+    (`sent_at`: when it was sent, after any wait for its turn)."""
 
     def __init__(self, client: Callable[[], httpx.AsyncClient], clock: Callable[[], datetime]) -> None:
         self._client = client
         self._clock = clock
         self.log: list[dict[str, Any]] = []
+        self._turns: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+
+    def _sending(self) -> asyncio.Semaphore:
+        """The semaphore of the running event loop (a runtime may outlive one loop, e.g. in tests)."""
+        loop = asyncio.get_running_loop()
+        if self._turns is None or self._turns[0] is not loop:
+            self._turns = (loop, asyncio.Semaphore(MAX_SENDING))
+        return self._turns[1]
 
     async def deliver(self, deliveries: Sequence[Delivery]) -> None:
         for delivery in deliveries:
-            await self._send(delivery)
+            async with self._sending():
+                await self._send(delivery)
 
     async def _send(self, delivery: Delivery) -> None:
         entry: dict[str, Any] = {

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
+
 import httpx
 
+from sandbox.zoho.notify import MAX_SENDING, Delivery, Notifier
 from tests.sandbox.conftest import MakeSandbox
 from tests.sandbox.harness import (
     APPOINTMENTS,
@@ -139,3 +143,30 @@ async def test_deliveries_are_logged_with_status_or_error(sb: Harness) -> None:
 
     cleared = await sb.client.delete("/_sandbox/notifications")
     assert cleared.json()["count"] == 0
+
+
+async def test_thousands_of_callbacks_at_once_are_all_sent_a_bounded_number_at_a_time() -> None:
+    """Changes coming faster than the receiver answers wait their turn in the sandbox (at most MAX_SENDING in
+    flight), so none is dropped by the HTTP client's pool timeout: once, 2,000 reschedules offered at once by
+    bench/ lost every callback to PoolTimeout."""
+    in_flight = most = 0
+
+    async def slow_receiver(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.002)
+        in_flight -= 1
+        return httpx.Response(200)
+
+    # A pool as small as the timeout is short, so that a wait in the pool would show at once.
+    limits = httpx.Limits(max_connections=MAX_SENDING)
+    timeout = httpx.Timeout(1.0, pool=0.05)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(slow_receiver), limits=limits, timeout=timeout) as http:
+        notifier = Notifier(lambda: http, lambda: datetime.now(UTC))
+        deliveries = [Delivery("1", "http://receiver/webhooks/zoho", {"ids": [str(n)]}) for n in range(2000)]
+        await asyncio.gather(*(notifier.deliver([d]) for d in deliveries))
+
+    assert len(notifier.log) == 2000
+    assert {entry["status_code"] for entry in notifier.log} == {200}
+    assert most <= MAX_SENDING

@@ -1,0 +1,76 @@
+"""bench/receiver_load.py: wrk's output parsed, and the generated requests valid for the receiver's checks."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from bench.receiver_load import hubspot_bodies, parse_wrk, to_ms, zoho_bodies
+from bench.stack import CHANNEL_ID, NOTIFY_TOKEN
+from receiver.verify import hubspot_v3_signature, verify_zoho
+
+WRK_OUTPUT = """Running 5s test @ http://127.0.0.1:8000/webhooks/zoho
+  2 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    26.31ms   10.40ms 127.55ms   81.34%
+    Req/Sec     1.23k   146.92     1.52k    72.00%
+  Latency Distribution
+     50%   24.88ms
+     75%   29.01ms
+     90%   37.30ms
+     99%    1.02s
+  12253 requests in 5.01s, 1.89MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 7
+Requests/sec:   2445.66
+Transfer/sec:    386.21KB
+"""
+
+
+def test_wrk_output_is_parsed() -> None:
+    assert parse_wrk(WRK_OUTPUT) == {
+        "requests": 12253,
+        "seconds": 5.01,
+        "req_per_s": 2445.66,
+        "p50_ms": 24.88,
+        "p90_ms": 37.3,
+        "p99_ms": 1020.0,
+        "non_2xx": 7,
+        "socket_errors": 3,
+    }
+
+
+def test_a_clean_run_has_no_errors_and_a_broken_one_is_refused() -> None:
+    clean = "\n".join(line for line in WRK_OUTPUT.splitlines() if "errors" not in line and "Non-2xx" not in line)
+    assert parse_wrk(clean)["non_2xx"] == 0
+    assert parse_wrk(clean)["socket_errors"] == 0
+    with pytest.raises(ValueError, match="no wrk summary"):
+        parse_wrk("unable to connect to 127.0.0.1:8000 Connection refused")
+
+
+@pytest.mark.parametrize(
+    ("text", "ms"), [("812.00us", 0.812), ("4.90ms", 4.9), ("1.50s", 1500.0), ("2.00m", 120_000.0)]
+)
+def test_wrk_durations_in_milliseconds(text: str, ms: float) -> None:
+    assert to_ms(text) == pytest.approx(ms)
+
+
+def test_zoho_callbacks_are_distinct_updates_the_receiver_accepts() -> None:
+    bodies = [orjson.loads(line.split("\t")[2]) for line in zoho_bodies(3, 1_800_000_000_000)]
+    assert len({body["ids"][0] for body in bodies}) == 3
+    assert all(body["operation"] == "update" for body in bodies)
+    for body in bodies:
+        verify_zoho(body, expected_token=NOTIFY_TOKEN, channel_ids={CHANNEL_ID})  # raises when refused
+    assert all(line.startswith("\t\t") for line in zoho_bodies(2, 0))
+
+
+def test_hubspot_batches_carry_a_v3_signature_of_their_own_body() -> None:
+    url = "http://127.0.0.1:8000/webhooks/hubspot"
+    lines = hubspot_bodies(2, 1_800_000_000_000, url)
+    bodies = set()
+    for line in lines:
+        timestamp, signature, body = line.split("\t")
+        # The receiver's own computation (receiver/verify.py), not the sandbox's that made it.
+        assert signature == hubspot_v3_signature("sandbox-hubspot-client-secret", "POST", url, body.encode(), timestamp)
+        bodies.add(body)
+    assert len(bodies) == 2
