@@ -245,7 +245,7 @@ async def _guarded(
     try:
         taken = await lock.take(int(deps.clock().timestamp() * 1000), reads)
     except RedisError as exc:
-        return await _retry_or_give_up(deps, job_id, runs, exc, enqueued_at, give_up)
+        return await _take_failed(deps, lock, job_id, runs, exc, enqueued_at, give_up)
     job_try = runs - taken.waited_runs
     if job_try > deps.policy.max_tries:
         # Reached only when earlier tries never reported back: the worker running them was killed.
@@ -546,6 +546,33 @@ async def _wait_out_rate_limit(
 
 def _age_s(deps: WorkerDeps, enqueued_at: datetime | None) -> float:
     return (deps.clock() - enqueued_at).total_seconds() if enqueued_at is not None else 0.0
+
+
+async def _take_failed(
+    deps: WorkerDeps,
+    lock: RecordLock,
+    job_id: str,
+    runs: int,
+    exc: RedisError,
+    enqueued_at: datetime | None,
+    give_up: GiveUp,
+) -> dict[str, Any]:
+    """The lock's script failed (Redis full, read-only, gone): retry, counting only real tries.
+
+    The script may have taken the lock before it failed, or its reply may have been lost: the lock is let go
+    (only if it is this run's). The runs that were waits are read on their own (a plain GET, which Redis serves
+    even when full or read-only); when that fails too, the job is retried without counting a try at all, so a
+    job that waited long for its record never dead-letters on one failed round trip.
+    """
+    with contextlib.suppress(RedisError):
+        await lock.release()
+    try:
+        waited_runs = int(await deps.redis.get(keys.rate_limited(job_id)) or 0)
+    except RedisError:
+        delay = backoff_s(1, base_s=deps.policy.base_s, cap_s=deps.policy.cap_s, jitter=deps.jitter())
+        logger.warning("the record's lock could not be taken (%s); retrying in %.1fs", loggable(exc), delay)
+        raise Retry(defer=delay) from exc
+    return await _retry_or_give_up(deps, job_id, runs - waited_runs, exc, enqueued_at, give_up)
 
 
 async def _retry_or_give_up(

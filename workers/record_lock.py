@@ -11,7 +11,9 @@ tries (keys.rate_limited: waits for a rate limit or for this lock). When the loc
 counts this run as such a wait and notes when the waiting began (keys.lock_wait), and the job is deferred at
 once (workers/jobs.py), so that it does not hold one of the worker's slots while another job of the record
 runs. The deferral is short at first and grows with the time already waited (`defer_s`), so a record's next
-job starts soon after the running one ends, and a lock held for long is polled ever more rarely.
+job starts soon after the running one ends, and a lock held for long is polled ever more rarely. The time
+waited is counted per holder: only a lock held by one run for longer than its timeout (a stuck lock) makes
+the waiting job's further runs tries.
 """
 
 from __future__ import annotations
@@ -29,17 +31,25 @@ from workers.queue import CLAIM_SCRIPT
 # KEYS: the lock, the job's rate-limited counter, its lock-wait key; with reads, also the record's queued marker,
 # the job's coalesced key, the record's snapshot and its own-writes hash. ARGV: the token, the lock's timeout
 # (ms), now (epoch ms), the counter's and the wait key's TTL (s), the longest wait (ms) that is not a try, "1"
-# to read (the job's id in ARGV[7]: "" when its events are never coalesced, so nothing is claimed). Returns
+# to read (the job's id in ARGV[7]: "" when its events are never coalesced, so nothing is claimed). A lock that
+# already holds this run's token counts as taken (its timeout renewed): a take sent again after its reply was
+# lost (workers/main.py's OutageRetry re-sends on a lost connection) must not find its own lock busy. Returns
 # {taken (1/0), runs not counted as tries before this one, ms waited for the lock so far (0 when taken)}, and
 # when taken with reads, what the claim returned, the snapshot (false: none) and the own-writes entries. A run
-# that finds the lock taken is counted as a wait only while the waiting has lasted at most that long.
+# that finds the lock taken is counted as a wait only while the waiting for the same holder (the lock-wait key
+# keeps "since:holder's token"; a new holder restarts it) has lasted at most that long: a record busy with one
+# job after another never turns a waiting job's runs into tries, a lock stuck with one holder does.
 _TAKE = (
     "local function claim(KEYS, ARGV)\n"
     + CLAIM_SCRIPT.strip()
     + """
 end
 local waited_runs = tonumber(redis.call('GET', KEYS[2]) or '0')
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] or redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  if holder == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  end
   redis.call('DEL', KEYS[3])
   if ARGV[6] ~= '1' then
     return {1, waited_runs, 0}
@@ -50,9 +60,11 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   end
   return {1, waited_runs, 0, claimed, redis.call('GET', KEYS[6]), redis.call('HGETALL', KEYS[7])}
 end
-local since = redis.call('GET', KEYS[3])
-if not since then
-  redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[4])
+local wait = redis.call('GET', KEYS[3]) or ''
+local cut = string.find(wait, ':', 1, true)
+local since = cut and string.sub(wait, 1, cut - 1)
+if not cut or string.sub(wait, cut + 1) ~= holder then
+  redis.call('SET', KEYS[3], ARGV[3] .. ':' .. holder, 'EX', ARGV[4])
   since = ARGV[3]
 end
 local waited = tonumber(ARGV[3]) - tonumber(since)

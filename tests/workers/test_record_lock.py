@@ -108,3 +108,61 @@ async def test_two_jobs_for_one_record_run_one_after_the_other(redis: ArqRedis, 
     assert (await job_result(redis, later))["status"] == "processed"
     assert int(await redis.get(keys.rate_limited(later.job_id())) or 0) >= 1
     assert len(await zoho.history(NEVER_RESCHEDULED)) == 1
+
+
+async def test_a_take_sent_again_after_its_reply_was_lost_finds_its_own_lock_taken(redis: ArqRedis) -> None:
+    # workers/main.py's OutageRetry sends a command again when the connection dropped, even if Redis ran it.
+    lock = RecordLock(redis, "crmflow:lock:t", "job-a", timeout_s=40, max_wait_s=40)
+    assert (await lock.take(1_000)).taken
+    await redis.pexpire("crmflow:lock:t", 5_000)
+    again = await lock.take(1_500)
+    assert (again.taken, again.waited_runs) == (True, 0)
+    assert await redis.get(keys.rate_limited("job-a")) is None  # not counted as a wait
+    assert 5_000 < await redis.pttl("crmflow:lock:t") <= 40_000  # its timeout renewed
+    assert await lock.release()
+
+
+async def test_the_wait_is_counted_per_holder_so_a_busy_record_is_not_a_stuck_lock(redis: ArqRedis) -> None:
+    # One job after another holds the record's lock for 30 s in all, more than the 20 s a wait may last: the
+    # waiting job's runs stay waits, since no single holder kept the lock longer than its timeout.
+    waiter = RecordLock(redis, "crmflow:lock:t", "job-w", timeout_s=20, max_wait_s=20)
+    for n, start in enumerate((0, 15_000)):
+        holder = RecordLock(redis, "crmflow:lock:t", f"job-{n}", timeout_s=20, max_wait_s=20)
+        assert (await holder.take(start)).taken
+        for at in range(start, start + 15_000, 5_000):
+            found = await waiter.take(at)
+            assert found.counted_as_wait(20)
+            assert found.waiting_s == (at - start) / 1000
+        assert await holder.release()
+    stuck = RecordLock(redis, "crmflow:lock:t", "job-stuck", timeout_s=20, max_wait_s=20)
+    assert (await stuck.take(40_000)).taken
+    assert (await waiter.take(40_000)).counted_as_wait(20)
+    assert not (await waiter.take(60_001)).counted_as_wait(20)
+
+
+async def test_a_failed_take_after_long_waits_is_one_try_and_leaves_no_lock(
+    redis: ArqRedis, redis_url: str, zoho: Zoho
+) -> None:
+    # The job has run 15 times, all waits for its record's lock; then the lock's script fails after taking the
+    # lock (the record's snapshot is of the wrong type): that is its first try, not its 16th, so with 3 tries it
+    # is retried, not dead-lettered, and the lock it took is let go.
+    event = await notify(redis, NEVER_RESCHEDULED, "insert")
+    job_id = event.job_id()
+    await redis.set("arq:retry:" + job_id, 15, ex=60)
+    await redis.set(keys.rate_limited(job_id), 15, ex=60)
+    snapshot = keys.snapshot("zoho", "Appointments__s", NEVER_RESCHEDULED)
+    await redis.rpush(snapshot, "not a snapshot")
+
+    async def retried() -> bool:
+        return int(await redis.get("arq:retry:" + job_id) or 0) >= 16 and not await redis.exists(
+            keys.ARQ_IN_PROGRESS_PREFIX + job_id
+        )
+
+    await run_worker(redis_url, zoho.http, until=retried, WORKER_MAX_TRIES=3)
+    assert await redis.exists(keys.ARQ_RESULT_PREFIX + job_id) == 0  # no result: retried, not given up
+    assert await redis.zscore("crmflow:queue", job_id) is not None
+    assert await redis.exists(LOCK) == 0
+
+    await redis.delete(snapshot)
+    await run_worker(redis_url, zoho.http, WORKER_MAX_TRIES=3)
+    assert (await job_result(redis, event))["status"] == "processed"
