@@ -151,7 +151,7 @@ async def test_a_failed_take_after_long_waits_is_one_try_and_leaves_no_lock(
     await redis.set("arq:retry:" + job_id, 15, ex=60)
     await redis.set(keys.rate_limited(job_id), 15, ex=60)
     snapshot = keys.snapshot("zoho", "Appointments__s", NEVER_RESCHEDULED)
-    await redis.execute_command("RPUSH", snapshot, "not a snapshot")
+    await redis.zadd(snapshot, {"not a snapshot": 1})
 
     async def retried() -> bool:
         return int(await redis.get("arq:retry:" + job_id) or 0) >= 16 and not await redis.exists(
