@@ -14,16 +14,16 @@ so a small request waits for at most one chunk of a large one. The last-notifica
 notified goes with the call that carries the request's first jobs (or with any call, for a request that has
 nothing to queue).
 
-What a failure does. The script is atomic per call: Redis runs it whole, and when it refuses writes (over
-maxmemory) it refuses the script at its first write, before anything is written. So when a call fails (Redis
-down, refusing, timed out), none of its jobs was written, and every request with jobs in that call is
-answered 503, whatever its other calls did; its chunks not yet sent are dropped. A request answered 503 may
-thus have had earlier chunks queued (a large callback): those stay queued, and the sender's retry maps to the
-same job ids, which are then duplicates, while the rest are queued; nothing it named is lost. A HubSpot
-delivery is marked seen only by the call that queued (or folded, or found the duplicate of) its job, so a
-retry after a failed call is never taken for a redelivery. Requests not in the failed call are not affected:
-the next call is tried for them (and fails the same way if Redis is still away). A request is answered 200
-only after every call carrying its jobs succeeded.
+What a failure does. When Redis refuses writes (over maxmemory) it refuses the script at its first write,
+before anything is written; a call whose reply was lost (timed out) or that an error stopped halfway may have
+written some of its jobs, each whole (workers/queue.py), which a retry finds as duplicates. Either way every
+request with jobs in a failed call is answered 503, whatever its other calls did; its chunks not yet sent are
+dropped. A request answered 503 may thus have had earlier chunks queued (a large callback): those stay queued,
+and the sender's retry maps to the same job ids, which are then duplicates, while the rest are queued; nothing
+it named is lost. A HubSpot delivery is marked seen only by the call that queued (or folded, or found the
+duplicate of) its job, so a retry after a failed call is never taken for a redelivery. Requests not in the
+failed call are not affected: the next call is tried for them (and fails the same way if Redis is still away).
+A request is answered 200 only after every call carrying its jobs succeeded.
 """
 
 from __future__ import annotations
@@ -159,6 +159,16 @@ class EnqueueBatch:
             if not isinstance(exc, Exception):
                 raise
             return
+        try:
+            self._answer(parts, outcomes)
+        except Exception as exc:  # a bug in the bookkeeping: no request of the call may wait for ever
+            for part in parts:
+                self._fail(part.request, exc)
+            raise
+
+    @staticmethod
+    def _answer(parts: list[_Part], outcomes: Sequence[Outcome]) -> None:
+        """Hand each part its outcomes; answer the requests whose every call has come back."""
         position = 0
         for part in parts:
             request = part.request

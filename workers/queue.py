@@ -9,8 +9,10 @@ arq's several round trips per job: a callback naming 50,000 records costs fifty 
 thousands, and the event loop gets control back between chunks. The receiver goes one step further: the
 jobs of the requests that arrive together share one call of the script (receiver/batch.py `EnqueueBatch`,
 which keeps to ENQUEUE_CHUNK jobs per call), each request getting back the outcome of each of its jobs
-(`run_enqueue`). The script is atomic per call: Redis refuses it at its first write when over maxmemory, so
-a failed call wrote nothing.
+(`run_enqueue`). When Redis refuses writes (over maxmemory, a read-only replica) it refuses the script at its
+first write, so such a failed call wrote nothing. A call whose reply was lost (a timeout), or a script stopped
+by an error halfway (a corrupt key), may have written some of its jobs: each is written whole (its job key
+and its place in the queue together), so the sender's retry finds those as duplicates and queues the rest.
 
 HubSpot redeliveries (receiver/dedupe.py). A job may carry delivery keys (keys.seen): the webhook events it
 was made of. The script skips a job all of whose events were seen (SEEN), returns which were seen and does
@@ -74,7 +76,7 @@ from workers.contract import PROCESS_CHANGE, QUEUE_NAME, ChangeEvent, dumps, loa
 from workers.crm.limits import day_of
 from workers.errors import QueueUnavailableError
 
-ENQUEUE_CHUNK = 1000  # well under Lua's limit of about 8,000 values unpacked into one ZADD
+ENQUEUE_CHUNK = 1000  # jobs per script call: a call's arguments stay small, the loop gets control between calls
 # arq's default: a job not started within a day of being due is dropped (workers give up well before).
 JOB_EXPIRY_MS = 86_400_000
 
@@ -91,11 +93,13 @@ JOB_EXPIRY_MS = 86_400_000
 # (flag 0); else fold it into the record's queued job when the marker names one that has not started (flag
 # 2); else write it (flag 1; with a marker, make it the record's queued job: what was folded into a job that
 # has started but not yet claimed its marker moves to that job's coalesced key, where its claim finds it).
-# Flags 0, 1 and 2 mark the job's delivery keys seen, in the same script. The new ids go to the queue in one
-# ZADD at the end. One script, so all of it at once; a later job of the same call sees what an earlier one
-# wrote (two requests redelivering one change in one call: the second is a duplicate).
+# Flags 0, 1 and 2 mark the job's delivery keys seen, in the same script. Each new id goes to the queue right
+# after its job key, so a script stopped by an error halfway leaves no job key without its place in the queue
+# (which arq's rule would then take for a queued job forever). One script, so all of it at once; a later job
+# of the same call sees what an earlier one wrote (two requests redelivering one change in one call: the
+# second is a duplicate).
 _ENQUEUE = """
-local queued, flags = {}, {}
+local flags = {}
 local notified, at_ms = tonumber(ARGV[8]), tonumber(ARGV[10])
 for k = 12, 11 + notified do
   if at_ms > tonumber(redis.call('GET', ARGV[k]) or '0') then
@@ -133,8 +137,7 @@ while i <= #ARGV do
         flag = 2
       else
         redis.call('SET', ARGV[1] .. id, job, 'PX', ARGV[3])
-        queued[#queued + 1] = ARGV[4]
-        queued[#queued + 1] = id
+        redis.call('ZADD', KEYS[1], ARGV[4], id)
         if marker ~= '' then
           local started = into and redis.call('EXISTS', ARGV[5] .. into) == 1
           if started and redis.call('HEXISTS', marker, 'coalesced') == 1 then
@@ -165,9 +168,6 @@ while i <= #ARGV do
     end
   end
   flags[#flags + 1] = flag
-end
-if #queued > 0 then
-  redis.call('ZADD', KEYS[1], unpack(queued))
 end
 return flags
 """

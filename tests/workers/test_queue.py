@@ -17,6 +17,7 @@ from tests.conftest import sample
 from workers import keys
 from workers.contract import QUEUE_NAME, ChangeEvent
 from workers.crm.limits import crm_calls
+from workers.errors import QueueUnavailableError
 from workers.queue import claim_coalesced, enqueue_events
 
 RECORD = "5545974000002555001"
@@ -194,3 +195,24 @@ async def test_a_notification_with_nothing_to_queue_is_still_recorded_and_other_
     assert await redis.exists(keys.last_notification("hubspot")) == 1
     assert await redis.exists(keys.last_notification("zoho")) == 0
     assert len(await queued_events(redis)) == 1
+
+
+async def test_a_script_stopped_halfway_leaves_each_written_job_queued_and_a_retry_loses_nothing(
+    redis: ArqRedis,
+) -> None:
+    # The second record's marker is corrupt (no `at`), so the script stops with an error at the second event,
+    # after writing the first: that one is queued whole (job key and place in the queue), and once the key is
+    # gone the sender's retry finds it a duplicate and queues the rest.
+    other = "5545974000002555002"
+    broken = keys.queued_marker("zoho", "Appointments__s", other)
+    await redis.set(keys.ARQ_JOB_PREFIX + "placeholder", b"x")
+    await redis.hset(broken, "job", "placeholder")  # type: ignore[misc]
+    events = [change(1000, "Appointment_Start_Time"), change(1000, record=other), change(1000, record="3")]
+    with pytest.raises(QueueUnavailableError):
+        await enqueue_events(redis, events)
+    assert [event["record_id"] for event in await queued_events(redis)] == [RECORD]
+
+    await redis.delete(broken)
+    retried = await enqueue_events(redis, events)
+    assert (retried.queued, retried.duplicates) == (2, 1)
+    assert sorted(event["record_id"] for event in await queued_events(redis)) == sorted([RECORD, other, "3"])
