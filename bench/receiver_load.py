@@ -16,41 +16,64 @@ from sandbox.hubspot.signing import signature_v3
 
 ZOHO_PATH = "/webhooks/zoho"
 HUBSPOT_PATH = "/webhooks/hubspot"
-# wrk's request script: every thread pre-formats all the requests of the data file (timestamp, signature and
-# body a line; no timestamp for Zoho) and sends them in turn, each thread from its own offset.
+# wrk's request script. A data file line is timestamp, signature and body (no timestamp for Zoho). A body holding
+# ID_MARK is a template: every request gets it with a record id of its own (thread number and a per-thread counter,
+# RECORD_PREFIX first: 19 digits like Zoho's), so no request repeats however long the run. Other lines are
+# pre-formatted requests, each thread taking every threads-th one from its own offset and sending them in turn
+# (they repeat only when a thread has sent them all).
+ID_MARK = "@RECORD_ID@"
+RECORD_PREFIX = "554597410"
 LUA = """
-local lines, requests, counter = {}, {}, 0
+local requests, template, counter = {}, nil, 0
 local threads = 0
 function setup(thread)
   thread:set("offset", threads)
   threads = threads + 1
 end
+local function format(ts, sig, body)
+  local headers = {["Content-Type"] = "application/json"}
+  if ts ~= "" then
+    headers["X-HubSpot-Request-Timestamp"] = ts
+    headers["X-HubSpot-Signature-v3"] = sig
+  end
+  return wrk.format("POST", "%(path)s", headers, body)
+end
 function init(args)
+  local n = 0
   for line in io.lines("%(data)s") do
     local ts, sig, body = line:match("^([^\\t]*)\\t([^\\t]*)\\t(.*)$")
-    local headers = {["Content-Type"] = "application/json"}
-    if ts ~= "" then
-      headers["X-HubSpot-Request-Timestamp"] = ts
-      headers["X-HubSpot-Signature-v3"] = sig
+    if body:find("%(mark)s", 1, true) then
+      template = body
+    elseif n %% %(threads)d == offset then
+      requests[#requests + 1] = format(ts, sig, body)
     end
-    requests[#requests + 1] = wrk.format("POST", "%(path)s", headers, body)
+    n = n + 1
   end
-  counter = offset * math.floor(#requests / %(threads)d)
 end
 function request()
   counter = counter + 1
-  return requests[(counter %% #requests) + 1]
+  if template then
+    local id = string.format("%(prefix)s%%d%%09d", offset + 1, counter)
+    return format("", "", (template:gsub("%(mark)s", id)))
+  end
+  return requests[((counter - 1) %% #requests) + 1]
 end
 """
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
-def zoho_bodies(count: int, now_ms: int, first_id: int = 5545974100000000000) -> list[str]:
+def zoho_template(now_ms: int) -> list[str]:
+    """The data file of Zoho's run: one update callback as the default channel sends it, its record id ID_MARK
+    (the Lua script gives each request a record of its own)."""
+    return zoho_bodies(1, now_ms, record_ids=[ID_MARK])
+
+
+def zoho_bodies(count: int, now_ms: int, record_ids: list[str] | None = None) -> list[str]:
     """`count` update callbacks as the default channel sends them, each for another appointment."""
     lines = []
     for n in range(count):
-        record = str(first_id + n)
+        record = record_ids[n] if record_ids else str(int(RECORD_PREFIX + "1" + "0" * 9) + n)
         body = {
             "server_time": now_ms,
             "query_params": {},
@@ -98,7 +121,8 @@ def write_script(workdir: Path, name: str, lines: list[str], path: str, threads:
     data = workdir / f"{name}.data"
     data.write_text("\n".join(lines) + "\n")
     script = workdir / f"{name}.lua"
-    script.write_text(LUA % {"data": data, "path": path, "threads": threads})
+    values = {"data": data, "path": path, "threads": threads, "mark": ID_MARK, "prefix": RECORD_PREFIX}
+    script.write_text(LUA % values)
     return script
 
 

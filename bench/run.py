@@ -35,10 +35,11 @@ class Plan:
     mode: str
     receiver_seconds: float
     receiver_rounds: int
-    request_count: int
     workers: tuple[int, ...]
     latencies_ms: tuple[int, ...]
     saturation_count: int
+    e2e_rate: float
+    e2e_count: int
     fixed_rate: float
     fixed_seconds: float
     sweep_rates: tuple[float, ...]
@@ -53,19 +54,24 @@ class Plan:
     def pool(self) -> int:
         """Appointments to create: each run reschedules each at most once, and no appointment is rescheduled more
         than ROWS_PER_APPOINTMENT times in all (the sandbox refuses a 21st history row for one appointment)."""
-        most = max(self.saturation_count, int(self.fixed_rate * self.fixed_seconds))
+        most = max(self.saturation_count, self.e2e_count, int(self.fixed_rate * self.fixed_seconds))
         most = max(most, *(int(r * self.sweep_seconds) for r in self.sweep_rates))
         runs = len(self.workers) * len(self.latencies_ms)
-        total = runs * (self.saturation_count + int(self.fixed_rate * self.fixed_seconds)) + self.saturation_count
+        each = self.saturation_count + self.e2e_count + int(self.fixed_rate * self.fixed_seconds)
+        total = runs * each + self.saturation_count
         total += len(self.sweep_series) * sum(int(r * self.sweep_seconds) for r in self.sweep_rates)
         return max(most, -(-total // ROWS_PER_APPOINTMENT))
 
 
-FULL = Plan(
-    "full", 15, 2, 20_000, (1, 2, 4), (0, 50), 2000, 100, 20, (25, 50, 100, 200, 300), 6.5, ((1, 50), (2, 0)), 10
-)
-QUICK = Plan("quick", 4, 1, 20_000, (1, 2), (0, 50), 600, 100, 6, (25, 50, 100, 150), 4, ((1, 50), (2, 0)), 5)
-SMOKE = Plan("smoke", 2, 1, 2_000, (1,), (0, 50), 150, 50, 2, (25, 50), 2, ((1, 50),), 2)
+# Zoho's requests are made in wrk's Lua script, each for a record of its own, however long the run. HubSpot's
+# are signed when generated (wrk's Lua has no HMAC-SHA256): this many per second of run; a receiver faster than
+# that would get repeats, which the run's `duplicates` (requests minus jobs queued) shows.
+HIGHEST_REQ_PER_S = 12_000
+
+# Sizes chosen for about 10-12 minutes (full) and 3-4 (quick) on a quiet 2-core machine (docs/performance.md).
+FULL = Plan("full", 8, 2, (1, 2, 4), (0, 50), 600, 500, 600, 100, 8, (25, 50, 100, 200), 5, ((1, 50), (2, 0)), 8)
+QUICK = Plan("quick", 4, 1, (1, 2), (0, 50), 300, 500, 300, 100, 4, (50, 100, 150), 3, ((1, 50), (2, 0)), 5)
+SMOKE = Plan("smoke", 2, 1, (1,), (0, 50), 150, 200, 150, 50, 2, (25, 50), 2, ((1, 50),), 2)
 
 
 def parse(argv: Sequence[str]) -> tuple[Plan, str, Path]:
@@ -80,8 +86,13 @@ def parse(argv: Sequence[str]) -> tuple[Plan, str, Path]:
     return plan, args.name, args.out
 
 
+_STARTED = time.monotonic()
+
+
 def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+    """A progress line: the clock and the time since the suite started."""
+    elapsed = int(time.monotonic() - _STARTED)
+    print(f"[bench {time.strftime('%H:%M:%S')} +{elapsed // 60}:{elapsed % 60:02d}] {message}", flush=True)
 
 
 def measure_receiver(stack: Stack, plan: Plan, workdir: Path, bare_url: str) -> dict[str, Any]:
@@ -95,9 +106,9 @@ def measure_receiver(stack: Stack, plan: Plan, workdir: Path, bare_url: str) -> 
         for source, path in (("zoho", receiver_load.ZOHO_PATH), ("hubspot", receiver_load.HUBSPOT_PATH)):
             now = receiver_load.now_ms()  # HubSpot's signatures are fresh for 5 minutes: made per round
             lines = (
-                receiver_load.zoho_bodies(plan.request_count, now)
+                receiver_load.zoho_template(now)
                 if source == "zoho"
-                else receiver_load.hubspot_bodies(plan.request_count, now, stack.receiver_url + path)
+                else receiver_load.hubspot_bodies(request_count(plan), now, stack.receiver_url + path)
             )
             script = receiver_load.write_script(workdir, f"{source}-{round_}", lines, path, plan.wrk_threads)
             order = [("receiver", stack.receiver_url), ("bare", bare_url)]
@@ -105,11 +116,16 @@ def measure_receiver(stack: Stack, plan: Plan, workdir: Path, bare_url: str) -> 
                 stack.store.flushdb()
                 result = receiver_load.run_wrk(url, path, script, load)
                 if target == "receiver":
+                    # Every request names new records: one job each at least, unless requests were repeated.
                     result["jobs_queued"] = stack.backlog()
+                    result["duplicates"] = max(0, result["requests"] - result["jobs_queued"])
                 log(
                     f"{source} {target}: {result['req_per_s']:.0f} req/s, p99 {result['p99_ms']} ms, "
                     f"non-2xx {result['non_2xx']}"
+                    + (f", jobs queued {result['jobs_queued']}" if target == "receiver" else "")
                 )
+                if result.get("duplicates"):
+                    log(f"WARNING: {result['duplicates']} requests were repeats: the ratio measured duplicates")
                 runs[source][target].append(result)
     stack.store.flushdb()
     summary: dict[str, Any] = {}
@@ -119,15 +135,21 @@ def measure_receiver(stack: Stack, plan: Plan, workdir: Path, bare_url: str) -> 
             entry[target] = {
                 key: round(sum(r[key] for r in results) / len(results), 2)
                 for key in ("req_per_s", "p50_ms", "p90_ms", "p99_ms")
-            } | {k: sum(r[k] for r in results) for k in ("requests", "non_2xx", "socket_errors")}
+            } | {k: sum(r.get(k, 0) for r in results) for k in ("requests", "non_2xx", "socket_errors", "duplicates")}
         entry["ratio"] = round(entry["receiver"]["req_per_s"] / max(entry["bare"]["req_per_s"], 1e-9), 3)
         summary[source] = entry
     return summary
 
 
+def request_count(plan: Plan) -> int:
+    """Signed HubSpot requests to generate: enough for HIGHEST_REQ_PER_S over a run (and its wrk threads)."""
+    return int(HIGHEST_REQ_PER_S * (plan.receiver_seconds + 1))
+
+
 def saturation(stack: Stack, driver: e2e.Driver, plan: Plan, workers: int, latency_ms: int) -> dict[str, Any]:
-    """The workers paused (SIGSTOP) while N reschedules are offered as fast as possible and their jobs queue, then
-    resumed: rows/s is the rate at which they drain the backlog, first row to last, with nothing else running."""
+    """Worker drain rate: the workers paused (SIGSTOP) while N reschedules are offered as fast as possible and their
+    jobs queue, then resumed: rows/s is the rate at which they drain the backlog, first row to last, with nothing
+    else running. No latency: it would include the pause."""
     e2e.fresh_logs(stack)
     before = procs.cpu_snapshot(stack.pids())
     stack.pause_workers()
@@ -139,11 +161,37 @@ def saturation(stack: Stack, driver: e2e.Driver, plan: Plan, workers: int, laten
         stack.resume_workers()
     e2e.settle(stack, plan.saturation_count)
     after = procs.cpu_snapshot(stack.pids())
-    result = e2e.collect(stack)
+    result = {
+        k: v
+        for k, v in e2e.collect(stack, offered=plan.saturation_count).items()
+        if not k.endswith("_ms") and k not in ("offered_per_s", "backlog_at_end")
+    }
     result |= {"queued_before_resume": queued, "rows_per_s": result.get("drain_rows_per_s")}
     cpu = procs.cpu_ms_per_unit(before, after, result["rows"])
-    log(f"saturation {workers} w {latency_ms} ms: {result.get('rows_per_s')} rows/s, product CPU {cpu['product']} ms")
+    log(
+        f"worker drain rate {workers} w {latency_ms} ms: {result.get('rows_per_s')} rows/s, "
+        f"product CPU {cpu['product']} ms"
+    )
     return {"workers": workers, "latency_ms": latency_ms} | result | {"cpu_ms_per_reschedule": cpu}
+
+
+def e2e_saturation(stack: Stack, driver: e2e.Driver, plan: Plan, workers: int, latency_ms: int) -> dict[str, Any]:
+    """End to end at saturation: N reschedules offered open loop above capacity with everything running (driver,
+    sandbox, receiver, workers); rows/s is the rows written from the first change to the last row."""
+    e2e.fresh_logs(stack)
+    before = procs.cpu_snapshot(stack.pids())
+    count, _ = asyncio.run(driver.paced(plan.e2e_rate, plan.e2e_count / plan.e2e_rate))
+    e2e.settle(stack, count)
+    after = procs.cpu_snapshot(stack.pids())
+    result = e2e.collect(stack, offered=count)
+    cpu = procs.cpu_ms_per_unit(before, after, result["rows"])
+    log(
+        f"end-to-end saturation {workers} w {latency_ms} ms: {result.get('rows_per_s')} rows/s "
+        f"({result.get('offered_per_s')}/s offered), product CPU {cpu['product']} ms"
+    )
+    return (
+        {"workers": workers, "latency_ms": latency_ms, "rate": plan.e2e_rate} | result | {"cpu_ms_per_reschedule": cpu}
+    )
 
 
 def paced(
@@ -154,12 +202,12 @@ def paced(
     count, _ = asyncio.run(driver.paced(rate, seconds))
     queued_at_end = stack.backlog()
     e2e.settle(stack, count)
-    result = e2e.collect(stack)
+    result = e2e.collect(stack, offered=count)
     result |= {"kept_up": e2e.kept_up(result, rate), "queued_at_end": queued_at_end}
     result["driver_retries"] = driver.retried - retried
     log(
-        f"{rate:g}/s {workers} w {latency_ms} ms: p50 {result.get('p50_ms')} ms, p99 {result.get('p99_ms')} ms, "
-        f"kept up {result['kept_up']}"
+        f"{rate:g}/s {workers} w {latency_ms} ms: p50 {result.get('p50_ms')} ms, p99 {result.get('p99_ms')} ms "
+        f"(sandbox wait p99 {result.get('wait_p99_ms')} ms), kept up {result['kept_up']}"
     )
     return {"workers": workers, "latency_ms": latency_ms, "rate": rate, "seconds": seconds} | result
 
@@ -170,7 +218,7 @@ def measure_e2e(stack: Stack, plan: Plan, peaks: dict[str, float]) -> tuple[dict
     log(f"creating {plan.pool} appointments")
     asyncio.run(driver.create_pool(plan.pool))
     e2e.settle(stack, plan.pool)
-    results: dict[str, list[dict[str, Any]]] = {"saturation": [], "fixed": [], "sweep": []}
+    results: dict[str, list[dict[str, Any]]] = {"saturation": [], "e2e_saturation": [], "fixed": [], "sweep": []}
     series = {w: sorted({lat for sw, lat in plan.sweep_series if sw == w}) for w, _ in plan.sweep_series}
     for workers in sorted(set(plan.workers) | set(series)):
         stack.start_workers(workers)
@@ -178,6 +226,7 @@ def measure_e2e(stack: Stack, plan: Plan, peaks: dict[str, float]) -> tuple[dict
             e2e.set_latency(stack, latency)
             if workers in plan.workers and latency in plan.latencies_ms:
                 results["saturation"].append(saturation(stack, driver, plan, workers, latency))
+                results["e2e_saturation"].append(e2e_saturation(stack, driver, plan, workers, latency))
                 results["fixed"].append(paced(stack, driver, plan.fixed_rate, plan.fixed_seconds, workers, latency))
             if latency in series.get(workers, []):
                 for rate in plan.sweep_rates:
@@ -210,7 +259,7 @@ def profile(stack: Stack, plan: Plan, driver: e2e.Driver, out: Path, name: str, 
     worker.finish()
     e2e.settle(stack, plan.saturation_count)
     stack.stop_workers()
-    lines = receiver_load.zoho_bodies(plan.request_count, receiver_load.now_ms())
+    lines = receiver_load.zoho_template(receiver_load.now_ms())
     script = receiver_load.write_script(workdir, "zoho-profile", lines, receiver_load.ZOHO_PATH, plan.wrk_threads)
     receiver = Recording(
         stack.pids()["receiver"],

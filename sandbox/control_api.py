@@ -11,7 +11,7 @@ POST   /_sandbox/faults           replace the rules (a list of rules, or one rul
 DELETE /_sandbox/faults           remove every rule
 GET    /_sandbox/requests         counters and the log of /crm/ (Zoho and HubSpot) and /oauth/ requests
 DELETE /_sandbox/requests         clear that log
-GET    /_sandbox/notifications    every callback delivery attempt (body, status code or error)
+GET    /_sandbox/notifications    every callback delivery attempt (body, queued_at, sent_at, status code or error)
 DELETE /_sandbox/notifications    clear that log
 POST   /_sandbox/tokens/expire    expire every issued access token now
 POST   /_sandbox/channels/{id}/expire   move a watch channel's expiry to now + {"in_s": N} (default 0: it

@@ -85,7 +85,8 @@ def plan_deliveries(changes: Sequence[RecordChange], channels: Sequence[Channel]
 
 class Notifier:
     """Sends deliveries one after the other, at most MAX_SENDING at once overall, and keeps a log of every attempt
-    (`sent_at`: when it was sent, after any wait for its turn)."""
+    (`queued_at`: when the change was made and the callback queued; `sent_at`: when it was sent, after any wait
+    for its turn)."""
 
     def __init__(self, client: Callable[[], httpx.AsyncClient], clock: Callable[[], datetime]) -> None:
         self._client = client
@@ -101,16 +102,18 @@ class Notifier:
         return self._turns[1]
 
     async def deliver(self, deliveries: Sequence[Delivery]) -> None:
+        queued_at = self._clock().isoformat()
         for delivery in deliveries:
             async with self._sending():
-                await self._send(delivery)
+                await self._send(delivery, queued_at)
 
-    async def _send(self, delivery: Delivery) -> None:
+    async def _send(self, delivery: Delivery, queued_at: str) -> None:
         entry: dict[str, Any] = {
             "seq": len(self.log) + 1,
             "channel_id": delivery.channel_id,
             "url": delivery.url,
             "body": delivery.body,
+            "queued_at": queued_at,
             "sent_at": self._clock().isoformat(),
             "status_code": None,
             "error": None,

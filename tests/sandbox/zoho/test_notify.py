@@ -170,3 +170,8 @@ async def test_thousands_of_callbacks_at_once_are_all_sent_a_bounded_number_at_a
     assert len(notifier.log) == 2000
     assert {entry["status_code"] for entry in notifier.log} == {200}
     assert most <= MAX_SENDING
+    # Each entry says when its change queued the callback and when it went out after waiting its turn.
+    queued = [datetime.fromisoformat(entry["queued_at"]) for entry in notifier.log]
+    sent = [datetime.fromisoformat(entry["sent_at"]) for entry in notifier.log]
+    assert all(q <= s for q, s in zip(queued, sent, strict=True))
+    assert max(s - q for q, s in zip(queued, sent, strict=True)).total_seconds() > 0  # the later ones waited
