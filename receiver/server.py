@@ -35,6 +35,7 @@ exercised on real sockets by the rest of that module, so an upgrade that breaks 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import resource
 from dataclasses import dataclass
@@ -268,6 +269,28 @@ def raise_file_limit(config: ReceiverConfig) -> int:
         )
     resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
     return needed
+
+
+# Tracked objects allocated (net of those freed) before the collector's youngest generation is scanned.
+# Python's default is 700, which the objects of the requests in flight (over a hundred each) pass every few requests.
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def settle_garbage_collector() -> None:
+    """Keep Python's cyclic garbage collector off the request path; call once, after start-up, before serving.
+
+    A webhook creates no reference cycles: what it allocates is freed by reference counting when it is
+    answered. But the collector counts allocations, not garbage: with the default threshold, the requests in
+    flight set off a young collection every dozen requests and a full one (every object of every imported
+    module, tens of milliseconds) every thousand or so: about 40 µs per request in all, for nothing to collect.
+    Start-up's objects are frozen (never scanned again) and the young generation is collected after
+    GC_YOUNG_THRESHOLD allocations, so collections happen rarely and are short. Cycles, should any occur,
+    are still collected.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 class RequestLimit:

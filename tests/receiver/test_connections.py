@@ -11,6 +11,8 @@ import inspect
 import re
 import resource
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any, ClassVar
@@ -428,3 +430,20 @@ async def test_uvicorn_internals_this_module_relies_on(app: Starlette) -> None:
     assert protocol.connections is not None and protocol.loop is asyncio.get_running_loop()
     assert protocol.server_state.default_headers == []
     assert hasattr(protocol, "transport") and hasattr(protocol, "client")
+
+
+def test_the_garbage_collector_is_settled_off_the_request_path() -> None:
+    # In a process of its own: freezing would keep the test session's objects forever.
+    script = (
+        "import gc\n"
+        "from receiver.server import GC_YOUNG_THRESHOLD, settle_garbage_collector\n"
+        "middle, old = gc.get_threshold()[1:]\n"
+        "settle_garbage_collector()\n"
+        "assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, middle, old), gc.get_threshold()\n"
+        "assert gc.get_freeze_count() > 1000 and gc.get_count()[0] < 100, (gc.get_freeze_count(), gc.get_count())\n"
+        "cycle = []\n"
+        "cycle.append(cycle)\n"
+        "del cycle\n"
+        "assert gc.collect() == 1  # cycles are still collected\n"
+    )
+    subprocess.run([sys.executable, "-c", script], timeout=30, check=True)
