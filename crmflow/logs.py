@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 import traceback
 import unicodedata
 from datetime import UTC, datetime
@@ -132,6 +133,20 @@ class ContextFilter(logging.Filter):
 
 class OneLineFormatter(logging.Formatter):
     """Readable text: messages never span lines (arguments cut, control characters escaped), context appended."""
+
+    # The last second formatted and its text: lines logged within one second share it (strftime is a third of
+    # a line's formatting).
+    _second: tuple[int, str] = (-1, "")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second, text = self._second
+        if second != int(record.created):
+            second = int(record.created)
+            text = time.strftime(self.default_time_format, self.converter(record.created))
+            self._second = (second, text)
+        return self.default_msec_format % (text, record.msecs) if self.default_msec_format else text
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = cut(escape(record.message), MAX_MESSAGE_CHARS)

@@ -224,3 +224,14 @@ def test_configured_lines_are_unchanged_without_the_callers_file_thread_and_proc
 
     (line,) = done.stderr.splitlines()
     assert LINE.match(line) and line.endswith(" INFO crmflow.receiver: zoho Appointments__s: 1 queued"), line
+
+
+def test_the_time_of_a_line_is_what_logging_would_write() -> None:
+    # OneLineFormatter keeps the last second's text: lines within one second and across seconds are unchanged.
+    ours, standard = OneLineFormatter(FORMAT), logging.Formatter(FORMAT)
+    for created in [1764520000.001, 1764520000.999, 1764520001.0, 1764520001.5, 1764519999.25, 0.0]:
+        record = logging.LogRecord("crmflow.receiver", logging.INFO, __file__, 1, "m", (), None)
+        record.created, record.msecs = created, (created - int(created)) * 1000
+
+        assert ours.formatTime(record) == standard.formatTime(record)
+        assert ours.format(record) == standard.format(record)
