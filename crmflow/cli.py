@@ -119,7 +119,7 @@ def receiver(host: str, port: int) -> None:
     """Run the webhook receiver (Starlette on uvicorn)."""
     from receiver.app import create_app
     from receiver.config import ReceiverConfig
-    from receiver.server import raise_file_limit, server_options
+    from receiver.server import raise_file_limit, server_options, settle_garbage_collector
 
     try:
         config = load_settings(ReceiverConfig)
@@ -135,6 +135,7 @@ def receiver(host: str, port: int) -> None:
     # The connection layer (header deadline, socket cap, JSON refusals) and its limits: receiver/server.py.
     # log_config=None: uvicorn's own lines go through crmflow's formatter too (one escaped line per record).
     app = create_app(config)
+    settle_garbage_collector()  # nothing to collect on the request path: keep the collector off it
     uvicorn.run(app, host=host, port=port, log_level="info", log_config=None, **server_options(config))
 
 

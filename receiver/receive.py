@@ -73,13 +73,22 @@ def declared_length(values: Sequence[str], *, max_bytes: int) -> int | None:
     return declared
 
 
-async def read_capped(declared: int | None, stream: AsyncIterator[bytes], *, max_bytes: int, timeout_s: float) -> bytes:
-    """Collect the body within `timeout_s`, refused as soon as it passes `max_bytes`; it must be `declared` long."""
-    try:
-        async with asyncio.timeout(timeout_s):
-            body = await _collect(stream, max_bytes)
-    except TimeoutError:
-        raise RequestTimeoutError(f"the body did not arrive within {timeout_s:g} s") from None
+async def read_capped(
+    declared: int | None, stream: AsyncIterator[bytes], *, max_bytes: int, timeout_s: float, received: bool = False
+) -> bytes:
+    """Collect the body within `timeout_s`, refused as soon as it passes `max_bytes`; it must be `declared` long.
+
+    `received`: the whole body is in already (receiver/server.py BODY_RECEIVED), so reading it cannot wait and
+    no deadline is armed.
+    """
+    if received:
+        body = await _collect(stream, max_bytes)
+    else:
+        try:
+            async with asyncio.timeout(timeout_s):
+                body = await _collect(stream, max_bytes)
+        except TimeoutError:
+            raise RequestTimeoutError(f"the body did not arrive within {timeout_s:g} s") from None
     if declared is not None and len(body) != declared:
         raise MalformedRequestError(f"body has {len(body)} bytes but Content-Length says {declared}")
     return body

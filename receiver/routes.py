@@ -32,6 +32,7 @@ from receiver.receive import (
     require_json,
     require_shallow,
 )
+from receiver.server import BODY_RECEIVED
 from receiver.validate import validate_hubspot, validate_zoho, zoho_events
 from receiver.verify import HubSpotSignatureHeaders, hubspot_uri, verify_hubspot, verify_zoho
 from workers import keys
@@ -75,7 +76,11 @@ async def _body(request: Request, state: ReceiverState) -> bytes:
     require_json(request.headers.getlist("content-type"))
     declared = declared_length(request.headers.getlist("content-length"), max_bytes=config.max_body_bytes)
     return await read_capped(
-        declared, request.stream(), max_bytes=config.max_body_bytes, timeout_s=config.body_timeout_s
+        declared,
+        request.stream(),
+        max_bytes=config.max_body_bytes,
+        timeout_s=config.body_timeout_s,
+        received=BODY_RECEIVED in (request.scope.get("extensions") or ()),
     )
 
 

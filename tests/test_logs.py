@@ -209,3 +209,29 @@ def test_an_unknown_log_format_stops_any_command_naming_the_setting(tmp_path: Pa
         "crmflow: invalid configuration",
         "  LOG_FORMAT: Input should be 'text' or 'json'",
     ]
+
+
+def test_configured_lines_are_unchanged_without_the_callers_file_thread_and_process() -> None:
+    # In a process of its own: configure() sets logging's module-wide switches.
+    script = (
+        "import logging\n"
+        "from crmflow.logs import configure\n"
+        "configure('INFO', 'text')\n"
+        "assert logging._srcfile is None and not logging.logThreads and not logging.logProcesses\n"
+        "logging.getLogger('crmflow.receiver').info('zoho %s: %d queued', 'Appointments__s', 1)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True)
+
+    (line,) = done.stderr.splitlines()
+    assert LINE.match(line) and line.endswith(" INFO crmflow.receiver: zoho Appointments__s: 1 queued"), line
+
+
+def test_the_time_of_a_line_is_what_logging_would_write() -> None:
+    # OneLineFormatter keeps the last second's text: lines within one second and across seconds are unchanged.
+    ours, standard = OneLineFormatter(FORMAT), logging.Formatter(FORMAT)
+    for created in [1764520000.001, 1764520000.999, 1764520001.0, 1764520001.5, 1764519999.25, 0.0]:
+        record = logging.LogRecord("crmflow.receiver", logging.INFO, __file__, 1, "m", (), None)
+        record.created, record.msecs = created, (created - int(created)) * 1000
+
+        assert ours.formatTime(record) == standard.formatTime(record)
+        assert ours.format(record) == standard.format(record)

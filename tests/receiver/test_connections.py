@@ -11,8 +11,11 @@ import inspect
 import re
 import resource
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import h11
@@ -21,12 +24,22 @@ import pytest
 import uvicorn
 from arq.connections import ArqRedis
 from starlette.applications import Starlette
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
 from receiver.app import create_app
 from receiver.config import ReceiverConfig
-from receiver.server import ReceiverProtocol, RequestLimit, protocol_for, raise_file_limit, server_options
+from receiver.server import (
+    BODY_RECEIVED,
+    ReceiverProtocol,
+    RequestLimit,
+    protocol_for,
+    raise_file_limit,
+    server_options,
+)
 from tests.conftest import sample
 from tests.receiver.serving import serving
 from workers.contract import QUEUE_NAME
@@ -427,4 +440,44 @@ async def test_uvicorn_internals_this_module_relies_on(app: Starlette) -> None:
     assert protocol.conn is protocol.h11 and isinstance(protocol.conn, h11.Connection)
     assert protocol.connections is not None and protocol.loop is asyncio.get_running_loop()
     assert protocol.server_state.default_headers == []
-    assert hasattr(protocol, "transport") and hasattr(protocol, "client")
+    assert hasattr(protocol, "transport") and hasattr(protocol, "client") and protocol.cycle is None
+    # The connection layer reads the request's cycle: its scope, and whether more of its body is to come.
+    cycle_source = inspect.getsource(RequestResponseCycle.__init__)
+    assert "self.scope = scope" in cycle_source and "self.more_body = True" in cycle_source
+
+
+def test_the_garbage_collector_is_settled_off_the_request_path() -> None:
+    # In a process of its own: freezing would keep the test session's objects forever.
+    script = (
+        "import gc\n"
+        "from receiver.server import GC_YOUNG_THRESHOLD, settle_garbage_collector\n"
+        "middle, old = gc.get_threshold()[1:]\n"
+        "settle_garbage_collector()\n"
+        "assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, middle, old), gc.get_threshold()\n"
+        "assert gc.get_freeze_count() > 1000 and gc.get_count()[0] < 100, (gc.get_freeze_count(), gc.get_count())\n"
+        "cycle = []\n"
+        "cycle.append(cycle)\n"
+        "del cycle\n"
+        "assert gc.collect() == 1  # cycles are still collected\n"
+    )
+    subprocess.run([sys.executable, "-c", script], timeout=30, check=True)
+
+
+async def test_the_app_is_told_when_the_whole_body_came_before_it_reads_it() -> None:
+    async def echo(request: Request) -> Response:
+        received = BODY_RECEIVED in (request.scope.get("extensions") or {})
+        return Response(orjson.dumps({"received": received, "length": len(await request.body())}))
+
+    app = Starlette(routes=[Route("/webhooks/zoho", echo, methods=["POST"])])
+    app.state.crmflow = SimpleNamespace(config=config())
+    async with serving(app) as port:
+        client = await Client.connect(port)
+        await client.send(post_head() + BODY)  # head and body in one read
+        at_once = await client.response()
+        await client.send(post_head())  # the body later: the app may have to wait for it
+        await asyncio.sleep(0.2)
+        await client.send(BODY)
+        later = await client.response()
+
+    assert orjson.loads(at_once[2]) == {"received": True, "length": len(BODY)}
+    assert orjson.loads(later[2]) == {"received": False, "length": len(BODY)}
