@@ -28,6 +28,7 @@ from workers.actions.dispatch import Actions, ActionTrace
 from workers.backoff import backoff_s
 from workers.checkpoints import NO_CHECKPOINTS, Checkpoints
 from workers.contract import ChangeEvent, action_job_id
+from workers.crm.limits import reserving
 from workers.deadletters import (
     MALFORMED_JOB,
     MISSED_RESCHEDULE,
@@ -69,6 +70,9 @@ logger = logging.getLogger("crmflow.jobs")
 FINAL_ERRORS = (CrmAuthError, CrmNotFoundError, CrmRejectedError, ActionNotApplicableError)
 # Tries that may be spent waiting for the CRM to return a record as new as the change it announced.
 LAGGING_READ_TRIES = 3
+# A change's CRM calls, reserved together in a window-limited CRM's limiter (workers/crm/limits.py `reserving`):
+# the record's GET and one write (a reschedule's note). Further calls wait for room as they come.
+JOB_CALLS = 2
 
 
 @dataclass(frozen=True)
@@ -159,10 +163,15 @@ async def _process_change(ctx: dict[str, Any], event_data: Any, notes: job_notes
         # lock's script claimed the job's coalesced events and read the record's state (workers/record_lock.py).
         if state is None:
             notified = await claim_coalesced(deps.redis, event, event.job_id())
-            return await handle_change(event, deps, job_try=job_try, notified=notified)
-        notified = merged(event, state.claimed)
-        preloaded = state.decoded()
-        return await handle_change(event, deps, job_try=job_try, notified=notified, state=preloaded)
+            preloaded = None
+        else:
+            notified = merged(event, state.claimed)
+            preloaded = state.decoded()
+        if event.operation == "delete":
+            return await handle_change(event, deps, job_try=job_try, notified=notified, state=preloaded)
+        # The fetch spends a call only when a window-limited CRM (HubSpot) can take the write after it too.
+        async with reserving(JOB_CALLS):
+            return await handle_change(event, deps, job_try=job_try, notified=notified, state=preloaded)
 
     with _job_context(event, event.job_id()):
         reads = _state_reads(event)
