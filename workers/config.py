@@ -66,7 +66,7 @@ class WorkerConfig(BaseSettings):
     # soak (tests/e2e/test_soak.py) failed once in two runs: HubSpot jobs deferred by the full 10 s window after
     # their first call repeat it when they run again, and more jobs at once waste more of the window. Kept at 10
     # until that is fixed.
-    max_jobs: int = Field(default=10, ge=1, le=500, validation_alias="WORKER_MAX_JOBS")
+    max_jobs: int = Field(default=25, ge=1, le=500, validation_alias="WORKER_MAX_JOBS")
     poll_delay_s: float = Field(default=0.01, gt=0, le=5, validation_alias="WORKER_POLL_DELAY_S")
     job_timeout_s: float = Field(default=30.0, ge=5, le=300, validation_alias="WORKER_JOB_TIMEOUT_S")
     keep_result_s: int = Field(default=86_400, ge=60, validation_alias="WORKER_KEEP_RESULT_S")

@@ -299,6 +299,18 @@ return id
 """
 
 
+# The same script, for one that writes an entry with more (workers/record_lock.py `RecordLock.end`).
+WRITE_SCRIPT = _WRITE
+
+
+@dataclass(frozen=True)
+class LogWrite:
+    """One entry's write: WRITE_SCRIPT's keys (the stream, the record's index) and arguments."""
+
+    keys: tuple[str, str]
+    args: tuple[str | int, ...]
+
+
 @dataclass(frozen=True)
 class EventLogBounds:
     """How long entries are kept and how many at most (EVENT_LOG_MAX_AGE_S, EVENT_LOG_MAX_ENTRIES)."""
@@ -323,10 +335,16 @@ class EventLog:
         """Load the script into Redis (at start-up), so that even the first write is one round trip."""
         await self._redis.script_load(_WRITE)
 
-    async def write(self, entry: EventEntry) -> str:
-        """Add `entry` (its `id` is ignored); the id it was given."""
+    def writing(self, entry: EventEntry) -> LogWrite:
+        """What writing `entry` takes (WRITE_SCRIPT's keys and arguments), for a caller that writes it with more
+        in one round trip (workers/record_lock.py `RecordLock.end`)."""
         # Defaults are left out (about 1 KB an entry remains); reading fills them in again.
         body = entry.model_dump_json(exclude={"id"}, exclude_defaults=True)
-        args: list[str | int] = [body, self._bounds.max_entries, int(self._bounds.max_age_s * 1000)]
-        written = await self._write(keys=[keys.EVENT_LOG, keys.event_log_record(entry.record_id)], args=args)
+        args: tuple[str | int, ...] = (body, self._bounds.max_entries, int(self._bounds.max_age_s * 1000))
+        return LogWrite((keys.EVENT_LOG, keys.event_log_record(entry.record_id)), args)
+
+    async def write(self, entry: EventEntry) -> str:
+        """Add `entry` (its `id` is ignored); the id it was given."""
+        writing = self.writing(entry)
+        written = await self._write(keys=list(writing.keys), args=list(writing.args))
         return _text(written)

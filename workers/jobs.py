@@ -28,6 +28,7 @@ from workers.actions.dispatch import Actions, ActionTrace
 from workers.backoff import backoff_s
 from workers.checkpoints import NO_CHECKPOINTS, Checkpoints
 from workers.contract import ChangeEvent, action_job_id
+from workers.crm.limits import reserving
 from workers.deadletters import (
     MALFORMED_JOB,
     MISSED_RESCHEDULE,
@@ -48,11 +49,11 @@ from workers.errors import (
     loggable,
 )
 from workers.event_entry import build_entry, job_outcome
-from workers.eventlog import EventLog, JobKind
+from workers.eventlog import EventEntry, EventLog, JobKind
 from workers.fetch import CrmClients, fetch_record, previous_values, remembered_fields
 from workers.log_context import log_context
 from workers.metrics import ACTIONS, JOBS, event_time, observe_lag
-from workers.own_writes import Entries, drop_own_writes, load_state, save_state
+from workers.own_writes import Entries, StateSave, drop_own_writes, load_state, save_state, state_save
 from workers.queue import claim_coalesced, coalescing, merged
 from workers.record import Record
 from workers.record_lock import RecordLock, State, StateReads, defer_s
@@ -69,6 +70,9 @@ logger = logging.getLogger("crmflow.jobs")
 FINAL_ERRORS = (CrmAuthError, CrmNotFoundError, CrmRejectedError, ActionNotApplicableError)
 # Tries that may be spent waiting for the CRM to return a record as new as the change it announced.
 LAGGING_READ_TRIES = 3
+# A change's CRM calls, reserved together in a window-limited CRM's limiter (workers/crm/limits.py `reserving`):
+# the record's GET and one write (a reschedule's note). Further calls wait for room as they come.
+JOB_CALLS = 2
 
 
 @dataclass(frozen=True)
@@ -159,16 +163,24 @@ async def _process_change(ctx: dict[str, Any], event_data: Any, notes: job_notes
         # lock's script claimed the job's coalesced events and read the record's state (workers/record_lock.py).
         if state is None:
             notified = await claim_coalesced(deps.redis, event, event.job_id())
-            return await handle_change(event, deps, job_try=job_try, notified=notified)
-        notified = merged(event, state.claimed)
-        preloaded = state.decoded()
-        return await handle_change(event, deps, job_try=job_try, notified=notified, state=preloaded)
+            preloaded = None
+        else:
+            notified = merged(event, state.claimed)
+            preloaded = state.decoded()
+        if event.operation == "delete":
+            return await handle_change(event, deps, job_try=job_try, notified=notified, state=preloaded)
+        # The fetch spends a call only when a window-limited CRM (HubSpot) can take the write after it too.
+        async with reserving(JOB_CALLS):
+            return await handle_change(event, deps, job_try=job_try, notified=notified, state=preloaded, ending=ending)
 
     with _job_context(event, event.job_id()):
         reads = _state_reads(event)
-        result = await _guarded(deps, event, event.job_id(), runs, ctx.get("enqueue_time"), work, give_up, reads=reads)
-        await _log_event(deps, ctx, "process_change", event.job_id(), event, result, notes)
-        return result
+        ending = JobEnd()
+        enqueued_at = ctx.get("enqueue_time")
+        result = await _guarded(
+            deps, event, event.job_id(), runs, enqueued_at, work, give_up, reads=reads, ending=ending
+        )
+        return await _end(deps, ctx, "process_change", event.job_id(), event, result, notes, ending, give_up)
 
 
 def _state_reads(event: ChangeEvent) -> StateReads:
@@ -179,6 +191,52 @@ def _state_reads(event: ChangeEvent) -> StateReads:
         claim = (keys.queued_marker(event.source, event.module, event.record_id), keys.coalesced(job_id))
     where = (event.source, event.module, event.record_id)
     return StateReads(job_id, claim, keys.snapshot(*where), keys.own_writes(*where))
+
+
+@dataclass
+class JobEnd:
+    """What a run that finished its work under the record's lock writes in its last round trip, together
+    (workers/record_lock.py `RecordLock.end`): the record's new state (None: nothing to save), the lock's release,
+    the job's event log entry. `lock` is None when the run did not finish that way (a retry, a dead letter)."""
+
+    lock: RecordLock | None = None
+    job_try: int = 0
+    save: StateSave | None = None
+
+
+async def _end(
+    deps: WorkerDeps,
+    ctx: dict[str, Any],
+    job: JobKind,
+    job_id: str,
+    event: ChangeEvent,
+    result: dict[str, Any],
+    notes: job_notes.JobNotes,
+    ending: JobEnd,
+    give_up: GiveUp,
+) -> dict[str, Any]:
+    """The job's last round trip: new state, lock released, event log entry (`JobEnd`); the job's result.
+
+    A Redis failure that loses the new state makes the try a failed one (retried, or a dead letter), as a failed
+    save within the work would; one that loses only the release and the entry loses just those (the lock times
+    out), since the job's work is done and must not be redone for them.
+    """
+    if ending.lock is None:
+        await _log_event(deps, ctx, job, job_id, event, result, notes)
+        return result
+    entry = _entry(deps, ctx, job, job_id, event, result, notes)
+    try:
+        await ending.lock.end(ending.save, deps.events.writing(entry) if deps.events and entry else None)
+        return result
+    except RedisError as exc:
+        with contextlib.suppress(RedisError):
+            await ending.lock.release()
+        if ending.save is None:
+            logger.warning("%s: event log entry not written: %s", job_id, exc)
+            return result
+        failed = await _retry_or_give_up(deps, job_id, ending.job_try, exc, ctx.get("enqueue_time"), give_up)
+        await _log_event(deps, ctx, job, job_id, event, failed, notes)
+        return failed
 
 
 def _job_context(event: ChangeEvent, job_id: str) -> contextlib.AbstractContextManager[None]:
@@ -196,10 +254,30 @@ async def _log_event(
     notes: job_notes.JobNotes,
 ) -> None:
     """Leave the finished job's entry in the event log: one round trip; a Redis failure loses only the entry."""
-    if deps.events is None:
+    entry = _entry(deps, ctx, job, job_id, event, result, notes)
+    if deps.events is None or entry is None:
         return
+    try:
+        await deps.events.write(entry)
+    except RedisError as exc:
+        # The job's work is done and must not be redone for the sake of its log entry.
+        logger.warning("%s: event log entry not written: %s", job_id, exc)
+
+
+def _entry(
+    deps: WorkerDeps,
+    ctx: dict[str, Any],
+    job: JobKind,
+    job_id: str,
+    event: ChangeEvent,
+    result: dict[str, Any],
+    notes: job_notes.JobNotes,
+) -> EventEntry | None:
+    """The finished job's event log entry; None without an event log."""
+    if deps.events is None:
+        return None
     received: datetime | None = ctx.get("enqueue_time")
-    entry = build_entry(
+    return build_entry(
         job=job,
         job_id=job_id,
         event=event,
@@ -209,11 +287,6 @@ async def _log_event(
         received_at=received.astimezone(UTC) if received is not None else None,
         finished_at=deps.clock(),
     )
-    try:
-        await deps.events.write(entry)
-    except RedisError as exc:
-        # The job's work is done and must not be redone for the sake of its log entry.
-        logger.warning("%s: event log entry not written: %s", job_id, exc)
 
 
 # Records a job's final failure as a dead letter: (job_try, code, message, error class) -> the job's result.
@@ -230,6 +303,7 @@ async def _guarded(
     give_up: GiveUp,
     *,
     reads: StateReads | None = None,
+    ending: JobEnd | None = None,
 ) -> dict[str, Any]:
     """Run `work(job_try, state)` under the record's lock; every way it can fail becomes a retry or `give_up`.
 
@@ -237,7 +311,8 @@ async def _guarded(
     lock) that do not count as tries. A lock another job holds defers this one at once (workers/record_lock.py),
     not counted as a try, for as long as the lock's own timeout; a lock taken for longer than that (no job
     holds it that long) makes each further run a try, so it still ends in a dead letter. `reads`: what the same
-    round trip reads once the lock is taken, handed to `work` (workers/record_lock.py).
+    round trip reads once the lock is taken, handed to `work` (workers/record_lock.py). `ending`: when given, a
+    run whose work returned keeps the lock, for the caller to let go in its last round trip (`_end`).
     """
     lock = RecordLock(
         deps.redis, lock_key(event), job_id, timeout_s=deps.lock_timeout_s, max_wait_s=deps.lock_timeout_s
@@ -265,10 +340,7 @@ async def _guarded(
         return await _retry_or_give_up(deps, job_id, job_try, busy, enqueued_at, give_up)
     try:
         async with asyncio.timeout(deps.work_timeout_s):
-            try:
-                return await work(job_try, taken.state)
-            finally:
-                await lock.release()
+            return await _holding(lock, job_try, taken.state, work, ending)
     except TimeoutError:
         overdue = CrmTransientError(f"the job took longer than {deps.work_timeout_s:.0f}s", code="JOB_TIMEOUT")
         return await _retry_or_give_up(deps, job_id, job_try, overdue, enqueued_at, give_up)
@@ -283,6 +355,26 @@ async def _guarded(
         return await _retry_or_give_up(deps, job_id, job_try, unexpected, enqueued_at, give_up)
 
 
+async def _holding(
+    lock: RecordLock,
+    job_try: int,
+    state: State | None,
+    work: Callable[[int, State | None], Awaitable[dict[str, Any]]],
+    ending: JobEnd | None,
+) -> dict[str, Any]:
+    """`work` under the lock, let go when it fails; when it returns, let go, or kept for `ending`."""
+    try:
+        result = await work(job_try, state)
+    except BaseException:
+        await lock.release()
+        raise
+    if ending is None:
+        await lock.release()
+    else:
+        ending.lock, ending.job_try = lock, job_try
+    return result
+
+
 async def handle_change(
     event: ChangeEvent,
     deps: WorkerDeps,
@@ -290,12 +382,14 @@ async def handle_change(
     job_try: int,
     notified: ChangeEvent | None = None,
     state: tuple[Snapshot | None, Entries] | None = None,
+    ending: JobEnd | None = None,
 ) -> dict[str, Any]:
     """fetch → diff → rules → actions → remember the new state. The caller holds the record's lock.
 
     `notified`: the event with what the events coalesced into this job added (their latest notified_at_ms
     and every changed field), which the lagging-read check reads; the event itself names the job. `state`: the
-    record's snapshot and own-write entries, when the caller read them with the lock (else read here).
+    record's snapshot and own-write entries, when the caller read them with the lock (else read here). `ending`:
+    where the new state goes for the caller to save with the lock's release (else saved here).
     """
     notified = notified or event
     where = (event.source, event.module, event.record_id)
@@ -354,7 +448,11 @@ async def handle_change(
     planned = [] if recognised.only_own_writes or unchanged else plan(deps.rules, context, change.fields)
     results = [await _run_action(deps, event, job_try, step, record, change, context) for step in planned]
     await deps.checkpoints.reach("before_snapshot")
-    await save_state(deps.redis, *where, snapshot_of(record, watched), recognised.consumed)
+    new_state = state_save(*where, snapshot_of(record, watched), recognised.consumed)
+    if ending is not None:
+        ending.save = new_state
+    else:
+        await save_state(deps.redis, *where, snapshot_of(record, watched), recognised.consumed)
     return {
         "status": "processed",
         "first_seen": change.first_seen,
@@ -750,12 +848,12 @@ async def _replay(
             outcome = await _run_action(deps, event, job_try, step, record, change, context, again=again)
             return {"status": "replayed", "actions": [outcome]}
 
-        return await _guarded(deps, event, job_id, runs, ctx.get("enqueue_time"), work, give_up)
+        return await _guarded(deps, event, job_id, runs, ctx.get("enqueue_time"), work, give_up, ending=ending)
 
     job_notes.note_change(replay.change)
+    ending = JobEnd()
     result = await again()
-    await _log_event(deps, ctx, "replay_action", job_id, event, result, notes)
-    return result
+    return await _end(deps, ctx, "replay_action", job_id, event, result, notes, ending, give_up)
 
 
 async def _reject_malformed_replay(

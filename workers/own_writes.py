@@ -72,6 +72,8 @@ for i = 1, #ARGV, 2 do
 end
 return deleted
 """
+# The same, for a script that saves the state with more (workers/record_lock.py `RecordLock.end`).
+DELETE_IF_SAME_SCRIPT = _DELETE_IF_SAME
 
 
 def _text(value: Any) -> str | None:
@@ -263,6 +265,24 @@ def decode_state(
 
 def _raw(value: bytes | str) -> bytes:
     return value if isinstance(value, bytes) else value.encode()
+
+
+@dataclass(frozen=True)
+class StateSave:
+    """The new state, as `save_state` writes it: the snapshot (encoded) and the consumed entries, as flat
+    name/value pairs that are deleted only where they still hold the value read (DELETE_IF_SAME_SCRIPT)."""
+
+    snapshot_key: str
+    snapshot: bytes
+    own_writes_key: str
+    pairs: tuple[str | bytes, ...]
+
+
+def state_save(source: str, module: str, record_id: str, snapshot: Snapshot, consumed: Entries) -> StateSave:
+    """What saving the new state writes, for a caller that writes it with more in one round trip. Pure."""
+    pairs = tuple(part for name, raw in consumed.items() for part in (name, raw))
+    key = keys.snapshot(source, module, record_id)
+    return StateSave(key, encode_snapshot(snapshot), keys.own_writes(source, module, record_id), pairs)
 
 
 async def save_state(

@@ -3,7 +3,8 @@
 The same script reads, once the lock is taken, what a process_change job needs before it fetches: it claims
 the events coalesced into the job (workers/queue.py `claim_coalesced`, the same script) and reads the record's
 snapshot and own-write entries (workers/own_writes.py `load_state`). Under the lock nothing else writes them,
-so reading them before the fetch is reading them after it.
+so reading them before the fetch is reading them after it. A job that finishes ends in one script as well
+(`RecordLock.end`): the record's new state, the lock's release and the job's event log entry.
 
 A job takes its record's lock (keys.lock, a token with a timeout longer than any job may run, so that a lock
 held by a killed worker frees itself) in one script that also reads how many of its runs did not count as
@@ -25,7 +26,8 @@ from redis.asyncio import Redis
 
 from workers import keys
 from workers.diff import Snapshot
-from workers.own_writes import Entries, decode_state
+from workers.eventlog import WRITE_SCRIPT, LogWrite
+from workers.own_writes import DELETE_IF_SAME_SCRIPT, Entries, StateSave, decode_state
 from workers.queue import CLAIM_SCRIPT
 
 # KEYS: the lock, the job's rate-limited counter, its lock-wait key; with reads, also the record's queued marker,
@@ -84,6 +86,33 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+# A job's last round trip (`RecordLock.end`): the new state, the lock's release and the event log entry, in one
+# script, so that the three are written together or not at all. KEYS: the lock, the record's snapshot and
+# own-writes hash, the event log and the record's index in it. ARGV: the token, "1" to save the state, the
+# snapshot, its TTL (s), the number n of own-write name/value pairs to delete where unchanged, the n pairs, then
+# "1" to write the entry and the event log script's three arguments. Returns {released (1/0), the entry's id or
+# false}. The state is saved whether or not the lock is still this run's, as a save on its own would be.
+_END = (
+    "local function delete_if_same(KEYS, ARGV)\n"
+    + DELETE_IF_SAME_SCRIPT.strip()
+    + "\nend\nlocal function log(KEYS, ARGV)\n"
+    + WRITE_SCRIPT.strip()
+    + """
+end
+local n = tonumber(ARGV[5])
+if ARGV[2] == '1' then
+  redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
+  if n > 0 then delete_if_same({KEYS[3]}, {unpack(ARGV, 6, 5 + n)}) end
+end
+local released = 0
+if redis.call('GET', KEYS[1]) == ARGV[1] then released = redis.call('DEL', KEYS[1]) end
+local at = 6 + n
+local id = false
+if ARGV[at] == '1' then id = log({KEYS[4], KEYS[5]}, {ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]}) end
+return {released, id}
+"""
+)
 
 # The first deferral, and the most any one may last; in between, a fraction of the time already waited.
 FIRST_DEFER_S = 0.02
@@ -154,6 +183,7 @@ class RecordLock:
         self.token = uuid.uuid4().hex
         self._take = redis.register_script(_TAKE)
         self._release = redis.register_script(_RELEASE)
+        self._end = redis.register_script(_END)
 
     async def take(self, now_ms: int, reads: StateReads | None = None) -> Taken:
         """Take the lock if it is free, in one round trip with what the job's waits so far were and, when
@@ -176,3 +206,21 @@ class RecordLock:
     async def release(self) -> bool:
         """Let the lock go, if it is still this run's; whether it was."""
         return bool(await self._release(keys=[self.key], args=[self.token]))
+
+    async def end(self, save: StateSave | None, entry: LogWrite | None) -> bool:
+        """Save the new state (if any), let the lock go (if still this run's) and write the event log entry (if
+        any), in one round trip and all together; whether the lock was still this run's."""
+        names = [self.key, self.key, self.key, self.key, self.key]
+        args: list[str | int | bytes] = [self.token]
+        if save is not None:
+            names[1:3] = [save.snapshot_key, save.own_writes_key]
+            args += ["1", save.snapshot, keys.SNAPSHOT_TTL_S, len(save.pairs), *save.pairs]
+        else:
+            args += ["0", "", 0, 0]
+        if entry is not None:
+            names[3:5] = list(entry.keys)
+            args += ["1", *entry.args]
+        else:
+            args.append("0")
+        released, _ = await self._end(keys=names, args=args)
+        return bool(released)

@@ -21,6 +21,7 @@ NEVER_RESCHEDULED = "51204030001"  # "AC Repair - James"
 RESCHEDULED_ONCE = "51204030002"  # "Boiler Service - Maria": by Ben in the UI, then moved by app 1160452
 CHLOE = "71230003"
 NOTES = "/crm/objects/2026-03/notes"
+APPOINTMENT = "/crm/objects/2026-03/appointments/{id}"
 
 
 class HubSpot:
@@ -176,6 +177,36 @@ async def test_a_429_waits_as_long_as_hubspot_says_then_one_note(
     # At least what HubSpot asked for, plus at most 10 % jitter so waiting workers do not all return at once.
     assert wait_s - 1 < waited <= wait_s * 1.1
     assert len(await hubspot.notes(NEVER_RESCHEDULED)) == 1
+
+
+async def test_a_job_reads_the_record_only_when_the_window_can_take_its_note(
+    redis: ArqRedis, redis_url: str, hubspot: HubSpot
+) -> None:
+    # HubSpot's 10 s window has room for one call only: the GET alone would be spent, the note deferred by the
+    # window, and the retry would GET the record again. The job is deferred before its GET instead.
+    await baseline(redis, redis_url, hubspot)
+    (window,) = await redis.keys(keys.crm_limit("hubspot", "*", "window"))
+    now_ms = int((await redis.time())[0]) * 1000
+    used = await redis.zcard(window)
+    await redis.zadd(window, {f"other:{i}": now_ms for i in range(99 - used)})  # HUBSPOT_REQUESTS_PER_10S: 100
+    await hubspot.reschedule(NEVER_RESCHEDULED, soon(5))
+    event = await notify(redis, NEVER_RESCHEDULED)
+    reads = await hubspot.count(f"GET {APPOINTMENT}")
+
+    async def deferred() -> bool:
+        return await deferred_s(redis, event) > 1
+
+    await run_worker(redis_url, hubspot.http, until=deferred)
+    assert await hubspot.count(f"GET {APPOINTMENT}") == reads
+    assert 9 <= await deferred_s(redis, event) <= 20  # when the window has room again, spread over the next one
+    # The window moves on: the job runs, one GET and one note.
+    await redis.zremrangebyscore(window, "-inf", "+inf")
+    await redis.zadd(QUEUE_NAME, {event.job_id(): 1})
+    await run_worker(redis_url, hubspot.http)
+    assert await hubspot.count(f"GET {APPOINTMENT}") == reads + 1
+    assert len(await hubspot.notes(NEVER_RESCHEDULED)) == 1
+    # The GET, the note type's lookup (once per worker) and the note: nothing left held.
+    assert await redis.zcard(window) == 3
 
 
 async def test_waiting_out_rate_limits_does_not_use_up_tries(redis: ArqRedis, redis_url: str, hubspot: HubSpot) -> None:

@@ -16,6 +16,8 @@ from tests.workers.harness import enqueue_change, job_result, run_worker
 from tests.workers.test_jobs import NEVER_RESCHEDULED, RESCHEDULED_ONCE, Zoho, notify, soon
 from workers import keys
 from workers.contract import ChangeEvent
+from workers.eventlog import LogWrite
+from workers.own_writes import StateSave
 from workers.record_lock import FIRST_DEFER_S, MAX_DEFER_S, RecordLock, defer_s
 
 LOCK = keys.lock("zoho", "Appointments__s", NEVER_RESCHEDULED)
@@ -56,6 +58,35 @@ async def test_a_busy_lock_is_a_wait_until_the_lock_timeout_then_a_try(redis: Ar
     assert (taken.taken, taken.waited_runs) == (True, 2)
     assert await redis.exists(keys.lock_wait("job-b")) == 0
     assert 0 < await redis.pttl("crmflow:lock:t") <= 40_000
+
+
+async def test_a_run_ends_with_its_state_release_and_log_entry_in_one_script(redis: ArqRedis) -> None:
+    lock = RecordLock(redis, "crmflow:lock:t", "job-a", timeout_s=40, max_wait_s=40)
+    assert (await lock.take(1_000)).taken
+    await redis.hset("crmflow:test:own", mapping={"A": "1", "B": "2"})  # type: ignore[misc]
+    save = StateSave("crmflow:test:snap", b"snapshot", "crmflow:test:own", ("A", "1", "B", "written again since"))
+    entry = LogWrite(("crmflow:test:events", "crmflow:test:events:r"), ('{"e": 1}', 100, 60_000))
+
+    assert await lock.end(save, entry)
+
+    assert await redis.exists("crmflow:lock:t") == 0
+    assert await redis.get("crmflow:test:snap") == b"snapshot"
+    assert 0 < await redis.ttl("crmflow:test:snap") <= keys.SNAPSHOT_TTL_S
+    assert await redis.hgetall("crmflow:test:own") == {b"B": b"2"}  # type: ignore[misc]  # only what still held
+    assert await redis.xlen("crmflow:test:events") == 1
+    assert await redis.zcard("crmflow:test:events:r") == 1
+
+
+async def test_a_run_whose_lock_timed_out_still_saves_but_leaves_the_new_holder_s_lock(redis: ArqRedis) -> None:
+    late = RecordLock(redis, "crmflow:lock:t", "job-a", timeout_s=40, max_wait_s=40)
+    holder = RecordLock(redis, "crmflow:lock:t", "job-b", timeout_s=40, max_wait_s=40)
+    assert (await holder.take(1_000)).taken  # job-a's lock timed out and job-b took it
+
+    assert not await late.end(StateSave("crmflow:test:snap", b"s", "crmflow:test:own", ()), None)
+    assert await redis.get("crmflow:test:snap") == b"s"
+    assert await redis.exists("crmflow:lock:t") == 1
+    assert await holder.end(None, None)  # nothing to save or log: just the release
+    assert await redis.exists("crmflow:lock:t") == 0
 
 
 async def test_a_job_whose_record_is_locked_is_deferred_and_frees_its_slot(

@@ -5,7 +5,7 @@ connection class that counts every send, under a worker's dependencies built as 
 for a Zoho reschedule that logs one history row. The bound is what the job needs today, so that extra round
 trips cannot creep back unnoticed: the record's lock with its waits, coalesced events and state (1), the
 limiter's acquire and release around each of the three CRM calls (6), the ledger before and after the write
-(2), the new state (1), the lock's release (1) and the event log entry (1).
+(2), and the new state with the lock's release and the event log entry (1).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from workers.ledger import Ledger
 from workers.main import crm_clients
 from workers.rules.load import load_rules
 
-ROUND_TRIPS_PER_RESCHEDULE = 12
+ROUND_TRIPS_PER_RESCHEDULE = 10
 
 
 class CountingConnection(Connection):

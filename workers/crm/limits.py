@@ -14,7 +14,9 @@ account's limit, sends, releases and counts the call by kind, all through Redis 
   entered in the window when it starts and re-dated when its answer arrives, so that the next call admitted
   in its place reaches HubSpot at least 10 s after it did, whatever the network's delays. Search calls count
   against both windows: whether HubSpot exempts them from the 10 s limit is documented only in the
-  appointments spec, and counting them twice is right either way.
+  appointments spec, and counting them twice is right either way. Within a job (`reserving`), the first call is
+  admitted only with room for the job's usual calls, and holds the places for those after it: a job deferred by
+  the window then has not spent its record's read, which its retry would make again.
 - A 429 pauses every worker of the account (a key with a TTL): HubSpot's by its policy
   (workers/crm/hubspot_models.py), as does an answer saying the daily quota is spent. Zoho documents no
   Retry-After and no back-off (UNCONFIRMED). A lone 429 sends only its own job back (retried with backoff,
@@ -37,15 +39,19 @@ kind), http_429 (answers that were 429) and coalesced (events folded into a queu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 import httpx
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from workers import keys
 from workers.crm.hubspot_models import DAILY_WAIT_S, rate_limit_wait_s
@@ -119,8 +125,11 @@ redis.call('EXPIRE', KEYS[3], ARGV[4])
 return 1
 """
 
-# KEYS: window, search window, pause, max seen. ARGV: member, limit, search limit, search (1/0), key TTL (ms).
-# Returns {1, 0} admitted, {0, ms} full until the oldest call leaves the window, {-1, ms} paused.
+# KEYS: window, search window, pause, max seen. ARGV: member, limit, search limit, search (1/0), key TTL (ms),
+# places to reserve besides the call's own, a place reserved earlier to take ('' none). A reserved place still in
+# the window is taken at once (re-dated as this call); otherwise the call is admitted only with room for itself and
+# the places it reserves (each entered as member#i, dated now, so that it leaves the window by itself).
+# Returns {1, places reserved} admitted, {0, ms} full until enough calls leave the window, {-1, ms} paused.
 _HUBSPOT_ACQUIRE = (
     _NOW
     + """
@@ -130,8 +139,15 @@ local limit = tonumber(ARGV[2])
 local seen = tonumber(redis.call('GET', KEYS[4]) or limit)
 if seen < limit then limit = seen end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 10000)
-if redis.call('ZCARD', KEYS[1]) >= limit then
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if ARGV[7] ~= '' and redis.call('ZREM', KEYS[1], ARGV[7]) == 1 then
+  redis.call('ZADD', KEYS[1], now, ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+  return {1, 0}
+end
+local extra = math.max(math.min(tonumber(ARGV[6]), limit - 1), 0)
+local count = redis.call('ZCARD', KEYS[1])
+if count + extra >= limit then
+  local oldest = redis.call('ZRANGE', KEYS[1], count + extra - limit, count + extra - limit, 'WITHSCORES')
   return {0, math.max(tonumber(oldest[2]) + 10000 - now + 1, 1)}
 end
 local search = ARGV[4] == '1'
@@ -145,8 +161,11 @@ if search then
   redis.call('PEXPIRE', KEYS[2], ARGV[5])
 end
 redis.call('ZADD', KEYS[1], now, ARGV[1])
+for i = 1, extra do
+  redis.call('ZADD', KEYS[1], now, ARGV[1] .. '#' .. i)
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return {1, 0}
+return {1, extra}
 """
 )
 
@@ -186,6 +205,38 @@ ms = math.floor(ms)
 if current < ms then redis.call('SET', KEYS[1], '1', 'PX', ms) end
 return math.max(ms, current)
 """
+
+
+@dataclass
+class Reservation:
+    """Room in HubSpot's window held for one job's calls (`reserving`): its first call is admitted only with room
+    for `calls` in all, the places it reserves besides its own (`held`) are taken by its next calls, and those
+    left unused go back when the job ends; any that are not given back leave the window by themselves, 10 s on."""
+
+    calls: int
+    made: bool = False
+    held: list[str] = field(default_factory=list)
+    limiter: HubSpotLimiter | None = None
+
+
+_RESERVATION: ContextVar[Reservation | None] = ContextVar("crmflow_reservation", default=None)
+
+
+@contextlib.asynccontextmanager
+async def reserving(calls: int) -> AsyncIterator[Reservation]:
+    """Within this block (one job), the first HubSpot call spends nothing unless the window has room for `calls`
+    calls, and holds that room for the calls after it, so that a job never spends its record's GET only to be
+    deferred, by the window, before the write it was read for (the retry would read the record again)."""
+    reservation = Reservation(calls)
+    token = _RESERVATION.set(reservation)
+    try:
+        yield reservation
+    finally:
+        _RESERVATION.reset(token)
+        if reservation.held and reservation.limiter is not None:
+            with contextlib.suppress(RedisError):
+                await asyncio.shield(reservation.limiter.unreserve(reservation.held))
+            reservation.held = []
 
 
 def account_of(*parts: str) -> str:
@@ -450,13 +501,31 @@ class HubSpotLimiter(_Limiter):
         kind = call_kind(method, path)
         search = "1" if kind == "search" else "0"
         windows = [self.key("window"), self.key("search")]
+        # A job's calls (search aside, which has a window of its own): the first reserves room for the others.
+        reservation = _RESERVATION.get() if search == "0" else None
+        extra, take = 0, ""
+        if reservation is not None:
+            if reservation.held:
+                take = reservation.held.pop(0)  # taken, or gone from the window: either way not held any more
+            elif not reservation.made:
+                extra = reservation.calls - 1
+        reserved = 0
 
         async def try_acquire() -> tuple[int, int]:
+            nonlocal reserved
             args: list[str | int] = [member, self.requests_per_10s, self.search_per_s, search, self._key_ttl_ms]
-            status, wait_ms = await self._acquire(keys=[*windows, self.key("pause"), self.key("max")], args=args)
-            return int(status), int(wait_ms)
+            args += [extra, take]
+            status, value = await self._acquire(keys=[*windows, self.key("pause"), self.key("max")], args=args)
+            if int(status) == 1:
+                reserved = int(value)
+                return 1, 0
+            return int(status), int(value)
 
         await self._wait(try_acquire)
+        if reservation is not None and extra:
+            reservation.made = True
+            reservation.held = [f"{member}#{i}" for i in range(1, reserved + 1)]
+            reservation.limiter = self
         limited = False
         try:
             response = await self._timed(request, method, path)
@@ -466,6 +535,10 @@ class HubSpotLimiter(_Limiter):
             await asyncio.shield(self._release(keys=[*windows, self._counts_key()], args=args))
         await self._observe(response)
         return response
+
+    async def unreserve(self, places: list[str]) -> None:
+        """Give back places a job reserved in the window and did not use."""
+        await self._redis.zrem(self.key("window"), *places)
 
     async def _observe(self, response: httpx.Response) -> None:
         """Fold HubSpot's rate-limit headers and 429s into the shared state (docs/hubspot.md, "Rate limits")."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ import pytest
 from arq.connections import ArqRedis
 from pydantic import SecretStr
 
+from workers import keys
 from workers.crm.hubspot import HubSpotClient
 from workers.crm.limits import (
     CallCounter,
@@ -20,6 +22,7 @@ from workers.crm.limits import (
     call_kind,
     crm_calls,
     edition_concurrency,
+    reserving,
     zoho_is_heavy,
 )
 from workers.errors import CrmRateLimitedError
@@ -216,6 +219,85 @@ async def test_the_hubspot_window_admits_at_most_n_per_10_s(connections: list[Ar
     assert raised.value.code == "LIMITER_FULL"
     # Retried once the oldest call leaves the window (10 s), spread over the next window.
     assert 9 <= (raised.value.retry_after_s or 0) <= 19
+
+
+async def in_window(redis: ArqRedis) -> int:
+    return int(await redis.zcard(keys.crm_limit("hubspot", "portal", "window")))
+
+
+async def test_a_job_s_first_hubspot_call_holds_room_for_its_next(connections: list[ArqRedis]) -> None:
+    job, other = hubspot(connections[0], 3), hubspot(connections[1], 3)
+    crm = InFlight(hold_s=0)
+
+    async with reserving(2):
+        await job.call("GET", "/crm/objects/x/1", crm.request())  # admitted with a place held for the note
+        assert await in_window(connections[2]) == 2
+        # Other jobs' calls (outside this job's context) get the one place left, not the one held.
+        calls = [other.call("GET", f"/crm/objects/x/{i}", crm.request()) for i in range(2, 4)]
+        seen = await outcomes([asyncio.create_task(c, context=contextvars.Context()) for c in calls])
+        assert seen == ["200", "LIMITER_FULL"]
+        await job.call("POST", "/crm/objects/notes", crm.request())  # takes the place it held
+
+    assert await in_window(connections[2]) == 3
+    assert crm.total == 3
+
+
+async def test_a_job_spends_no_call_when_the_window_cannot_take_all_of_them(connections: list[ArqRedis]) -> None:
+    job, other = hubspot(connections[0], 3), hubspot(connections[1], 3)
+    crm = InFlight(hold_s=0)
+    await outcomes([other.call("GET", f"/crm/objects/x/{i}", crm.request()) for i in range(2)])
+
+    with pytest.raises(CrmRateLimitedError) as raised:
+        async with reserving(2):
+            await job.call("GET", "/crm/objects/x/1", crm.request())
+
+    assert raised.value.code == "LIMITER_FULL"
+    assert 9 <= (raised.value.retry_after_s or 0) <= 19  # when the oldest call leaves the window
+    assert (crm.total, await in_window(connections[2])) == (2, 2)  # the GET was not sent, nothing was held
+    # Outside a job (the sweep, the channel upkeep) a call needs room for itself alone.
+    await other.call("GET", "/crm/objects/x/9", crm.request())
+    assert crm.total == 3
+
+
+async def test_places_a_job_did_not_use_go_back_when_it_ends(connections: list[ArqRedis]) -> None:
+    job, other = hubspot(connections[0], 3), hubspot(connections[1], 3)
+    crm = InFlight(hold_s=0)
+
+    async with reserving(3):
+        await job.call("GET", "/crm/objects/x/1", crm.request())  # no change found: the job writes nothing
+        assert await in_window(connections[2]) == 3
+
+    assert await in_window(connections[2]) == 1
+    seen = await outcomes([other.call("GET", f"/crm/objects/x/{i}", crm.request()) for i in range(2, 5)])
+    assert seen == ["200", "200", "LIMITER_FULL"]
+
+
+async def test_a_reservation_is_never_more_than_the_window(redis: ArqRedis) -> None:
+    job = hubspot(redis, 2)
+    crm = InFlight(hold_s=0)
+
+    async with reserving(5):
+        await job.call("GET", "/crm/objects/x/1", crm.request())  # holds the one place left
+        await job.call("POST", "/crm/objects/notes", crm.request())
+        with pytest.raises(CrmRateLimitedError):
+            await job.call("POST", "/crm/objects/notes", crm.request())  # beyond the window: waits like any call
+
+    assert (crm.total, await in_window(redis)) == (2, 2)
+
+
+async def test_a_search_neither_reserves_nor_takes_a_reserved_place(redis: ArqRedis) -> None:
+    job = hubspot(redis, 4)
+    crm = InFlight(hold_s=0)
+
+    async with reserving(2):
+        await job.call("POST", "/crm/objects/2026-03/appointments/search", crm.request())
+        assert await in_window(redis) == 1
+        await job.call("GET", "/crm/objects/x/1", crm.request())
+        assert await in_window(redis) == 3
+        await job.call("POST", "/crm/objects/2026-03/appointments/search", crm.request())  # the last free place
+        await job.call("POST", "/crm/objects/notes", crm.request())  # the place held for it
+
+    assert crm.total == 4
 
 
 async def test_hubspot_search_is_held_to_5_per_second(connections: list[ArqRedis]) -> None:
