@@ -283,20 +283,21 @@ def raise_file_limit(config: ReceiverConfig) -> int:
 
 
 # Tracked objects allocated (net of those freed) before the collector's youngest generation is scanned.
-# Python's default is 700, which the objects of the requests in flight (over a hundred each) pass every few requests.
-GC_YOUNG_THRESHOLD = 50_000
+# Python's default is 700, which the objects of the requests in flight (over a hundred each) pass every few
+# requests. Not much higher: a request answered 503 (Redis away) leaves a reference cycle through its error's
+# traceback that holds its body until collected, so a far higher threshold lets a Redis outage pile bodies up.
+GC_YOUNG_THRESHOLD = 2_000
 
 
 def settle_garbage_collector() -> None:
-    """Keep Python's cyclic garbage collector off the request path; call once, after start-up, before serving.
+    """Keep Python's cyclic garbage collector's cost off the request path; call once, after start-up.
 
-    A webhook creates no reference cycles: what it allocates is freed by reference counting when it is
-    answered. But the collector counts allocations, not garbage: with the default threshold, the requests in
-    flight set off a young collection every dozen requests and a full one (every object of every imported
-    module, tens of milliseconds) every thousand or so: about 40 µs per request in all, for nothing to collect.
-    Start-up's objects are frozen (never scanned again) and the young generation is collected after
-    GC_YOUNG_THRESHOLD allocations, so collections happen rarely and are short. Cycles, should any occur,
-    are still collected.
+    Nearly everything a webhook allocates is freed by reference counting when it is answered. But the
+    collector counts allocations, not garbage: with the default threshold, the requests in flight set off a
+    young collection every few requests and a full one (every object of every imported module, tens of
+    milliseconds) every thousand or so. Start-up's objects are frozen (never scanned again, so a full
+    collection is short) and the young generation is collected after GC_YOUNG_THRESHOLD allocations. Cycles
+    (a failed request's traceback) are still collected, soon.
     """
     gc.collect()
     gc.freeze()

@@ -92,13 +92,20 @@ return 0
 # own-writes hash, the event log and the record's index in it. ARGV: the token, "1" to save the state, the
 # snapshot, its TTL (s), the number n of own-write name/value pairs to delete where unchanged, the n pairs, then
 # "1" to write the entry and the event log script's three arguments. Returns {released (1/0), the entry's id or
-# false}. The state is saved whether or not the lock is still this run's, as a save on its own would be.
+# false}. Only a run that still holds the lock writes anything: one whose lock timed out may have been followed
+# by another job that saved a newer state, and a script sent again after its reply was lost (workers/main.py's
+# OutageRetry) finds its lock already released by its first run, which wrote everything once. Such a run
+# saves nothing (the ledger keeps its actions from repeating; the record's next job diffs from the last state
+# saved) and logs no entry.
 _END = (
     "local function delete_if_same(KEYS, ARGV)\n"
     + DELETE_IF_SAME_SCRIPT.strip()
     + "\nend\nlocal function log(KEYS, ARGV)\n"
     + WRITE_SCRIPT.strip()
     + """
+end
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return {0, false}
 end
 local n = tonumber(ARGV[5])
 if ARGV[2] == '1' then
@@ -208,8 +215,8 @@ class RecordLock:
         return bool(await self._release(keys=[self.key], args=[self.token]))
 
     async def end(self, save: StateSave | None, entry: LogWrite | None) -> bool:
-        """Save the new state (if any), let the lock go (if still this run's) and write the event log entry (if
-        any), in one round trip and all together; whether the lock was still this run's."""
+        """Save the new state (if any), let the lock go and write the event log entry (if any), in one round trip,
+        only while the lock is still this run's; whether it was (if not, nothing was written)."""
         names = [self.key, self.key, self.key, self.key, self.key]
         args: list[str | int | bytes] = [self.token]
         if save is not None:

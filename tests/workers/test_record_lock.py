@@ -77,16 +77,30 @@ async def test_a_run_ends_with_its_state_release_and_log_entry_in_one_script(red
     assert await redis.zcard("crmflow:test:events:r") == 1
 
 
-async def test_a_run_whose_lock_timed_out_still_saves_but_leaves_the_new_holder_s_lock(redis: ArqRedis) -> None:
+async def test_a_run_whose_lock_timed_out_saves_nothing_and_leaves_the_new_holder_s_lock(redis: ArqRedis) -> None:
     late = RecordLock(redis, "crmflow:lock:t", "job-a", timeout_s=40, max_wait_s=40)
     holder = RecordLock(redis, "crmflow:lock:t", "job-b", timeout_s=40, max_wait_s=40)
     assert (await holder.take(1_000)).taken  # job-a's lock timed out and job-b took it
 
     assert not await late.end(StateSave("crmflow:test:snap", b"s", "crmflow:test:own", ()), None)
-    assert await redis.get("crmflow:test:snap") == b"s"
+    assert await redis.get("crmflow:test:snap") is None  # job-b may save a newer state: job-a's older one waits
     assert await redis.exists("crmflow:lock:t") == 1
     assert await holder.end(None, None)  # nothing to save or log: just the release
     assert await redis.exists("crmflow:lock:t") == 0
+
+
+async def test_an_end_sent_again_after_its_reply_was_lost_writes_nothing_more(redis: ArqRedis) -> None:
+    # job-a's end ran but its reply was lost; meanwhile job-b took the lock and saved a newer state; then
+    # job-a's end is sent again (workers/main.py's OutageRetry): it must not put the older snapshot back.
+    first = RecordLock(redis, "crmflow:lock:t", "job-a", timeout_s=40, max_wait_s=40)
+    second = RecordLock(redis, "crmflow:lock:t", "job-b", timeout_s=40, max_wait_s=40)
+    older = StateSave("crmflow:test:snap", b"older", "crmflow:test:own", ())
+    assert (await first.take(1_000)).taken
+    assert await first.end(older, None)
+    assert (await second.take(2_000)).taken
+    assert await second.end(StateSave("crmflow:test:snap", b"newer", "crmflow:test:own", ()), None)
+    assert not await first.end(older, None)
+    assert await redis.get("crmflow:test:snap") == b"newer"
 
 
 async def test_a_job_whose_record_is_locked_is_deferred_and_frees_its_slot(
