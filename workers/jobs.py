@@ -56,7 +56,7 @@ from workers.metrics import ACTIONS, JOBS, event_time, observe_lag
 from workers.own_writes import Entries, StateSave, drop_own_writes, load_state, save_state, state_save
 from workers.queue import claim_coalesced, coalescing, merged
 from workers.record import Record
-from workers.record_lock import RecordLock, State, StateReads, defer_s
+from workers.record_lock import RecordLock, State, StateReads, Taken, defer_s
 from workers.replay import capture, context_of, rebuild
 from workers.rules.context import RuleContext
 from workers.rules.evaluate import PlannedAction, plan
@@ -73,6 +73,13 @@ LAGGING_READ_TRIES = 3
 # A change's CRM calls, reserved together in a window-limited CRM's limiter (workers/crm/limits.py `reserving`):
 # the record's GET and one write (a reschedule's note). Further calls wait for room as they come.
 JOB_CALLS = 2
+
+
+# Runs a job may spend waiting (rate limits, e.g. 20 hours of HubSpot's ten-second windows; its record's lock)
+# rather than trying: arq is allowed this many more runs than tries (workers/main.py). A job that has waited
+# for its record's lock for nearly all of them is given up as a dead letter before arq would drop it silently.
+RATE_LIMIT_RUNS = 10_000
+LOCK_WAIT_RUNS = RATE_LIMIT_RUNS - 100
 
 
 @dataclass(frozen=True)
@@ -332,12 +339,7 @@ async def _guarded(
                 with contextlib.suppress(RedisError):
                     await lock.release()
     if not taken.taken:
-        if taken.counted_as_wait(lock.max_wait_s):
-            delay = defer_s(taken.waiting_s, deps.jitter())
-            logger.info("the record is being processed by another job; again in %.2fs", delay)
-            raise Retry(defer=delay)
-        busy = CrmTransientError(f"the record's lock has been taken for {taken.waiting_s:.0f}s", code="LOCK_BUSY")
-        return await _retry_or_give_up(deps, job_id, job_try, busy, enqueued_at, give_up)
+        return await _lock_busy(deps, lock, taken, job_id, job_try, enqueued_at, give_up)
     try:
         async with asyncio.timeout(deps.work_timeout_s):
             return await _holding(lock, job_try, taken.state, work, ending)
@@ -353,6 +355,29 @@ async def _guarded(
         logger.exception("try %d: unexpected error", job_try)
         unexpected = CrmTransientError(f"unexpected {type(exc).__name__}: {exc}", code="UNEXPECTED", quoted=True)
         return await _retry_or_give_up(deps, job_id, job_try, unexpected, enqueued_at, give_up)
+
+
+async def _lock_busy(
+    deps: WorkerDeps,
+    lock: RecordLock,
+    taken: Taken,
+    job_id: str,
+    job_try: int,
+    enqueued_at: datetime | None,
+    give_up: GiveUp,
+) -> dict[str, Any]:
+    """Another job holds the record's lock: defer this one (a wait, not a try), or, once one holder has kept
+    the lock past its timeout, count a try; a job that waited through nearly all the runs arq allows, or past
+    its age limit, is given up as a dead letter rather than dropped by arq."""
+    if taken.waited_runs >= LOCK_WAIT_RUNS or _age_s(deps, enqueued_at) > deps.policy.max_age_s:
+        message = f"the record's lock was taken by other jobs through {taken.waited_runs} runs of this one"
+        return await give_up(job_try, "LOCK_BUSY", message, "CrmTransientError")
+    if taken.counted_as_wait(lock.max_wait_s):
+        delay = defer_s(taken.waiting_s, deps.jitter())
+        logger.info("the record is being processed by another job; again in %.2fs", delay)
+        raise Retry(defer=delay)
+    busy = CrmTransientError(f"the record's lock has been taken for {taken.waiting_s:.0f}s", code="LOCK_BUSY")
+    return await _retry_or_give_up(deps, job_id, job_try, busy, enqueued_at, give_up)
 
 
 async def _holding(

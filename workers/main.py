@@ -40,7 +40,7 @@ from workers.duties import Duty, DutyRunner
 from workers.eventlog import EventLog, EventLogBounds
 from workers.fetch import CrmClients
 from workers.heartbeat import Heartbeat, WorkerFacts
-from workers.jobs import RetryPolicy, WorkerDeps, process_change, replay_action, utcnow
+from workers.jobs import RATE_LIMIT_RUNS, RetryPolicy, WorkerDeps, process_change, replay_action, utcnow
 from workers.ledger import Ledger
 from workers.notify.notifier import Notifier, notify_client
 from workers.redis_retry import OutageRetry
@@ -49,8 +49,6 @@ from workers.sweep import sweep_duty, swept_modules
 
 logger = logging.getLogger("crmflow.worker")
 
-# Runs a job may spend waiting out rate limits (e.g. 20 hours of HubSpot's ten-second windows).
-RATE_LIMIT_RUNS = 10_000
 # Redis failures that may pass, waited out for WORKER_REDIS_OUTAGE_S (workers/redis_retry.py) before a
 # command fails: a restart or failover (connection refused or reset: redis-py only wraps the OSError of a
 # refused connection in its ConnectionError after its retries, so OSError is named too), a replica that

@@ -17,6 +17,7 @@ from tests.workers.test_jobs import NEVER_RESCHEDULED, RESCHEDULED_ONCE, Zoho, n
 from workers import keys
 from workers.contract import ChangeEvent
 from workers.eventlog import LogWrite
+from workers.jobs import LOCK_WAIT_RUNS
 from workers.own_writes import StateSave
 from workers.record_lock import FIRST_DEFER_S, MAX_DEFER_S, RecordLock, defer_s
 
@@ -211,3 +212,23 @@ async def test_a_failed_take_after_long_waits_is_one_try_and_leaves_no_lock(
     await redis.delete(snapshot)
     await run_worker(redis_url, zoho.http, WORKER_MAX_TRIES=3)
     assert (await job_result(redis, event))["status"] == "processed"
+
+
+async def test_a_job_that_waited_for_its_record_through_nearly_every_run_arq_allows_is_a_dead_letter(
+    redis: ArqRedis, redis_url: str, zoho: Zoho
+) -> None:
+    # Its record's lock has been busy (one job after another) for LOCK_WAIT_RUNS of its runs: rather than be
+    # dropped by arq at its run limit, it becomes a LOCK_BUSY dead letter that can be replayed.
+    await redis.set(LOCK, "another job", px=30_000)
+    event = await notify(redis, NEVER_RESCHEDULED, "insert")
+    job_id = event.job_id()
+    await redis.set("arq:retry:" + job_id, LOCK_WAIT_RUNS, ex=60)
+    await redis.set(keys.rate_limited(job_id), LOCK_WAIT_RUNS, ex=60)
+
+    async def done() -> bool:
+        return bool(await redis.exists(keys.ARQ_RESULT_PREFIX + job_id))
+
+    await run_worker(redis_url, zoho.http, until=done, WORKER_MAX_TRIES=3)
+    result = await job_result(redis, event)
+    assert result["status"] == "dead_lettered"
+    assert await redis.exists(LOCK) == 1  # the other job's lock is left alone
